@@ -1,0 +1,318 @@
+import { z } from 'zod';
+
+/** Thrown when an environment config is unknown or invalid; the message is one line naming the field. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export const ENVIRONMENT_NAMES = ['dev', 'staging', 'prod'] as const;
+export type EnvironmentName = (typeof ENVIRONMENT_NAMES)[number];
+
+const dnsName = z
+  .string()
+  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a lowercase DNS name');
+
+const nodeGroupSchema = z.object({
+  name: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/),
+  instanceTypes: z.array(z.string().regex(/^[a-z0-9]+\.[a-z0-9]+$/)).min(1),
+  minSize: z.number().int().min(0),
+  desiredSize: z.number().int().min(0),
+  maxSize: z.number().int().min(1),
+  diskSizeGiB: z.number().int().min(20),
+});
+
+export const environmentConfigSchema = z
+  .object({
+    name: z.enum(ENVIRONMENT_NAMES),
+    account: z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id'),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as us-east-1'),
+    /** Written out so that synth never looks them up in AWS. */
+    availabilityZones: z
+      .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/))
+      .min(2)
+      .max(3),
+    /** Tenants live at `{tenant}.app.<domain>`. */
+    domain: dnsName,
+    alertEmail: z.email('must be an e-mail address'),
+    costCenter: z.string().min(1),
+    network: z.object({
+      cidr: z
+        .string()
+        .regex(/^\d{1,3}(\.\d{1,3}){3}\/(1[6-9]|2[0-4])$/, 'must be an IPv4 CIDR from /16 to /24'),
+      natGateways: z.number().int().min(1).max(3),
+      flowLogRetentionDays: z.number().int().positive(),
+    }),
+    database: z.object({
+      /** Full minor version, e.g. 16.6: cfn-lint flags major-only versions. */
+      engineVersion: z.string().regex(/^\d+\.\d+$/, 'must be a full minor version such as 16.6'),
+      instanceClass: z
+        .string()
+        .regex(/^[a-z0-9]+\.[a-z0-9]+$/, 'must be an instance class such as t4g.medium'),
+      allocatedStorageGiB: z.number().int().min(20),
+      maxAllocatedStorageGiB: z.number().int().min(20),
+      backupRetentionDays: z.number().int().min(1).max(35),
+      deletionProtection: z.boolean(),
+      performanceInsightsRetentionDays: z.number().int().positive(),
+      monitoringIntervalSeconds: z.union([
+        z.literal(1),
+        z.literal(5),
+        z.literal(10),
+        z.literal(15),
+        z.literal(30),
+        z.literal(60),
+      ]),
+      secretRotationDays: z.number().int().min(1).max(365),
+    }),
+    cache: z.object({
+      engineVersion: z.string().regex(/^\d+\.\d+$/),
+      nodeType: z
+        .string()
+        .regex(/^cache\.[a-z0-9]+\.[a-z0-9]+$/, 'must be a node type such as cache.t4g.small'),
+      /** Primary plus replicas; at least 2 for automatic failover. */
+      nodeCount: z.number().int().min(2).max(6),
+      snapshotRetentionDays: z.number().int().min(1).max(35),
+    }),
+    cluster: z.object({
+      kubernetesVersion: z.string().regex(/^1\.\d+$/),
+      nodeGroups: z.array(nodeGroupSchema).min(1),
+      /** IAM role ARNs that get cluster-admin through an access entry. */
+      adminRoleArns: z.array(z.string().regex(/^arn:aws:iam::\d{12}:role\/.+$/)),
+    }),
+    observability: z.object({
+      logRetentionDays: z.number().int().positive(),
+      betterStackEnabled: z.boolean(),
+    }),
+    budget: z.object({
+      /** Whole-account monthly budget in USD. */
+      monthlyLimitUsd: z.number().positive(),
+    }),
+    costGuard: z.object({
+      /** Kill switch: when false the guard records and reports but never acts. */
+      enforcementEnabled: z.boolean(),
+      /** When false, suspensions need --approve-suspend. */
+      autoSuspend: z.boolean(),
+      maxActionsPerRun: z.number().int().min(0),
+      maxActionsPercent: z.number().min(0).max(100),
+      /** Cost Explorer data older than this is stale, and stale data is never acted on. */
+      maxDataAgeHours: z.number().positive(),
+    }),
+    drills: z.object({
+      failoverRtoSeconds: z.number().positive(),
+      restoreRtoSeconds: z.number().positive(),
+      rpoSeconds: z.number().positive(),
+    }),
+  })
+  .superRefine((config, ctx) => {
+    if (config.name === 'prod' && config.availabilityZones.length < 3) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['availabilityZones'],
+        message: 'prod needs 3 availability zones',
+      });
+    }
+    if (config.network.natGateways > config.availabilityZones.length) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['network', 'natGateways'],
+        message: 'cannot exceed the number of AZs',
+      });
+    }
+    if (config.database.maxAllocatedStorageGiB <= config.database.allocatedStorageGiB) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['database', 'maxAllocatedStorageGiB'],
+        message: 'must be greater than allocatedStorageGiB for storage autoscaling',
+      });
+    }
+    for (const [i, group] of config.cluster.nodeGroups.entries()) {
+      if (!(group.minSize <= group.desiredSize && group.desiredSize <= group.maxSize)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['cluster', 'nodeGroups', i, 'desiredSize'],
+          message: 'must satisfy minSize <= desiredSize <= maxSize',
+        });
+      }
+    }
+  });
+
+export type EnvironmentConfig = z.infer<typeof environmentConfigSchema>;
+
+const ACCOUNT = '123456789012';
+
+const shared = {
+  account: ACCOUNT,
+  region: 'us-east-1',
+  costCenter: 'agent-platform',
+  cluster: { kubernetesVersion: '1.33', adminRoleArns: [`arn:aws:iam::${ACCOUNT}:role/platform-admin`] },
+};
+
+export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
+  dev: {
+    ...shared,
+    name: 'dev',
+    availabilityZones: ['us-east-1a', 'us-east-1b'],
+    domain: 'dev.agents.example.com',
+    alertEmail: 'sre-dev@example.com',
+    network: { cidr: '10.10.0.0/16', natGateways: 1, flowLogRetentionDays: 7 },
+    database: {
+      engineVersion: '16.6',
+      instanceClass: 't4g.medium',
+      allocatedStorageGiB: 20,
+      maxAllocatedStorageGiB: 100,
+      backupRetentionDays: 3,
+      deletionProtection: false,
+      performanceInsightsRetentionDays: 7,
+      monitoringIntervalSeconds: 60,
+      secretRotationDays: 30,
+    },
+    cache: { engineVersion: '7.1', nodeType: 'cache.t4g.small', nodeCount: 2, snapshotRetentionDays: 1 },
+    cluster: {
+      ...shared.cluster,
+      nodeGroups: [
+        {
+          name: 'general',
+          instanceTypes: ['t3.large'],
+          minSize: 1,
+          desiredSize: 2,
+          maxSize: 4,
+          diskSizeGiB: 50,
+        },
+      ],
+    },
+    observability: { logRetentionDays: 14, betterStackEnabled: false },
+    budget: { monthlyLimitUsd: 1500 },
+    costGuard: {
+      enforcementEnabled: true,
+      autoSuspend: true,
+      maxActionsPerRun: 50,
+      maxActionsPercent: 50,
+      maxDataAgeHours: 36,
+    },
+    drills: { failoverRtoSeconds: 120, restoreRtoSeconds: 1800, rpoSeconds: 300 },
+  },
+  staging: {
+    ...shared,
+    name: 'staging',
+    availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'],
+    domain: 'staging.agents.example.com',
+    alertEmail: 'sre-staging@example.com',
+    network: { cidr: '10.20.0.0/16', natGateways: 1, flowLogRetentionDays: 30 },
+    database: {
+      engineVersion: '16.6',
+      instanceClass: 'm6g.large',
+      allocatedStorageGiB: 50,
+      maxAllocatedStorageGiB: 200,
+      backupRetentionDays: 7,
+      deletionProtection: false,
+      performanceInsightsRetentionDays: 7,
+      monitoringIntervalSeconds: 30,
+      secretRotationDays: 30,
+    },
+    cache: { engineVersion: '7.1', nodeType: 'cache.t4g.medium', nodeCount: 2, snapshotRetentionDays: 3 },
+    cluster: {
+      ...shared.cluster,
+      nodeGroups: [
+        {
+          name: 'general',
+          instanceTypes: ['m6i.large'],
+          minSize: 2,
+          desiredSize: 3,
+          maxSize: 6,
+          diskSizeGiB: 50,
+        },
+      ],
+    },
+    observability: { logRetentionDays: 30, betterStackEnabled: true },
+    budget: { monthlyLimitUsd: 4000 },
+    costGuard: {
+      enforcementEnabled: true,
+      autoSuspend: false,
+      maxActionsPerRun: 20,
+      maxActionsPercent: 10,
+      maxDataAgeHours: 36,
+    },
+    drills: { failoverRtoSeconds: 120, restoreRtoSeconds: 1800, rpoSeconds: 300 },
+  },
+  prod: {
+    ...shared,
+    name: 'prod',
+    availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'],
+    domain: 'agents.example.com',
+    alertEmail: 'sre-oncall@example.com',
+    network: { cidr: '10.30.0.0/16', natGateways: 3, flowLogRetentionDays: 90 },
+    database: {
+      engineVersion: '16.6',
+      instanceClass: 'm6g.xlarge',
+      allocatedStorageGiB: 200,
+      maxAllocatedStorageGiB: 1000,
+      backupRetentionDays: 14,
+      deletionProtection: true,
+      performanceInsightsRetentionDays: 31,
+      monitoringIntervalSeconds: 15,
+      secretRotationDays: 30,
+    },
+    cache: { engineVersion: '7.1', nodeType: 'cache.m6g.large', nodeCount: 3, snapshotRetentionDays: 7 },
+    cluster: {
+      ...shared.cluster,
+      nodeGroups: [
+        {
+          name: 'general',
+          instanceTypes: ['m6i.xlarge'],
+          minSize: 3,
+          desiredSize: 3,
+          maxSize: 12,
+          diskSizeGiB: 100,
+        },
+        {
+          name: 'agents',
+          instanceTypes: ['c6i.2xlarge'],
+          minSize: 0,
+          desiredSize: 2,
+          maxSize: 20,
+          diskSizeGiB: 100,
+        },
+      ],
+    },
+    observability: { logRetentionDays: 365, betterStackEnabled: true },
+    budget: { monthlyLimitUsd: 25000 },
+    costGuard: {
+      enforcementEnabled: true,
+      autoSuspend: false,
+      maxActionsPerRun: 10,
+      maxActionsPercent: 5,
+      maxDataAgeHours: 36,
+    },
+    drills: { failoverRtoSeconds: 120, restoreRtoSeconds: 1800, rpoSeconds: 300 },
+  },
+};
+
+function formatIssue(issue: z.core.$ZodIssue, raw: unknown): string {
+  const path = issue.path.join('.');
+  let value: unknown = raw;
+  for (const key of issue.path) {
+    value =
+      value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  }
+  const shown = value === undefined ? 'missing' : JSON.stringify(value);
+  return `'${path}' (${shown}) ${issue.message}`;
+}
+
+/** Validates a raw config; throws ConfigError with one line naming the first bad field and its value. */
+export function parseEnvironmentConfig(raw: unknown, source = 'config'): EnvironmentConfig {
+  const result = environmentConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const first = result.error.issues[0]!;
+    throw new ConfigError(`invalid ${source}: ${formatIssue(first, raw)}`);
+  }
+  return result.data;
+}
+
+/** Looks up and validates the named environment (the `-c env=NAME` value). */
+export function loadEnvironmentConfig(name: string | undefined): EnvironmentConfig {
+  if (name === undefined || !(ENVIRONMENT_NAMES as readonly string[]).includes(name)) {
+    throw new ConfigError(
+      `unknown environment '${name ?? ''}': expected one of ${ENVIRONMENT_NAMES.join(', ')}`,
+    );
+  }
+  return parseEnvironmentConfig(ENVIRONMENTS[name as EnvironmentName], `environment '${name}'`);
+}
