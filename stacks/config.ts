@@ -316,3 +316,17 @@ export function loadEnvironmentConfig(name: string | undefined): EnvironmentConf
   }
   return parseEnvironmentConfig(ENVIRONMENTS[name as EnvironmentName], `environment '${name}'`);
 }
+
+/** Name of the SNS alarm topic; the observability stack creates it and tenant budgets notify it. */
+export function alarmTopicName(config: EnvironmentConfig): string {
+  return `agent-platform-${config.name}-alarms`;
+}
+
+export function alarmTopicArn(config: EnvironmentConfig): string {
+  return `arn:aws:sns:${config.region}:${config.account}:${alarmTopicName(config)}`;
+}
+
+/** The tenant's public hostname, `{tenant}.app.<domain>`. */
+export function tenantHostname(config: EnvironmentConfig, tenantId: string): string {
+  return `${tenantId}.app.${config.domain}`;
+}
