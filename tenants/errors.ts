@@ -1,0 +1,7 @@
+/** Thrown when an operation names a tenant the catalog does not hold. */
+export class TenantNotFoundError extends Error {
+  override readonly name = 'TenantNotFoundError';
+  constructor(readonly tenantId: string) {
+    super(`tenant '${tenantId}' does not exist`);
+  }
+}
