@@ -6,7 +6,7 @@ import {
   KubeNetworkPolicy,
   KubeResourceQuota,
   Quantity,
-} from 'cdk8s-plus-28/lib/imports/k8s';
+} from 'cdk8s-plus-28/lib/imports/k8s.js';
 import type { Construct } from 'constructs';
 import type { Tier } from '../tenants/tiers.ts';
 
