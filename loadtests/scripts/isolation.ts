@@ -1,0 +1,203 @@
+// k6 suite 'isolation': tenant A's credentials are tried against tenant B; every attempt must be refused.
+// A breach (any attempt that succeeds) counts in isolation_breaches and stops the run.
+// Run: k6 run --env BASE_URL=... loadtests/scripts/isolation.ts (OPERATOR_TOKEN in the environment).
+import { check, sleep } from 'k6';
+import encoding from 'k6/encoding';
+import http, { type Params, type RefinedResponse, type ResponseType } from 'k6/http';
+import { Counter } from 'k6/metrics';
+import {
+  asTenant,
+  baseUrl,
+  createTenants,
+  jsonField,
+  requireEnv,
+  retireTenants,
+  type TestTenant,
+} from '../lib/api.ts';
+import { newRunId } from '../lib/ids.ts';
+import { summaryHandler } from '../lib/summary.ts';
+import { SUITES, suiteOptions } from '../suites.ts';
+
+export const options = suiteOptions('isolation');
+
+const attemptCount = new Counter('isolation_attempts');
+const breachCount = new Counter('isolation_breaches');
+
+// A refusal is the right answer to a cross-tenant attempt, so it must not count in http_req_failed.
+const refusalIsExpected = http.expectedStatuses(401, 403);
+// Releasing another tenant's task may be refused, or answered 200 {released: false}.
+const releaseRefusalIsExpected = http.expectedStatuses(200, 403, 404);
+
+interface IsolationData {
+  readonly a: TestTenant;
+  readonly b: TestTenant;
+  /** A key of A's that setup revoked. */
+  readonly revokedKeyOfA: string;
+}
+
+export function setup(): IsolationData {
+  const [a, b] = createTenants(newRunId(), ['a', 'b'], SUITES.isolation.tier);
+  const token = requireEnv('OPERATOR_TOKEN');
+  const issued = http.post(
+    `${baseUrl()}/v1/tenants/${a!.id}/api-keys`,
+    null,
+    asTenant(token, a!.id, 'POST /v1/tenants/:id/api-keys', { tags: { phase: 'setup' } }),
+  );
+  const extra = { key: jsonField(issued, 'key'), prefix: jsonField(issued, 'prefix') };
+  const revoked = http.del(
+    `${baseUrl()}/v1/tenants/${a!.id}/api-keys/${String(extra.prefix)}`,
+    null,
+    asTenant(token, a!.id, 'DELETE /v1/tenants/:id/api-keys/:prefix', { tags: { phase: 'setup' } }),
+  );
+  check(revoked, {
+    'setup: second key of A issued and revoked': (r) => issued.status === 201 && r.status === 204,
+  });
+  return { a: a!, b: b!, revokedKeyOfA: String(extra.key) };
+}
+
+/** An unsigned token claiming the operator role (alg none); the API must not accept it. */
+function forgedOperatorToken(): string {
+  const part = (value: object) => encoding.b64encode(JSON.stringify(value), 'rawurl');
+  return `${part({ alg: 'none', typ: 'JWT' })}.${part({ role: 'operator', sub: 'load-gate-forgery' })}.`;
+}
+
+function attempt(
+  name: string,
+  send: (params: Params) => RefinedResponse<ResponseType | undefined>,
+  key: string,
+  data: IsolationData,
+  refused: (r: RefinedResponse<ResponseType | undefined>) => boolean = (r) =>
+    r.status === 401 || r.status === 403,
+  responseCallback = refusalIsExpected,
+): void {
+  const res = send(
+    asTenant(key, data.a.id, name, { responseCallback, tags: { attack: name, target: data.b.id } }),
+  );
+  attemptCount.add(1, { attack: name });
+  const ok = check(res, { [`refused: ${name}`]: refused }, { attack: name });
+  if (!ok) breachCount.add(1, { attack: name, tenant: data.a.id, target: data.b.id });
+}
+
+export function attempts(data: IsolationData): void {
+  const url = baseUrl();
+  const { a, b } = data;
+  const body = (value: object) => JSON.stringify(value);
+
+  attempt(
+    'GET /v1/tenants/:id with a tenant key',
+    (p) => http.get(`${url}/v1/tenants/${b.id}`, p),
+    a.key,
+    data,
+  );
+  attempt('GET /v1/tenants with a tenant key', (p) => http.get(`${url}/v1/tenants`, p), a.key, data);
+  attempt(
+    'POST /v1/tenants with a tenant key',
+    (p) => http.post(`${url}/v1/tenants`, body({ id: `${a.id}-x`, tier: SUITES.isolation.tier }), p),
+    a.key,
+    data,
+  );
+  attempt(
+    'POST /v1/tenants/:id/suspend on another tenant',
+    (p) => http.post(`${url}/v1/tenants/${b.id}/suspend`, body({ reason: 'isolation probe' }), p),
+    a.key,
+    data,
+  );
+  attempt(
+    'PUT /v1/tenants/:id/tier on another tenant',
+    (p) => http.put(`${url}/v1/tenants/${b.id}/tier`, body({ tier: 'enterprise' }), p),
+    a.key,
+    data,
+  );
+  attempt(
+    'POST /v1/tenants/:id/api-keys on another tenant',
+    (p) => http.post(`${url}/v1/tenants/${b.id}/api-keys`, null, p),
+    a.key,
+    data,
+  );
+  attempt(
+    "POST /v1/tenants/:id/api-keys/:prefix/rotate of another tenant's key",
+    (p) => http.post(`${url}/v1/tenants/${b.id}/api-keys/${b.prefix}/rotate`, null, p),
+    a.key,
+    data,
+  );
+  attempt(
+    "DELETE /v1/tenants/:id/api-keys/:prefix of another tenant's key",
+    (p) => http.del(`${url}/v1/tenants/${b.id}/api-keys/${b.prefix}`, null, p),
+    a.key,
+    data,
+  );
+  attempt(
+    'GET /v1/tenants/:id with a forged operator token',
+    (p) => http.get(`${url}/v1/tenants/${b.id}`, p),
+    forgedOperatorToken(),
+    data,
+  );
+  attempt('GET /v1/me with a revoked key', (p) => http.get(`${url}/v1/me`, p), data.revokedKeyOfA, data);
+
+  // A header naming B must not switch A's identity.
+  const me = http.get(
+    `${url}/v1/me`,
+    asTenant(a.key, a.id, 'GET /v1/me with X-Tenant-Id of another tenant', {
+      headers: { 'X-Tenant-Id': b.id },
+      tags: { attack: 'tenant header', target: b.id },
+    }),
+  );
+  attemptCount.add(1, { attack: 'tenant header' });
+  if (
+    !check(me, {
+      'refused: X-Tenant-Id does not switch tenant': (r) => r.status === 200 && jsonField(r, 'id') === a.id,
+    })
+  ) {
+    breachCount.add(1, { attack: 'tenant header', tenant: a.id, target: b.id });
+  }
+
+  // B admits a task; A tries to release it; B's own release must still find it held.
+  const taskId = `task-${b.id}-${__VU}-${__ITER}`;
+  const admitted = http.post(
+    `${url}/v1/admission`,
+    body({ taskId }),
+    asTenant(b.key, b.id, 'POST /v1/admission'),
+  );
+  check(admitted, { 'B: task admitted': (r) => r.status === 200 && jsonField(r, 'decision') === 'allow' });
+  attempt(
+    "POST /v1/admission/:taskId/release of another tenant's task",
+    (p) => http.post(`${url}/v1/admission/${taskId}/release`, null, p),
+    a.key,
+    data,
+    (r) => r.status === 403 || r.status === 404 || (r.status === 200 && jsonField(r, 'released') === false),
+    releaseRefusalIsExpected,
+  );
+  const own = http.post(
+    `${url}/v1/admission/${taskId}/release`,
+    null,
+    asTenant(b.key, b.id, 'POST /v1/admission/:taskId/release'),
+  );
+  if (
+    !check(own, {
+      "B: own task still held after A's attempt": (r) =>
+        r.status === 200 && jsonField(r, 'released') === true,
+    })
+  ) {
+    breachCount.add(1, { attack: 'release of another tenant task', tenant: a.id, target: b.id });
+  }
+  sleep(1);
+}
+
+export function teardown(data: IsolationData): void {
+  // B must come out of the run untouched: still active, its key still working.
+  const me = http.get(
+    `${baseUrl()}/v1/me`,
+    asTenant(data.b.key, data.b.id, 'GET /v1/me', { tags: { phase: 'teardown' } }),
+  );
+  if (
+    !check(me, {
+      'teardown: B still active with its own key': (r) =>
+        r.status === 200 && jsonField(r, 'status') === 'active',
+    })
+  ) {
+    breachCount.add(1, { attack: 'state of the target after the run', target: data.b.id });
+  }
+  retireTenants([data.a, data.b]);
+}
+
+export const handleSummary = summaryHandler('isolation');

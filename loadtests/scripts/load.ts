@@ -1,0 +1,21 @@
+// k6 suite 'load': Ten VUs hold a steady tenant mix over three tenants.
+// Run: k6 run --env BASE_URL=... loadtests/scripts/load.ts (OPERATOR_TOKEN in the environment).
+import { summaryHandler } from '../lib/summary.ts';
+import { setupTraffic, type TrafficData, teardownTraffic, trafficIteration } from '../lib/traffic.ts';
+import { suiteOptions } from '../suites.ts';
+
+export const options = suiteOptions('load');
+
+export function setup(): TrafficData {
+  return setupTraffic('load');
+}
+
+export function traffic(data: TrafficData): void {
+  trafficIteration(data);
+}
+
+export function teardown(data: TrafficData): void {
+  teardownTraffic(data);
+}
+
+export const handleSummary = summaryHandler('load');
