@@ -1,0 +1,141 @@
+import type pg from 'pg';
+import { z } from 'zod';
+import { TIER_NAMES } from '../tiers.ts';
+import { costInputsSchema } from './costs.ts';
+import { GUARD_STATES } from './rules.ts';
+
+const guardState = z.enum(GUARD_STATES);
+
+/** One tenant as the guard saw it when the run started. */
+export const tenantInputSchema = z.object({
+  id: z.string(),
+  tier: z.enum(TIER_NAMES),
+  /** Catalog status (active, limited, suspended). */
+  status: z.string(),
+  /** Guard state as stored, and the period it belongs to. */
+  guardState: guardState,
+  statePeriod: z.string(),
+  pendingState: guardState.nullable(),
+  pendingRuns: z.number().int().min(0),
+  /** Metered usage this period. */
+  agentMinutes: z.number().min(0),
+  apiCalls: z.number().min(0),
+  /** Expiry of a live override; null when none. */
+  overrideExpiresAt: z.iso.datetime().nullable(),
+});
+export type TenantInput = z.infer<typeof tenantInputSchema>;
+
+/** Everything a decision depends on; stored before deciding so any run can be replayed. */
+export const guardInputsSchema = z.object({
+  version: z.literal(1),
+  now: z.iso.datetime(),
+  period: z.string().regex(/^\d{4}-\d{2}$/),
+  costs: costInputsSchema,
+  tenants: z.array(tenantInputSchema),
+  config: z.object({
+    enforcementEnabled: z.boolean(),
+    autoSuspend: z.boolean(),
+    approveSuspend: z.boolean(),
+    maxActionsPerRun: z.number().int().min(0),
+    maxActionsPercent: z.number().min(0).max(100),
+    maxDataAgeHours: z.number().positive(),
+    policy: z.object({
+      lines: z.object({ warning: z.number(), limited: z.number(), suspended: z.number() }),
+      meteringOnlyMargin: z.number().min(0),
+      hysteresis: z.number().min(0),
+      confirmations: z.object({
+        warning: z.number().int().min(1),
+        limited: z.number().int().min(1),
+        suspended: z.number().int().min(1),
+      }),
+    }),
+  }),
+});
+export type GuardInputs = z.infer<typeof guardInputsSchema>;
+
+/** Tenants the guard watches: those that can run work or were stopped by it. */
+const WATCHED_STATUSES = ['active', 'limited', 'suspended'];
+
+/** One query: tenants, their guard state, this period's usage and live overrides. */
+export async function readTenantInputs(
+  db: pg.Pool | pg.PoolClient,
+  period: string,
+  now: Date,
+): Promise<TenantInput[]> {
+  const first = `${period}-01`;
+  const { rows } = await db.query<{
+    id: string;
+    tier: TenantInput['tier'];
+    status: string;
+    guard_state: TenantInput['guardState'] | null;
+    state_period: string | null;
+    pending_state: TenantInput['guardState'] | null;
+    pending_runs: number | null;
+    agent_minutes: string | null;
+    api_calls: string | null;
+    override_expires_at: Date | null;
+  }>(
+    `SELECT t.id, t.tier, t.status::text AS status,
+            q.guard_state, q.period AS state_period, q.pending_state, q.pending_runs,
+            u.agent_minutes, u.api_calls, o.expires_at AS override_expires_at
+       FROM control.tenants t
+       LEFT JOIN control.quota_state q ON q.tenant_id = t.id
+       LEFT JOIN (SELECT tenant_id, sum(agent_minutes) AS agent_minutes, sum(api_calls) AS api_calls
+                    FROM control.usage
+                   WHERE day >= $1::date AND day < ($1::date + interval '1 month')
+                   GROUP BY tenant_id) u ON u.tenant_id = t.id
+       LEFT JOIN control.cost_guard_overrides o ON o.tenant_id = t.id AND o.expires_at > $2
+      WHERE t.status::text = ANY($3)
+      ORDER BY t.id`,
+    [first, now, WATCHED_STATUSES],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    tier: r.tier,
+    status: r.status,
+    guardState: r.guard_state ?? 'ok',
+    statePeriod: r.state_period ?? period,
+    pendingState: r.pending_state,
+    pendingRuns: r.pending_runs ?? 0,
+    agentMinutes: Number(r.agent_minutes ?? 0),
+    apiCalls: Number(r.api_calls ?? 0),
+    overrideExpiresAt: r.override_expires_at?.toISOString() ?? null,
+  }));
+}
+
+/** Thrown when a stored run cannot be found or replayed; one line naming the run. */
+export class GuardRunError extends Error {
+  override readonly name = 'GuardRunError';
+}
+
+export async function storeRunInputs(
+  db: pg.Pool | pg.PoolClient,
+  inputs: GuardInputs,
+  mode: 'dry-run' | 'apply',
+): Promise<number> {
+  const { rows } = await db.query<{ id: string }>(
+    `INSERT INTO control.cost_guard_runs (started_at, period, mode, inputs, ce_requests)
+     VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+    [inputs.now, inputs.period, mode, JSON.stringify(inputs), inputs.costs.requests],
+  );
+  return Number(rows[0]!.id);
+}
+
+export async function loadRun(
+  db: pg.Pool | pg.PoolClient,
+  runId: number,
+): Promise<{ inputs: GuardInputs; plan: unknown; mode: string }> {
+  const { rows } = await db.query<{ inputs: unknown; plan: unknown; mode: string }>(
+    'SELECT inputs, plan, mode FROM control.cost_guard_runs WHERE id = $1',
+    [runId],
+  );
+  const row = rows[0];
+  if (!row) throw new GuardRunError(`cost guard run ${runId} does not exist`);
+  const parsed = guardInputsSchema.safeParse(row.inputs);
+  if (!parsed.success) {
+    throw new GuardRunError(
+      `cost guard run ${runId} has unreadable inputs: ${parsed.error.issues[0]!.message}`,
+    );
+  }
+  return { inputs: parsed.data, plan: row.plan, mode: row.mode };
+}
