@@ -1,0 +1,133 @@
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { bearer, type ControlPlaneFixture, createFixture } from './testing/fixture.ts';
+
+let fx: ControlPlaneFixture;
+let app: FastifyInstance;
+
+beforeAll(async () => {
+  fx = await createFixture('auth');
+  app = await fx.server();
+});
+afterAll(() => fx.close());
+
+describe('operator JWTs', () => {
+  test.each(['admin', 'operator', 'viewer'])('%s: only writers reach a write route', async (role) => {
+    const res = await app.inject({
+      method: 'DELETE',
+      url: '/v1/tenants/nobody-here/api-keys/apk_0123456789',
+      headers: bearer(await fx.token(role)),
+    });
+    // DELETE is a write: viewers are refused before the handler runs, writers reach it (404: no such key).
+    expect(res.statusCode).toBe(role === 'viewer' ? 403 : 404);
+    if (role === 'viewer') expect(res.json()).toEqual({ error: "role 'viewer' may only read" });
+  });
+
+  test.each([
+    ['an expired token', async () => fx.token('admin', { expiresIn: '-1m' })],
+    ['a token signed with another secret', async () => fx.token('admin', { secret: 'x'.repeat(40) })],
+    ['a token with an unknown role', async () => fx.token('root')],
+    ['garbage', async () => 'not.a.jwt'],
+  ])('refuses %s with 401', async (_name, make) => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/tenants/whoever/api-keys',
+      headers: bearer(await make()),
+    });
+    expect(res.statusCode).toBe(401);
+    expect(res.json()).toEqual({ error: 'invalid or expired operator token' });
+  });
+
+  test('refuses a request with no Authorization header', async () => {
+    const res = await app.inject({ method: 'POST', url: '/v1/tenants/whoever/api-keys' });
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['www-authenticate']).toBe('Bearer');
+  });
+
+  test('refuses a tenant API key on operator routes', async () => {
+    const t = await fx.tenant('enterprise');
+    const res = await app.inject({
+      method: 'POST',
+      url: `/v1/tenants/${t.id}/api-keys`,
+      headers: bearer(t.key),
+    });
+    expect(res.statusCode).toBe(403);
+    expect(res.json().error).toMatch(/API keys are not accepted/);
+  });
+});
+
+describe('tenant API keys', () => {
+  test('a valid key authenticates and a revoked one stops working at once', async () => {
+    const t = await fx.tenant('pro');
+    expect((await app.inject({ url: '/v1/me', headers: bearer(t.key) })).statusCode).toBe(200);
+    const revoke = await app.inject({
+      method: 'DELETE',
+      url: `/v1/tenants/${t.id}/api-keys/${t.prefix}`,
+      headers: bearer(await fx.token('operator')),
+    });
+    expect(revoke.statusCode).toBe(204);
+    const after = await app.inject({ url: '/v1/me', headers: bearer(t.key) });
+    expect(after.statusCode).toBe(401);
+    expect(after.json()).toEqual({ error: 'invalid or revoked API key' });
+  });
+
+  test('a rotated key is replaced by the new one', async () => {
+    const t = await fx.tenant('pro');
+    await app.inject({ url: '/v1/me', headers: bearer(t.key) });
+    const rotate = await app.inject({
+      method: 'POST',
+      url: `/v1/tenants/${t.id}/api-keys/${t.prefix}/rotate`,
+      headers: bearer(await fx.token('admin')),
+    });
+    expect(rotate.statusCode).toBe(200);
+    const { key } = rotate.json() as { key: string };
+    expect((await app.inject({ url: '/v1/me', headers: bearer(t.key) })).statusCode).toBe(401);
+    expect((await app.inject({ url: '/v1/me', headers: bearer(key) })).json().id).toBe(t.id);
+  });
+
+  test.each([
+    ['a well-formed unknown key', `apk_zzzzzzzzzz_${'A'.repeat(43)}`],
+    ['a malformed key', 'hello'],
+    ['an operator JWT', 'eyJhbGciOiJIUzI1NiJ9.e30.x'],
+  ])('refuses %s with 401', async (_name, key) => {
+    const res = await app.inject({ url: '/v1/me', headers: bearer(key) });
+    expect(res.statusCode).toBe(401);
+  });
+
+  test('a right prefix with a wrong secret is refused', async () => {
+    const t = await fx.tenant('pro');
+    const res = await app.inject({ url: '/v1/me', headers: bearer(`${t.prefix}_${'B'.repeat(43)}`) });
+    expect(res.statusCode).toBe(401);
+  });
+});
+
+describe('failed-authentication limit per IP', () => {
+  test('blocks an address after too many failures, even for a valid key, but not other addresses', async () => {
+    const limited = await fx.server({ AUTH_FAILURES_PER_MINUTE: '3', AUTH_BLOCK_SECONDS: '60' });
+    const t = await fx.tenant('pro');
+    const guess = {
+      url: '/v1/me',
+      remoteAddress: '10.9.8.7',
+      headers: bearer(`apk_aaaaaaaaaa_${'C'.repeat(43)}`),
+    };
+    for (let i = 0; i < 3; i++) expect((await limited.inject(guess)).statusCode).toBe(401);
+    const blocked = await limited.inject(guess);
+    expect(blocked.statusCode).toBe(429);
+    expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
+    const valid = await limited.inject({ url: '/v1/me', remoteAddress: '10.9.8.7', headers: bearer(t.key) });
+    expect(valid.statusCode).toBe(429);
+    const elsewhere = await limited.inject({
+      url: '/v1/me',
+      remoteAddress: '10.9.8.8',
+      headers: bearer(t.key),
+    });
+    expect(elsewhere.statusCode).toBe(200);
+    const operator = await limited.inject({
+      method: 'POST',
+      url: '/v1/tenants/x/api-keys',
+      remoteAddress: '10.9.8.7',
+      headers: bearer(await fx.token('admin')),
+    });
+    expect(operator.statusCode).toBe(429);
+  });
+});

@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import { ENVIRONMENT_NAMES } from '../stacks/config.ts';
+
+/** Thrown when the service's environment variables are invalid; one line naming the variable and value. */
+export class ControlPlaneConfigError extends Error {
+  override readonly name = 'ControlPlaneConfigError';
+}
+
+const int = (min: number) => z.coerce.number().int().min(min);
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+const configSchema = z
+  .object({
+    /** Environment name; picks the platform config the provisioner uses. */
+    ENV: z.enum(ENVIRONMENT_NAMES).default('dev'),
+    PORT: int(0).max(65_535).default(8080),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    /** @default - the embedded PostgreSQL (tenants/embedded-database.ts) */
+    DATABASE_URL: optionalText.pipe(z.url().optional()),
+    DB_POOL_MAX: int(1).default(10),
+    /** @default - in-memory rate limits and admission slots (one process only) */
+    REDIS_URL: optionalText.pipe(z.url().optional()),
+    /** Prefix of every Redis key this service writes. */
+    REDIS_KEY_PREFIX: z.string().min(1).default('cp:'),
+    /** HS256 shared secret for operator JWTs (at least 32 bytes). */
+    JWT_SECRET: optionalText.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+    /** PEM (SPKI) public key for operator JWTs signed with JWT_ALGORITHM. */
+    JWT_PUBLIC_KEY: optionalText,
+    /** JWKS URL for operator JWTs. */
+    JWT_JWKS_URL: optionalText.pipe(z.url().optional()),
+    /** Algorithm of JWT_PUBLIC_KEY. */
+    JWT_ALGORITHM: z.enum(['RS256', 'ES256', 'EdDSA', 'PS256']).default('RS256'),
+    JWT_ISSUER: optionalText,
+    JWT_AUDIENCE: optionalText,
+    SENTRY_DSN: optionalText.pipe(z.url().optional()),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    BODY_LIMIT_BYTES: int(256).default(16_384),
+    /** How long a verified API key stays cached in this process. */
+    KEY_CACHE_TTL_MS: int(0).default(10_000),
+    /** How long a tenant's tier and status stay cached in this process. */
+    TENANT_CACHE_TTL_MS: int(0).default(2_000),
+    USAGE_FLUSH_INTERVAL_MS: int(10).default(1_000),
+    USAGE_FLUSH_MAX_REPORTS: int(1).default(500),
+    /** How long an Idempotency-Key is remembered in Redis; PostgreSQL keeps it for good. */
+    IDEMPOTENCY_TTL_SECONDS: int(1).default(172_800),
+    /** Failed authentications one IP may make per minute before it is blocked. */
+    AUTH_FAILURES_PER_MINUTE: int(1).default(20),
+    AUTH_BLOCK_SECONDS: int(1).default(300),
+    /** A slot never released is freed after this long. */
+    ADMISSION_SLOT_TTL_SECONDS: int(1).default(86_400),
+    /** Trust X-Forwarded-For from the ingress, so the failed-auth limit sees client IPs. */
+    TRUST_PROXY: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
+    SHUTDOWN_TIMEOUT_MS: int(100).default(10_000),
+  })
+  .superRefine((c, ctx) => {
+    const keys = [c.JWT_SECRET, c.JWT_PUBLIC_KEY, c.JWT_JWKS_URL].filter((v) => v !== undefined);
+    if (keys.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JWT_SECRET'],
+        message: `set exactly one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL (${keys.length} set)`,
+      });
+    }
+  });
+
+export type ControlPlaneConfig = z.infer<typeof configSchema>;
+
+const SECRET_VARIABLES = new Set(['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL', 'SENTRY_DSN']);
+
+/** Reads the configuration from environment variables; throws ControlPlaneConfigError on the first bad one. */
+export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneConfig {
+  const result = configSchema.safeParse(env);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const name = String(issue.path[0] ?? 'environment');
+  const value = env[name];
+  const shown =
+    value === undefined ? 'unset' : SECRET_VARIABLES.has(name) ? '<redacted>' : JSON.stringify(value);
+  throw new ControlPlaneConfigError(`invalid ${name} (${shown}): ${issue.message}`);
+}

@@ -1,0 +1,49 @@
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { EnvironmentConfig } from '../stacks/config.ts';
+import type { ControlPlaneConfig } from './config.ts';
+import type { HotStore } from './hot-store.ts';
+import type { Metrics } from './metrics.ts';
+import type { Operator, OperatorVerifier } from './operator-auth.ts';
+import type { AuthFailureLimiter, TenantRateLimiter } from './rate-limit.ts';
+import type { ApiKeyCache, TenantState, TenantStateCache } from './tenant-cache.ts';
+import type { UsageBatcher } from './usage-batcher.ts';
+
+/** What buildServer needs from the outside; the caller owns and closes the pool and the Redis client. */
+export interface ControlPlaneDeps {
+  readonly config: ControlPlaneConfig;
+  readonly pool: pg.Pool;
+  /** Redis client, already connected. @default - null: in-memory limits and slots (one process only) */
+  readonly redis: Redis | null;
+  /** Platform environment the provisioner and suspension modules work in. */
+  readonly environment: EnvironmentConfig;
+  readonly logger: Logger;
+  /** Where tenant manifests are written. @default - the provisioner's default */
+  readonly manifestsDir?: string;
+}
+
+/** Everything the route files share, built once per server. */
+export interface ControlPlaneContext extends ControlPlaneDeps {
+  readonly store: HotStore;
+  readonly keys: ApiKeyCache;
+  readonly tenants: TenantStateCache;
+  readonly limiter: TenantRateLimiter;
+  readonly authFailures: AuthFailureLimiter;
+  readonly usage: UsageBatcher;
+  readonly metrics: Metrics;
+  readonly verifyOperator: OperatorVerifier;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the tenant auth hook on /v1/me, /v1/usage and /v1/admission routes. */
+    tenant: TenantState | null;
+    /** Set by the operator auth hook on /v1/tenants routes. */
+    operator: Operator | null;
+  }
+  interface FastifyInstance {
+    /** Writes buffered usage reports to PostgreSQL now. */
+    flushUsage(): Promise<void>;
+  }
+}

@@ -1,0 +1,143 @@
+/** A tenant's metered usage in one billing month. */
+export interface MonthUsage {
+  readonly agentMinutes: number;
+  readonly apiCalls: number;
+}
+
+/** The tier limits an admission is checked against. */
+export interface AdmissionLimits {
+  readonly concurrentTasks: number;
+  readonly agentMinutesPerMonth: number;
+  readonly apiCallsPerMonth: number;
+}
+
+export type AdmitResult =
+  | { readonly allowed: true; readonly activeTasks: number }
+  | {
+      readonly allowed: false;
+      readonly reason: 'agent-minutes' | 'api-calls' | 'concurrency';
+      /** The figure that hit the limit (usage or active tasks). */
+      readonly value: number;
+    };
+
+/**
+ * Shared hot state kept out of PostgreSQL: idempotency keys, this month's usage counters and
+ * admission slots. Redis in production; memory when one process runs alone.
+ */
+export interface HotStore {
+  /** 'redis' or 'memory', for the start-up log and /readyz. */
+  readonly kind: 'redis' | 'memory';
+  /**
+   * Counts a usage report into the month's counters unless its idempotency key was seen before.
+   * Returns false for a duplicate.
+   */
+  recordUsage(
+    tenantId: string,
+    month: string,
+    idempotencyKey: string | null,
+    usage: MonthUsage,
+  ): Promise<boolean>;
+  /** Sets the month's counters from the catalog when the store holds none (after a cache restart). */
+  seedMonthUsage(tenantId: string, month: string, usage: MonthUsage): Promise<void>;
+  monthUsage(tenantId: string, month: string): Promise<MonthUsage>;
+  /** Atomically checks quota and concurrency and takes a slot; a task that already holds one is allowed again. */
+  admit(tenantId: string, month: string, taskId: string, limits: AdmissionLimits): Promise<AdmitResult>;
+  /** Frees the tenant's slot for the task; false when the tenant held none for it. */
+  release(tenantId: string, taskId: string): Promise<boolean>;
+  activeTasks(tenantId: string): Promise<number>;
+  /** Throws when the store cannot be reached. */
+  ping(): Promise<void>;
+}
+
+interface MemoryCounter {
+  agentMinutes: number;
+  apiCalls: number;
+}
+
+/** In-process HotStore for a single instance (the embedded default without REDIS_URL). */
+export class MemoryHotStore implements HotStore {
+  readonly kind = 'memory';
+  private readonly idempotency = new Map<string, number>();
+  private readonly usage = new Map<string, MemoryCounter>();
+  private readonly slots = new Map<string, Map<string, number>>();
+
+  constructor(
+    private readonly options: { readonly idempotencyTtlSeconds: number; readonly slotTtlSeconds: number },
+  ) {}
+
+  async recordUsage(tenantId: string, month: string, idempotencyKey: string | null, usage: MonthUsage) {
+    const now = Date.now();
+    if (idempotencyKey !== null) {
+      const key = `${tenantId}\u0000${idempotencyKey}`;
+      const expiresAt = this.idempotency.get(key);
+      if (expiresAt !== undefined && expiresAt > now) return false;
+      this.idempotency.set(key, now + this.options.idempotencyTtlSeconds * 1000);
+    }
+    const counter = this.counter(tenantId, month);
+    counter.agentMinutes += usage.agentMinutes;
+    counter.apiCalls += usage.apiCalls;
+    return true;
+  }
+
+  async seedMonthUsage(tenantId: string, month: string, usage: MonthUsage) {
+    const key = `${tenantId}\u0000${month}`;
+    if (!this.usage.has(key)) this.usage.set(key, { ...usage });
+  }
+
+  async monthUsage(tenantId: string, month: string): Promise<MonthUsage> {
+    const counter = this.usage.get(`${tenantId}\u0000${month}`);
+    return { agentMinutes: counter?.agentMinutes ?? 0, apiCalls: counter?.apiCalls ?? 0 };
+  }
+
+  async admit(
+    tenantId: string,
+    month: string,
+    taskId: string,
+    limits: AdmissionLimits,
+  ): Promise<AdmitResult> {
+    const slots = this.prunedSlots(tenantId);
+    if (slots.has(taskId)) return { allowed: true, activeTasks: slots.size };
+    const usage = await this.monthUsage(tenantId, month);
+    if (usage.agentMinutes >= limits.agentMinutesPerMonth) {
+      return { allowed: false, reason: 'agent-minutes', value: usage.agentMinutes };
+    }
+    if (usage.apiCalls >= limits.apiCallsPerMonth) {
+      return { allowed: false, reason: 'api-calls', value: usage.apiCalls };
+    }
+    if (slots.size >= limits.concurrentTasks)
+      return { allowed: false, reason: 'concurrency', value: slots.size };
+    slots.set(taskId, Date.now());
+    return { allowed: true, activeTasks: slots.size };
+  }
+
+  async release(tenantId: string, taskId: string) {
+    return this.slots.get(tenantId)?.delete(taskId) ?? false;
+  }
+
+  async activeTasks(tenantId: string) {
+    return this.prunedSlots(tenantId).size;
+  }
+
+  async ping() {}
+
+  private counter(tenantId: string, month: string): MemoryCounter {
+    const key = `${tenantId}\u0000${month}`;
+    let counter = this.usage.get(key);
+    if (!counter) {
+      counter = { agentMinutes: 0, apiCalls: 0 };
+      this.usage.set(key, counter);
+    }
+    return counter;
+  }
+
+  private prunedSlots(tenantId: string): Map<string, number> {
+    let slots = this.slots.get(tenantId);
+    if (!slots) {
+      slots = new Map();
+      this.slots.set(tenantId, slots);
+    }
+    const staleBefore = Date.now() - this.options.slotTtlSeconds * 1000;
+    for (const [taskId, at] of slots) if (at < staleBefore) slots.delete(taskId);
+    return slots;
+  }
+}

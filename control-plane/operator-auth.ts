@@ -1,0 +1,66 @@
+import { type CryptoKey, createRemoteJWKSet, importSPKI, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { z } from 'zod';
+import type { ControlPlaneConfig } from './config.ts';
+
+export const OPERATOR_ROLES = ['admin', 'operator', 'viewer'] as const;
+export type OperatorRole = (typeof OPERATOR_ROLES)[number];
+
+/** An authenticated operator. */
+export interface Operator {
+  readonly role: OperatorRole;
+  /** `sub` of the token, used as the audit actor. */
+  readonly subject: string;
+}
+
+const claimsSchema = z.object({
+  role: z.enum(OPERATOR_ROLES),
+  sub: z.string().min(1).optional(),
+});
+
+export type OperatorVerifier = (token: string) => Promise<Operator | null>;
+
+/** Builds the JWT check from config: an HS256 secret, a PEM public key or a JWKS URL. */
+export async function createOperatorVerifier(
+  config: Pick<
+    ControlPlaneConfig,
+    'JWT_SECRET' | 'JWT_PUBLIC_KEY' | 'JWT_JWKS_URL' | 'JWT_ALGORITHM' | 'JWT_ISSUER' | 'JWT_AUDIENCE'
+  >,
+): Promise<OperatorVerifier> {
+  let key: Uint8Array | CryptoKey | JWTVerifyGetKey;
+  let algorithms: string[];
+  if (config.JWT_SECRET !== undefined) {
+    key = new TextEncoder().encode(config.JWT_SECRET);
+    algorithms = ['HS256'];
+  } else if (config.JWT_PUBLIC_KEY !== undefined) {
+    key = await importSPKI(config.JWT_PUBLIC_KEY, config.JWT_ALGORITHM);
+    algorithms = [config.JWT_ALGORITHM];
+  } else if (config.JWT_JWKS_URL !== undefined) {
+    key = createRemoteJWKSet(new URL(config.JWT_JWKS_URL));
+    algorithms = ['RS256', 'ES256', 'EdDSA', 'PS256'];
+  } else {
+    throw new Error('no JWT key configured');
+  }
+  const options = {
+    algorithms,
+    ...(config.JWT_ISSUER === undefined ? {} : { issuer: config.JWT_ISSUER }),
+    ...(config.JWT_AUDIENCE === undefined ? {} : { audience: config.JWT_AUDIENCE }),
+  };
+  return async (token) => {
+    try {
+      const { payload } =
+        typeof key === 'function'
+          ? await jwtVerify(token, key, options)
+          : await jwtVerify(token, key, options);
+      const claims = claimsSchema.safeParse(payload);
+      if (!claims.success) return null;
+      return { role: claims.data.role, subject: claims.data.sub ?? 'unknown' };
+    } catch {
+      return null;
+    }
+  };
+}
+
+/** Viewers read; operators and admins also write. */
+export function canWrite(role: OperatorRole): boolean {
+  return role === 'admin' || role === 'operator';
+}

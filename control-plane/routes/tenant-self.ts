@@ -1,0 +1,66 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { ControlPlaneContext } from '../context.ts';
+import { parseInput } from '../errors.ts';
+import { billingMonth } from '../tenant-cache.ts';
+
+const usageBody = z.strictObject({
+  agentMinutes: z.number().min(0).max(1_000_000).default(0),
+  apiCalls: z.number().int().min(0).max(1_000_000_000).default(0),
+});
+
+const idempotencyKey = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[\x21-\x7e]+$/, 'must be 1 to 200 visible ASCII characters')
+  .optional();
+
+/** Routes a tenant calls about itself; the tenant always comes from the API key, never from the request. */
+export function tenantSelfRoutes(app: FastifyInstance, ctx: ControlPlaneContext): void {
+  app.get('/v1/me', async (request) => {
+    const tenant = request.tenant!;
+    const month = billingMonth();
+    const [usage, activeTasks] = await Promise.all([
+      ctx.store.monthUsage(tenant.id, month),
+      ctx.store.activeTasks(tenant.id),
+    ]);
+    return {
+      id: tenant.id,
+      tier: tenant.tier.name,
+      status: tenant.status,
+      limits: {
+        agentMinutesPerMonth: tenant.tier.agentMinutesPerMonth,
+        apiCallsPerMonth: tenant.tier.apiCallsPerMonth,
+        requestsPerSecond: tenant.tier.rateLimit.requestsPerSecond,
+        burst: tenant.tier.rateLimit.burst,
+        concurrentTasks: tenant.tier.concurrentTasks,
+      },
+      usage: { period: month, agentMinutes: usage.agentMinutes, apiCalls: usage.apiCalls, activeTasks },
+    };
+  });
+
+  app.post('/v1/usage', async (request, reply) => {
+    const tenant = request.tenant!;
+    const body = parseInput(usageBody, request.body ?? {}, 'body');
+    const key = parseInput(idempotencyKey, request.headers['idempotency-key'], 'Idempotency-Key header');
+    const now = new Date();
+    // numeric(14,3) in the catalog: round here so Redis and PostgreSQL agree.
+    const agentMinutes = Math.round(body.agentMinutes * 1000) / 1000;
+    const counted = await ctx.store.recordUsage(tenant.id, billingMonth(now), key ?? null, {
+      agentMinutes,
+      apiCalls: body.apiCalls,
+    });
+    ctx.metrics.usageReports.inc({ duplicate: String(!counted) });
+    if (counted) {
+      ctx.usage.add({
+        tenantId: tenant.id,
+        idempotencyKey: key ?? null,
+        day: now.toISOString().slice(0, 10),
+        agentMinutes,
+        apiCalls: body.apiCalls,
+      });
+    }
+    return reply.code(202).send({ duplicate: !counted });
+  });
+}

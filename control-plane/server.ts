@@ -1,0 +1,130 @@
+import * as Sentry from '@sentry/node';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify';
+import { ApiKeyNotFoundError } from '../tenants/api-keys.ts';
+import { TenantNotFoundError } from '../tenants/errors.ts';
+import { TenantIdError } from '../tenants/tenant-id.ts';
+import { TierError } from '../tenants/tiers.ts';
+import { operatorAuthHook, tenantAuthHook } from './auth-hooks.ts';
+import type { ControlPlaneContext, ControlPlaneDeps } from './context.ts';
+import { HttpError } from './errors.ts';
+import { type HotStore, MemoryHotStore } from './hot-store.ts';
+import { createMetrics } from './metrics.ts';
+import { createOperatorVerifier } from './operator-auth.ts';
+import { AuthFailureLimiter, TenantRateLimiter } from './rate-limit.ts';
+import { RedisHotStore } from './redis-store.ts';
+import { admissionRoutes } from './routes/admission.ts';
+import { operatorKeyRoutes } from './routes/operator-keys.ts';
+import { probeRoutes } from './routes/probes.ts';
+import { tenantSelfRoutes } from './routes/tenant-self.ts';
+import { ApiKeyCache, TenantStateCache } from './tenant-cache.ts';
+import { UsageBatcher } from './usage-batcher.ts';
+
+export type { ControlPlaneDeps } from './context.ts';
+
+/** Maps an error to a status and a message safe for the client; anything unexpected is a bare 500. */
+function clientError(error: FastifyError | Error): { status: number; message: string } | null {
+  if (error instanceof HttpError) return { status: error.statusCode, message: error.message };
+  if (error instanceof TenantNotFoundError || error instanceof ApiKeyNotFoundError) {
+    return { status: 404, message: error.message };
+  }
+  if (error instanceof TierError || error instanceof TenantIdError)
+    return { status: 400, message: error.message };
+  const status = (error as FastifyError).statusCode;
+  // Fastify's own client errors: malformed JSON (400), body too large (413), media type (415).
+  if (status !== undefined && status >= 400 && status < 500) return { status, message: error.message };
+  return null;
+}
+
+/**
+ * Builds the control-plane HTTP service. Closing the app flushes buffered usage; the caller closes
+ * the pool and the Redis client it passed in.
+ */
+export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const backend =
+    deps.redis === null ? { redis: null } : { redis: deps.redis, keyPrefix: config.REDIS_KEY_PREFIX };
+  const storeOptions = {
+    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+    slotTtlSeconds: config.ADMISSION_SLOT_TTL_SECONDS,
+  };
+  const store: HotStore =
+    deps.redis === null
+      ? new MemoryHotStore(storeOptions)
+      : new RedisHotStore(deps.redis, { ...storeOptions, keyPrefix: config.REDIS_KEY_PREFIX });
+  const metrics = createMetrics();
+  const ctx: ControlPlaneContext = {
+    ...deps,
+    store,
+    metrics,
+    keys: new ApiKeyCache(deps.pool, config.KEY_CACHE_TTL_MS),
+    tenants: new TenantStateCache(deps.pool, store, config.TENANT_CACHE_TTL_MS),
+    limiter: new TenantRateLimiter(backend),
+    authFailures: new AuthFailureLimiter(backend, config.AUTH_FAILURES_PER_MINUTE, config.AUTH_BLOCK_SECONDS),
+    usage: new UsageBatcher(deps.pool, {
+      intervalMs: config.USAGE_FLUSH_INTERVAL_MS,
+      maxReports: config.USAGE_FLUSH_MAX_REPORTS,
+      logger: deps.logger,
+      metrics,
+    }),
+    verifyOperator: await createOperatorVerifier(config),
+  };
+
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // Per-request lines are logged at debug level by the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    trustProxy: config.TRUST_PROXY,
+  });
+  // JSON only: any other body is a 415.
+  app.removeContentTypeParser('text/plain');
+  app.decorateRequest('tenant', null);
+  app.decorateRequest('operator', null);
+  app.decorate('flushUsage', () => ctx.usage.flush());
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const labels = {
+      method: request.method,
+      route: request.routeOptions.url ?? 'unmatched',
+      status: String(reply.statusCode),
+    };
+    metrics.httpRequests.inc(labels);
+    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+    request.log.debug({ ...labels, ms: reply.elapsedTime }, 'request');
+    done();
+  });
+  app.addHook('onClose', async () => {
+    await ctx.usage.close();
+  });
+
+  app.setErrorHandler((error: FastifyError | Error, request, reply) => {
+    const known = clientError(error);
+    if (known !== null) {
+      if (error instanceof HttpError) reply.headers(error.headers);
+      return reply.code(known.status).send({ error: known.message });
+    }
+    request.log.error({ err: error, route: request.routeOptions.url }, 'unhandled error');
+    if (config.SENTRY_DSN !== undefined) Sentry.captureException(error);
+    return reply.code(500).send({ error: 'internal error' });
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}` });
+  });
+
+  probeRoutes(app, ctx);
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', tenantAuthHook(ctx));
+    tenantSelfRoutes(scope, ctx);
+    admissionRoutes(scope, ctx);
+  });
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', operatorAuthHook(ctx));
+    operatorKeyRoutes(scope, ctx);
+  });
+  return app;
+}

@@ -1,0 +1,144 @@
+import type pg from 'pg';
+import { verifyApiKey } from '../tenants/api-keys.ts';
+import { getTier, type Tier } from '../tenants/tiers.ts';
+import type { HotStore } from './hot-store.ts';
+
+/** What the hot path needs to know about a tenant. */
+export interface TenantState {
+  readonly id: string;
+  readonly tier: Tier;
+  readonly status: string;
+}
+
+/** The billing month of a moment, YYYY-MM in UTC. */
+export function billingMonth(at: Date = new Date()): string {
+  return at.toISOString().slice(0, 7);
+}
+
+interface Entry<T> {
+  readonly value: T;
+  readonly expiresAt: number;
+}
+
+/**
+ * A small TTL cache whose loads are shared: concurrent misses for one key make one load.
+ * TTL 0 disables caching but keeps the sharing.
+ */
+class TtlCache<T> {
+  private readonly entries = new Map<string, Entry<T>>();
+  private readonly loading = new Map<string, Promise<T>>();
+
+  constructor(private readonly ttlMs: number) {}
+
+  /** The cached value without loading; undefined when absent or expired. */
+  peek(key: string): T | undefined {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt > Date.now()) return entry.value;
+    this.entries.delete(key);
+    return undefined;
+  }
+
+  get(key: string, load: () => Promise<T>, cacheIf: (value: T) => boolean = () => true): Promise<T> {
+    const hit = this.peek(key);
+    if (hit !== undefined) return Promise.resolve(hit);
+    const inFlight = this.loading.get(key);
+    if (inFlight) return inFlight;
+    const promise = load()
+      .then((value) => {
+        if (this.ttlMs > 0 && cacheIf(value))
+          this.entries.set(key, { value, expiresAt: Date.now() + this.ttlMs });
+        return value;
+      })
+      .finally(() => this.loading.delete(key));
+    this.loading.set(key, promise);
+    return promise;
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
+  deleteWhere(match: (value: T) => boolean): void {
+    for (const [key, entry] of this.entries) if (match(entry.value)) this.entries.delete(key);
+  }
+}
+
+/** Verified API keys by key hash, so a valid key costs PostgreSQL one query per TTL. */
+export class ApiKeyCache {
+  private readonly cache: TtlCache<{ tenantId: string; prefix: string } | null>;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    ttlMs: number,
+  ) {
+    this.cache = new TtlCache(ttlMs);
+  }
+
+  /** Cached tenant of a key hash; undefined on a miss (call verify). */
+  peek(keyHash: string) {
+    return this.cache.peek(keyHash) ?? undefined;
+  }
+
+  /** Checks the key against the catalog and caches it when valid (failures are never cached). */
+  verify(keyHash: string, key: string) {
+    return this.cache.get(
+      keyHash,
+      () => verifyApiKey(this.pool, key),
+      (v) => v !== null,
+    );
+  }
+
+  /** Forgets a revoked or rotated key at once in this process. */
+  invalidatePrefix(prefix: string): void {
+    this.cache.deleteWhere((v) => v?.prefix === prefix);
+  }
+}
+
+/** Tenant tier and status, plus seeding of the month's usage counters in the hot store. */
+export class TenantStateCache {
+  private readonly cache: TtlCache<TenantState | null>;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly store: HotStore,
+    ttlMs: number,
+  ) {
+    this.cache = new TtlCache(ttlMs);
+  }
+
+  get(tenantId: string): Promise<TenantState | null> {
+    return this.cache.get(tenantId, () => this.load(tenantId));
+  }
+
+  invalidate(tenantId: string): void {
+    this.cache.delete(tenantId);
+  }
+
+  private async load(tenantId: string): Promise<TenantState | null> {
+    const month = billingMonth();
+    const { rows } = await this.pool.query<{
+      id: string;
+      tier: string;
+      status: string;
+      agent_minutes: number;
+      api_calls: number;
+    }>(
+      `SELECT t.id, t.tier, t.status::text AS status,
+              coalesce(sum(u.agent_minutes), 0)::float8 AS agent_minutes,
+              coalesce(sum(u.api_calls), 0)::float8 AS api_calls
+         FROM control.tenants t
+         LEFT JOIN control.usage u ON u.tenant_id = t.id AND to_char(u.day, 'YYYY-MM') = $2
+        WHERE t.id = $1
+        GROUP BY t.id`,
+      [tenantId, month],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    await this.store.seedMonthUsage(tenantId, month, {
+      agentMinutes: row.agent_minutes,
+      apiCalls: row.api_calls,
+    });
+    return { id: row.id, tier: getTier(row.tier), status: row.status };
+  }
+}

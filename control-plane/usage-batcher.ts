@@ -1,0 +1,110 @@
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { Metrics } from './metrics.ts';
+
+/** One accepted usage report, waiting to be written to PostgreSQL. */
+export interface UsageReport {
+  readonly tenantId: string;
+  /** Null when the client sent no Idempotency-Key. */
+  readonly idempotencyKey: string | null;
+  /** UTC day the report was received, YYYY-MM-DD. */
+  readonly day: string;
+  readonly agentMinutes: number;
+  readonly apiCalls: number;
+}
+
+// Reports whose idempotency key PostgreSQL already holds are dropped here too, so a report the cache
+// forgot (after a Redis restart) is still counted once.
+const FLUSH_SQL = `
+WITH incoming AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::bigint[])
+    AS t(tenant_id, idempotency_key, day, agent_minutes, api_calls)
+), fresh AS (
+  INSERT INTO control.usage_reports (tenant_id, idempotency_key)
+  SELECT tenant_id, idempotency_key FROM incoming WHERE idempotency_key IS NOT NULL
+  ON CONFLICT DO NOTHING
+  RETURNING tenant_id, idempotency_key
+)
+INSERT INTO control.usage AS u (tenant_id, day, agent_minutes, api_calls)
+SELECT i.tenant_id, i.day, sum(i.agent_minutes), sum(i.api_calls)
+  FROM incoming i
+ WHERE i.idempotency_key IS NULL
+    OR EXISTS (SELECT 1 FROM fresh f WHERE f.tenant_id = i.tenant_id AND f.idempotency_key = i.idempotency_key)
+ GROUP BY i.tenant_id, i.day
+ON CONFLICT (tenant_id, day) DO UPDATE
+  SET agent_minutes = u.agent_minutes + EXCLUDED.agent_minutes, api_calls = u.api_calls + EXCLUDED.api_calls`;
+
+/**
+ * Buffers accepted usage reports and writes them in one statement every interval or every
+ * `maxReports`, so PostgreSQL stays off the request path. A failed flush keeps the reports for the next one.
+ */
+export class UsageBatcher {
+  private pending: UsageReport[] = [];
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly options: {
+      readonly intervalMs: number;
+      readonly maxReports: number;
+      readonly logger: Logger;
+      readonly metrics: Metrics;
+    },
+  ) {
+    this.timer = setInterval(() => void this.flush(), options.intervalMs);
+    this.timer.unref();
+  }
+
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  add(report: UsageReport): void {
+    this.pending.push(report);
+    if (this.pending.length >= this.options.maxReports) void this.flush();
+  }
+
+  /** Writes everything buffered so far; concurrent calls run one after another. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.writePending());
+    return this.flushing;
+  }
+
+  /** Stops the timer and writes what is left. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+
+  private async writePending(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    const seen = new Set<string>();
+    const rows = batch.filter((r) => {
+      if (r.idempotencyKey === null) return true;
+      const key = `${r.tenantId}\u0000${r.idempotencyKey}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+    const started = performance.now();
+    try {
+      await this.pool.query(FLUSH_SQL, [
+        rows.map((r) => r.tenantId),
+        rows.map((r) => r.idempotencyKey),
+        rows.map((r) => r.day),
+        rows.map((r) => r.agentMinutes),
+        rows.map((r) => r.apiCalls),
+      ]);
+      this.options.metrics.usageFlushes.inc({ result: 'ok' });
+      this.options.metrics.usageFlushReports.observe(rows.length);
+      this.options.metrics.usageFlushSeconds.observe((performance.now() - started) / 1000);
+    } catch (error) {
+      this.pending = batch.concat(this.pending);
+      this.options.metrics.usageFlushes.inc({ result: 'error' });
+      this.options.logger.error({ err: error, reports: batch.length }, 'usage flush failed; kept for retry');
+    }
+  }
+}
