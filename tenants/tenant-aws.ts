@@ -1,0 +1,263 @@
+import {
+  BudgetsClient,
+  CreateBudgetCommand,
+  CreateNotificationCommand,
+  DescribeBudgetCommand,
+  DescribeNotificationsForBudgetCommand,
+  UpdateBudgetCommand,
+} from '@aws-sdk/client-budgets';
+import {
+  CreateSecretCommand,
+  GetSecretValueCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { z } from 'zod';
+import { alarmTopicArn, type EnvironmentConfig } from '../stacks/config.ts';
+import type { Tier } from './tiers.ts';
+
+/** Thrown when the AWS endpoint cannot be reached; the tenant stays `provisioning` and a rerun resumes. */
+export class AwsUnavailableError extends Error {
+  override readonly name = 'AwsUnavailableError';
+}
+
+/** Budget notification thresholds, percent of the tier's monthly cost budget (ACTUAL spend). */
+export const BUDGET_THRESHOLDS_PERCENT = [90, 100, 200] as const;
+
+export function tenantSecretName(env: EnvironmentConfig, tenantId: string): string {
+  return `agent-platform/${env.name}/tenants/${tenantId}/database`;
+}
+
+export function tenantBudgetName(env: EnvironmentConfig, tenantId: string): string {
+  return `agent-platform-${env.name}-tenant-${tenantId}`;
+}
+
+/** Cost filter on the `tenant` cost-allocation tag, in the Budgets API's `user:<key>$<value>` form. */
+export function tenantCostFilter(tenantId: string): Record<string, string[]> {
+  return { TagKeyValue: [`user:tenant$${tenantId}`] };
+}
+
+export interface AwsClients {
+  readonly budgets: BudgetsClient;
+  readonly secrets: SecretsManagerClient;
+  readonly endpoint: string;
+}
+
+/** Clients that read AWS_ENDPOINT_URL like every SDK v3 client; they fail fast when nothing listens. */
+export function createAwsClients(env: EnvironmentConfig): AwsClients {
+  const common = {
+    region: process.env.AWS_REGION ?? env.region,
+    maxAttempts: 2,
+    requestHandler: { connectionTimeout: 2_000, requestTimeout: 10_000 },
+  };
+  return {
+    budgets: new BudgetsClient(common),
+    secrets: new SecretsManagerClient(common),
+    endpoint: process.env.AWS_ENDPOINT_URL ?? `https://*.${common.region}.amazonaws.com`,
+  };
+}
+
+function errorName(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'name' in error ? String(error.name) : undefined;
+}
+
+/** Network failures (no HTTP answer at all) become AwsUnavailableError; service errors pass through. */
+async function call<T>(clients: AwsClients, what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    const answered = typeof error === 'object' && error !== null && '$metadata' in error;
+    const status = answered
+      ? (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
+      : undefined;
+    if (status === undefined) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new AwsUnavailableError(
+        `AWS endpoint ${clients.endpoint} unreachable during ${what}: ${message}`,
+      );
+    }
+    throw error;
+  }
+}
+
+const secretSchema = z.object({
+  username: z.string(),
+  password: z.string().min(16),
+  schema: z.string(),
+});
+export type TenantSecret = z.infer<typeof secretSchema> & {
+  readonly host?: string;
+  readonly port?: number;
+  readonly dbname?: string;
+};
+
+/** Reads the tenant's database secret; null when it does not exist. */
+export async function readTenantSecret(
+  clients: AwsClients,
+  env: EnvironmentConfig,
+  tenantId: string,
+): Promise<TenantSecret | null> {
+  return call(clients, `reading secret ${tenantSecretName(env, tenantId)}`, async () => {
+    try {
+      const out = await clients.secrets.send(
+        new GetSecretValueCommand({ SecretId: tenantSecretName(env, tenantId) }),
+      );
+      return secretSchema.passthrough().parse(JSON.parse(out.SecretString ?? '{}')) as TenantSecret;
+    } catch (error) {
+      if (errorName(error) === 'ResourceNotFoundException') return null;
+      throw error;
+    }
+  });
+}
+
+/**
+ * Creates the secret unless it exists. Returns the secret that holds, and whether it was created now
+ * (a concurrent creator wins the race; its value is read back).
+ */
+export async function ensureTenantSecret(
+  clients: AwsClients,
+  env: EnvironmentConfig,
+  secret: TenantSecret,
+): Promise<{ secret: TenantSecret; created: boolean }> {
+  const tenantId = secret.username;
+  const existing = await readTenantSecret(clients, env, tenantId);
+  if (existing) return { secret: existing, created: false };
+  const name = tenantSecretName(env, tenantId);
+  try {
+    await call(clients, `creating secret ${name}`, () =>
+      clients.secrets.send(
+        new CreateSecretCommand({
+          Name: name,
+          Description: `Database credentials of tenant ${tenantId}`,
+          SecretString: JSON.stringify(secret),
+          Tags: [
+            { Key: 'tenant', Value: tenantId },
+            { Key: 'env', Value: env.name },
+          ],
+        }),
+      ),
+    );
+    return { secret, created: true };
+  } catch (error) {
+    if (errorName(error) !== 'ResourceExistsException') throw error;
+    const winner = await readTenantSecret(clients, env, tenantId);
+    if (!winner) throw error;
+    return { secret: winner, created: false };
+  }
+}
+
+function desiredBudget(env: EnvironmentConfig, tenantId: string, tier: Tier) {
+  return {
+    BudgetName: tenantBudgetName(env, tenantId),
+    BudgetType: 'COST' as const,
+    TimeUnit: 'MONTHLY' as const,
+    BudgetLimit: { Amount: tier.monthlyCostBudgetUsd.toFixed(2), Unit: 'USD' },
+    CostFilters: tenantCostFilter(tenantId),
+  };
+}
+
+export interface BudgetState {
+  readonly exists: boolean;
+  /** Limit in USD, when it exists. */
+  readonly limitUsd?: number;
+  /** Notification thresholds present, percent. */
+  readonly thresholds: number[];
+}
+
+export async function describeTenantBudget(
+  clients: AwsClients,
+  env: EnvironmentConfig,
+  tenantId: string,
+): Promise<BudgetState> {
+  const name = tenantBudgetName(env, tenantId);
+  return call(clients, `describing budget ${name}`, async () => {
+    try {
+      const out = await clients.budgets.send(
+        new DescribeBudgetCommand({ AccountId: env.account, BudgetName: name }),
+      );
+      const notifications = await clients.budgets.send(
+        new DescribeNotificationsForBudgetCommand({ AccountId: env.account, BudgetName: name }),
+      );
+      return {
+        exists: true,
+        limitUsd: Number(out.Budget?.BudgetLimit?.Amount),
+        thresholds: (notifications.Notifications ?? []).map((n) => n.Threshold ?? 0).sort((a, b) => a - b),
+      };
+    } catch (error) {
+      if (errorName(error) === 'NotFoundException') return { exists: false, thresholds: [] };
+      throw error;
+    }
+  });
+}
+
+/** What would change to bring the budget to the tier; empty when in sync. */
+export function budgetChanges(state: BudgetState, tier: Tier): string[] {
+  if (!state.exists) {
+    return [
+      `create budget ${tier.monthlyCostBudgetUsd} USD/month, alerts at ${BUDGET_THRESHOLDS_PERCENT.join('/')}%`,
+    ];
+  }
+  const changes: string[] = [];
+  if (state.limitUsd !== tier.monthlyCostBudgetUsd) {
+    changes.push(`budget limit ${state.limitUsd} -> ${tier.monthlyCostBudgetUsd} USD`);
+  }
+  const missing = BUDGET_THRESHOLDS_PERCENT.filter((t) => !state.thresholds.includes(t));
+  if (missing.length > 0) changes.push(`budget alerts missing at ${missing.join('/')}%`);
+  return changes;
+}
+
+function notification(env: EnvironmentConfig, threshold: number) {
+  return {
+    Notification: {
+      NotificationType: 'ACTUAL' as const,
+      ComparisonOperator: 'GREATER_THAN' as const,
+      Threshold: threshold,
+      ThresholdType: 'PERCENTAGE' as const,
+    },
+    Subscribers: [{ SubscriptionType: 'SNS' as const, Address: alarmTopicArn(env) }],
+  };
+}
+
+/** Creates the budget, or brings an existing one's limit to the tier. */
+export async function ensureTenantBudget(
+  clients: AwsClients,
+  env: EnvironmentConfig,
+  tenantId: string,
+  tier: Tier,
+  state: BudgetState,
+): Promise<void> {
+  const budget = desiredBudget(env, tenantId, tier);
+  if (!state.exists) {
+    await call(clients, `creating budget ${budget.BudgetName}`, async () => {
+      try {
+        await clients.budgets.send(
+          new CreateBudgetCommand({
+            AccountId: env.account,
+            Budget: budget,
+            NotificationsWithSubscribers: BUDGET_THRESHOLDS_PERCENT.map((t) => notification(env, t)),
+          }),
+        );
+      } catch (error) {
+        if (errorName(error) !== 'DuplicateRecordException') throw error;
+      }
+    });
+    return;
+  }
+  if (state.limitUsd !== tier.monthlyCostBudgetUsd) {
+    await call(clients, `updating budget ${budget.BudgetName}`, () =>
+      clients.budgets.send(new UpdateBudgetCommand({ AccountId: env.account, NewBudget: budget })),
+    );
+  }
+  for (const threshold of BUDGET_THRESHOLDS_PERCENT.filter((t) => !state.thresholds.includes(t))) {
+    const { Notification, Subscribers } = notification(env, threshold);
+    await call(clients, `adding a ${threshold}% alert to budget ${budget.BudgetName}`, () =>
+      clients.budgets.send(
+        new CreateNotificationCommand({
+          AccountId: env.account,
+          BudgetName: budget.BudgetName,
+          Notification,
+          Subscribers,
+        }),
+      ),
+    );
+  }
+}
