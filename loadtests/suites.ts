@@ -68,7 +68,7 @@ function trafficThresholds(limits: {
 export const SUITES: Readonly<Record<SuiteName, SuiteDefinition>> = {
   smoke: {
     name: 'smoke',
-    description: 'One VU walks every tenant route; any error fails.',
+    description: 'One VU runs the tenant route mix (me, usage, admission, release); any error fails.',
     vus: 1,
     duration: '30s',
     tier: 'pro',

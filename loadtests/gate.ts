@@ -1,0 +1,164 @@
+// Node side of the load gate: validates the request, finds k6, mints the operator token if needed,
+// runs `k6 run` on the suite script and hands back k6's exit code unchanged.
+import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
+import pino from 'pino';
+import { z } from 'zod';
+import { SUITE_NAMES, type SuiteName } from './suites.ts';
+
+/** Bad input or missing configuration; one line naming the value. */
+export class LoadGateError extends Error {
+  override readonly name = 'LoadGateError';
+}
+
+/** Exit code when k6 is not installed, as a shell reports a missing command. */
+export const EXIT_K6_MISSING = 127;
+/** k6's exit code when a threshold was crossed. */
+export const K6_EXIT_THRESHOLDS_CROSSED = 99;
+
+export const K6_INSTALL_HINT = [
+  'k6 is not on PATH, so no load gate ran. Install k6 v1.x (it runs the TypeScript suites as they are):',
+  '  Debian/Ubuntu: add the Grafana k6 apt repository and `apt-get install k6`',
+  '  macOS: `brew install k6`',
+  '  any OS: a release binary from https://github.com/grafana/k6/releases',
+  '  container: `docker run --rm -v "$PWD/loadtests:/loadtests" grafana/k6 run /loadtests/scripts/<suite>.ts`',
+  'See https://grafana.com/docs/k6/latest/set-up/install-k6/',
+].join('\n');
+
+export const LOADTESTS_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+const requestSchema = z.object({
+  suite: z.enum(SUITE_NAMES, {
+    error: (issue) => `unknown suite '${String(issue.input)}': expected one of ${SUITE_NAMES.join(', ')}`,
+  }),
+  baseUrl: z.url({
+    protocol: /^https?$/,
+    error: (issue) => `--base-url '${String(issue.input)}' is not an http(s) URL`,
+  }),
+  reportsDir: z.string().min(1, '--reports-dir must not be empty'),
+});
+
+export interface GateRequest {
+  /** Suite to run. */
+  readonly suite: string;
+  /** Control-plane base URL, e.g. http://127.0.0.1:8080. */
+  readonly baseUrl: string;
+  /** Where the JSON and JUnit reports go. */
+  readonly reportsDir: string;
+}
+
+export interface ValidRequest {
+  readonly suite: SuiteName;
+  readonly baseUrl: string;
+  readonly reportsDir: string;
+}
+
+/** Validates a gate request; throws LoadGateError with one line on bad input. */
+export function parseRequest(request: GateRequest): ValidRequest {
+  const parsed = requestSchema.safeParse(request);
+  if (!parsed.success) throw new LoadGateError(parsed.error.issues.map((i) => i.message).join('; '));
+  return {
+    suite: parsed.data.suite,
+    baseUrl: parsed.data.baseUrl.replace(/\/+$/, ''),
+    reportsDir: path.resolve(parsed.data.reportsDir),
+  };
+}
+
+export function scriptPath(suite: SuiteName): string {
+  return path.join(LOADTESTS_DIR, 'scripts', `${suite}.ts`);
+}
+
+/** The arguments of `k6 run` for a suite; the operator token travels in the environment, never in argv. */
+export function k6Arguments(request: ValidRequest): string[] {
+  return [
+    'run',
+    '--env',
+    `BASE_URL=${request.baseUrl}`,
+    '--env',
+    `REPORT_DIR=${request.reportsDir}`,
+    '--tag',
+    `suite=${request.suite}`,
+    scriptPath(request.suite),
+  ];
+}
+
+/** Full path of an executable found on PATH, or undefined. */
+export async function findOnPath(
+  command: string,
+  pathVariable: string | undefined,
+): Promise<string | undefined> {
+  for (const dir of (pathVariable ?? '').split(path.delimiter)) {
+    if (dir === '') continue;
+    const candidate = path.join(dir, command);
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // Not in this directory; try the next one.
+    }
+  }
+  return undefined;
+}
+
+/** An HS256 operator JWT (role operator) for the run, valid for two hours. */
+export async function mintOperatorToken(secret: string): Promise<string> {
+  return new SignJWT({ role: 'operator' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('load-gate')
+    .setIssuedAt()
+    .setExpirationTime('2h')
+    .sign(new TextEncoder().encode(secret));
+}
+
+/** OPERATOR_TOKEN as given, or one minted from JWT_SECRET; throws LoadGateError when neither is set. */
+export async function operatorToken(env: NodeJS.ProcessEnv): Promise<string> {
+  if (env.OPERATOR_TOKEN) return env.OPERATOR_TOKEN;
+  if (env.JWT_SECRET) return mintOperatorToken(env.JWT_SECRET);
+  throw new LoadGateError('set OPERATOR_TOKEN, or JWT_SECRET to mint an operator token');
+}
+
+/** The command line a CI job runs, for display (the token is in the environment, not here). */
+export function k6CommandLine(request: ValidRequest): string {
+  const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
+  return ['k6', ...k6Arguments(request)].map(quote).join(' ');
+}
+
+export interface RunOptions {
+  /** Environment of the k6 process; PATH is searched for k6. @default - process.env */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Where the install hint goes when k6 is missing. @default - process.stderr */
+  readonly stderr?: NodeJS.WritableStream;
+}
+
+/**
+ * Runs the suite with k6 and returns k6's exit code (0 pass, 99 thresholds crossed, others as k6 says),
+ * or EXIT_K6_MISSING after printing the install hint. Throws LoadGateError on bad input.
+ */
+export async function runLoadGate(request: GateRequest, options: RunOptions = {}): Promise<number> {
+  const env = options.env ?? process.env;
+  const valid = parseRequest(request);
+  const k6 = await findOnPath('k6', env.PATH);
+  if (k6 === undefined) {
+    (options.stderr ?? process.stderr).write(`${K6_INSTALL_HINT}\n`);
+    return EXIT_K6_MISSING;
+  }
+  const token = await operatorToken(env);
+  await mkdir(valid.reportsDir, { recursive: true });
+  const log = pino({ name: 'load-gate' }, pino.destination(2));
+  log.info({ suite: valid.suite, baseUrl: valid.baseUrl, k6, reportsDir: valid.reportsDir }, 'running k6');
+  const child = spawn(k6, k6Arguments(valid), { env: { ...env, OPERATOR_TOKEN: token }, stdio: 'inherit' });
+  const code = await new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (exitCode, signal) => {
+      if (exitCode !== null) resolve(exitCode);
+      else resolve(128 + (signal ? (osConstants.signals[signal] ?? 0) : 0));
+    });
+  });
+  log.info({ suite: valid.suite, exitCode: code, passed: code === 0 }, 'k6 finished');
+  return code;
+}
