@@ -194,15 +194,14 @@ export async function fetchCosts(now: Date, options: FetchCostsOptions = {}): Pr
     token = page.NextPageToken;
   } while (token);
 
-  const fetchedAt = now.toISOString();
-  const reaches = reachesDay === null ? null : new Date(`${reachesDay}T00:00:00.000Z`).toISOString();
+  const reachesMs = reachesDay === null ? null : Date.parse(`${reachesDay}T00:00:00.000Z`);
   return {
     start,
     end,
-    fetchedAt,
+    fetchedAt: now.toISOString(),
     problem,
     estimated,
-    dataTime: reaches === null ? null : reaches < fetchedAt ? reaches : fetchedAt,
+    dataTime: reachesMs === null ? null : new Date(Math.min(reachesMs, now.getTime())).toISOString(),
     pages,
     requests,
     byTenant,

@@ -106,30 +106,43 @@ function decideTenant(t: TenantInput, inputs: GuardInputs, dataProblem: string |
     to = maxState(current, 'limited');
     hold = 'needs-approval';
   }
+  // A held escalation stays confirmed, so the run that may act on it does so at once.
+  const held = (state: GuardState): Pending =>
+    rank(state) > rank(to)
+      ? { state, runs: policy.confirmations[state as Exclude<GuardState, 'ok'>] }
+      : confirmed.pending;
+  let pendingAfter = hold === 'needs-approval' ? held(confirmed.state) : confirmed.pending;
   if (!inputs.config.enforcementEnabled && to !== t.guardState) {
     to = t.guardState;
     hold = 'kill-switch';
+    pendingAfter = stored;
   }
   const parts = [
     `metering ${(meterRatio * 100).toFixed(1)}%`,
     `billing ${(billRatio * 100).toFixed(1)}%`,
     `of $${budgetUsd} budget`,
   ];
-  if (confirmed.pending.state !== null) {
-    const needed = policy.confirmations[confirmed.pending.state as Exclude<GuardState, 'ok'>];
-    parts.push(`${confirmed.pending.state} seen ${confirmed.pending.runs}/${needed} runs`);
+  if (pendingAfter.state !== null) {
+    const needed = policy.confirmations[pendingAfter.state as Exclude<GuardState, 'ok'>];
+    parts.push(`${pendingAfter.state} seen ${pendingAfter.runs}/${needed} runs`);
   }
   if (human) parts.push('billing alone crosses a hard line: a human should check');
   return {
     ...base,
     to,
     target,
-    pending: confirmed.pending,
+    pending: pendingAfter,
     actions: actionsFor(t.guardState, to),
     hold,
     needsHuman: human,
     reason: parts.join(', '),
   };
+}
+
+/** A tenant held by the cap keeps its escalation confirmed for the next run. */
+function capPending(d: TenantDecision, policy: GuardPolicy): Pending {
+  const state = d.to as Exclude<GuardState, 'ok'>;
+  return { state, runs: policy.confirmations[state] };
 }
 
 /**
@@ -150,6 +163,7 @@ export function planRun(inputs: GuardInputs): GuardPlan {
       ? {
           ...d,
           to: d.from,
+          pending: capPending(d, inputs.config.policy),
           actions: [],
           hold: 'cap' as const,
           reason: `${d.reason}; held: per-run action cap ${limit} reached`,
