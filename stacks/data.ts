@@ -1,0 +1,178 @@
+import { type CfnResource, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import type { Construct } from 'constructs';
+import { ConfigError } from './config.ts';
+import { databaseInstanceId, resourcePrefix, secretNames } from './names.ts';
+import { dataStoreRemovalPolicy, PlatformStack, type PlatformStackProps } from './platform-stack.ts';
+import { logRetention } from './retention.ts';
+
+/**
+ * A Multi-AZ DB *instance* (one primary, one synchronous standby), not a Multi-AZ DB cluster, because:
+ * RDS Proxy does not support Multi-AZ DB clusters; DB clusters need instance classes with local NVMe (no t4g
+ * for dev, no m6g.large); and CDK has no L2 for them. Failover is exercised with RebootDBInstance(ForceFailover).
+ * The DR drills read this constant to choose that call.
+ */
+export const DATABASE_TOPOLOGY = 'multi-az-instance' as const;
+
+export const DATABASE_PORT = 5432;
+
+/** Statements slower than this are logged (log_min_duration_statement, ms). */
+export const SLOW_STATEMENT_MS = 500;
+
+/** The master user; tenant roles are created by the provisioner, never by hand. */
+export const DATABASE_MASTER_USER = 'platform_admin';
+
+export interface DataStackProps extends PlatformStackProps {
+  readonly vpc: ec2.IVpc;
+  /** The EKS cluster security group: the only client the database and its proxy admit. */
+  readonly clientSecurityGroup: ec2.ISecurityGroup;
+}
+
+function performanceInsightsRetention(days: number): rds.PerformanceInsightRetention {
+  const allowed = Object.values(rds.PerformanceInsightRetention).filter((v) => typeof v === 'number');
+  if (!allowed.includes(days)) {
+    throw new ConfigError(
+      `'database.performanceInsightsRetentionDays' (${days}) must be 7, a multiple of 31 up to 713, or 731`,
+    );
+  }
+  return days as rds.PerformanceInsightRetention;
+}
+
+/** Shared PostgreSQL (catalog plus one schema per tenant), its proxy and its master secret. */
+export class DataStack extends PlatformStack {
+  readonly instance: rds.DatabaseInstance;
+  readonly proxy: rds.DatabaseProxy;
+  readonly key: kms.Key;
+
+  constructor(scope: Construct, id: string, props: DataStackProps) {
+    super(scope, id, props);
+    const { config } = this;
+    const db = config.database;
+    const instanceId = databaseInstanceId(config);
+    const isolated = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+
+    this.key = new kms.Key(this, 'Key', {
+      alias: `${resourcePrefix(config)}-data`,
+      description: `RDS storage, Performance Insights, master secret and logs (${config.name})`,
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.key.grantEncryptDecrypt(new iam.ServicePrincipal(`logs.${this.region}.amazonaws.com`));
+
+    const engine = rds.DatabaseInstanceEngine.postgres({
+      version: rds.PostgresEngineVersion.of(db.engineVersion, db.engineVersion.split('.')[0]!),
+    });
+    const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
+      engine,
+      description: `agent platform ${config.name}`,
+      parameters: {
+        'rds.force_ssl': '1',
+        log_min_duration_statement: String(SLOW_STATEMENT_MS),
+        log_lock_waits: '1',
+      },
+    });
+
+    const securityGroup = new ec2.SecurityGroup(this, 'DatabaseSecurityGroup', {
+      vpc: props.vpc,
+      description: 'PostgreSQL: admits the EKS cluster, the RDS Proxy and the rotation function',
+      allowAllOutbound: false,
+    });
+    securityGroup.addIngressRule(props.clientSecurityGroup, ec2.Port.tcp(DATABASE_PORT), 'EKS cluster');
+
+    // RDS writes exported logs here; creating the groups ourselves sets retention and encryption without a Lambda.
+    const logGroups = ['postgresql', 'upgrade'].map(
+      (type) =>
+        new logs.LogGroup(this, `Logs-${type}`, {
+          logGroupName: `/aws/rds/instance/${instanceId}/${type}`,
+          retention: logRetention(config.observability.logRetentionDays, 'observability.logRetentionDays'),
+          encryptionKey: this.key,
+          removalPolicy: RemovalPolicy.RETAIN,
+        }),
+    );
+
+    this.instance = new rds.DatabaseInstance(this, 'Database', {
+      instanceIdentifier: instanceId,
+      engine,
+      instanceType: new ec2.InstanceType(db.instanceClass),
+      vpc: props.vpc,
+      vpcSubnets: isolated,
+      securityGroups: [securityGroup],
+      port: DATABASE_PORT,
+      multiAz: true,
+      credentials: rds.Credentials.fromGeneratedSecret(DATABASE_MASTER_USER, {
+        secretName: secretNames(config).databaseMaster,
+        encryptionKey: this.key,
+      }),
+      storageEncrypted: true,
+      storageEncryptionKey: this.key,
+      storageType: rds.StorageType.GP3,
+      allocatedStorage: db.allocatedStorageGiB,
+      maxAllocatedStorage: db.maxAllocatedStorageGiB,
+      backupRetention: Duration.days(db.backupRetentionDays),
+      deleteAutomatedBackups: false,
+      copyTagsToSnapshot: true,
+      deletionProtection: db.deletionProtection,
+      removalPolicy: dataStoreRemovalPolicy(config),
+      parameterGroup,
+      iamAuthentication: true,
+      enablePerformanceInsights: true,
+      performanceInsightRetention: performanceInsightsRetention(db.performanceInsightsRetentionDays),
+      performanceInsightEncryptionKey: this.key,
+      monitoringInterval: Duration.seconds(db.monitoringIntervalSeconds),
+      cloudwatchLogsExports: ['postgresql', 'upgrade'],
+      autoMinorVersionUpgrade: true,
+      caCertificate: rds.CaCertificate.RDS_CA_RSA2048_G1,
+    });
+    // Only the DB resource waits for its log groups (a construct-level dependency would drag in the proxy role).
+    for (const group of logGroups) {
+      (this.instance.node.defaultChild as CfnResource).addDependency(group.node.defaultChild as CfnResource);
+    }
+
+    this.instance.addRotationSingleUser({
+      automaticallyAfter: Duration.days(db.secretRotationDays),
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+    });
+
+    const proxySecurityGroup = new ec2.SecurityGroup(this, 'ProxySecurityGroup', {
+      vpc: props.vpc,
+      description: 'RDS Proxy: admits the EKS cluster',
+      allowAllOutbound: false,
+    });
+    proxySecurityGroup.addIngressRule(props.clientSecurityGroup, ec2.Port.tcp(DATABASE_PORT), 'EKS cluster');
+    proxySecurityGroup.addEgressRule(securityGroup, ec2.Port.tcp(DATABASE_PORT), 'PostgreSQL');
+    securityGroup.addIngressRule(proxySecurityGroup, ec2.Port.tcp(DATABASE_PORT), 'RDS Proxy');
+
+    this.proxy = this.instance.addProxy('Proxy', {
+      dbProxyName: `${resourcePrefix(config)}-proxy`,
+      secrets: [this.instance.secret!],
+      vpc: props.vpc,
+      vpcSubnets: isolated,
+      securityGroups: [proxySecurityGroup],
+      requireTLS: true,
+    });
+
+    this.acknowledge(db.deletionProtection);
+  }
+
+  private acknowledge(deletionProtection: boolean): void {
+    Validations.of(this.instance).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]',
+      reason: 'Enhanced monitoring requires the AWS-managed AmazonRDSEnhancedMonitoringRole on its role.',
+    });
+    Validations.of(this.instance).acknowledge({
+      id: 'AwsSolutions-RDS11',
+      reason:
+        'The default port is kept so runbook commands work as written; only the cluster, proxy and rotation security groups can reach it, and TLS is forced.',
+    });
+    if (!deletionProtection) {
+      Validations.of(this.instance).acknowledge({
+        id: 'AwsSolutions-RDS10',
+        reason: `${this.config.name} sets database.deletionProtection=false so the environment can be torn down; prod keeps it on.`,
+      });
+    }
+  }
+}

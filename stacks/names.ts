@@ -1,0 +1,59 @@
+import type { REQUIRED_TAGS } from '../constructs/nag/required-tags.ts';
+import type { EnvironmentConfig } from './config.ts';
+
+/** The `app` tag value and the prefix of every physical name. */
+export const APP_NAME = 'agent-platform';
+
+/** Tag values for one environment, applied to the whole app in createPlatform. */
+export function platformTags(config: EnvironmentConfig): Record<(typeof REQUIRED_TAGS)[number], string> {
+  return { env: config.name, app: APP_NAME, 'cost-center': config.costCenter };
+}
+
+/** Prefix of physical names in one environment, e.g. `agent-platform-prod`. */
+export function resourcePrefix(config: EnvironmentConfig): string {
+  return `${APP_NAME}-${config.name}`;
+}
+
+/** Secrets Manager names; workload policies are scoped to these, so they are fixed rather than generated. */
+export function secretNames(config: EnvironmentConfig) {
+  const base = `${APP_NAME}/${config.name}`;
+  return {
+    /** Prefix of every secret the platform owns in this environment. */
+    prefix: `${base}/`,
+    databaseMaster: `${base}/database/master`,
+    cacheAuth: `${base}/cache/auth`,
+    /** Tenant database secrets are `<tenantsPrefix><id>/database` (see COMMON.md). */
+    tenantsPrefix: `${base}/tenants/`,
+  };
+}
+
+/** The RDS instance identifier; alarms and drills address the instance by it. */
+export function databaseInstanceId(config: EnvironmentConfig): string {
+  return `${resourcePrefix(config)}-db`;
+}
+
+/** The ElastiCache replication group id (at most 40 characters). */
+export function cacheReplicationGroupId(config: EnvironmentConfig): string {
+  return `${resourcePrefix(config)}-cache`;
+}
+
+/** Member cluster ids ElastiCache gives the nodes of a replication group: `<group>-001`, `-002`, ... */
+export function cacheNodeIds(config: EnvironmentConfig): string[] {
+  const group = cacheReplicationGroupId(config);
+  return Array.from(
+    { length: config.cache.nodeCount },
+    (_, i) => `${group}-${String(i + 1).padStart(3, '0')}`,
+  );
+}
+
+/** The EKS cluster name. */
+export function clusterName(config: EnvironmentConfig): string {
+  return resourcePrefix(config);
+}
+
+/** Kubernetes service accounts that get AWS permissions through EKS Pod Identity. */
+export const WORKLOAD_IDENTITIES = {
+  controlPlane: { namespace: 'platform', serviceAccount: 'control-plane' },
+  costGuard: { namespace: 'platform', serviceAccount: 'cost-guard' },
+  drills: { namespace: 'platform', serviceAccount: 'dr-drill' },
+} as const;

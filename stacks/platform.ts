@@ -1,0 +1,56 @@
+import { type App, Tags, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { PlatformChecks } from '../constructs/nag/platform-checks.ts';
+import { UNTAGGABLE_TYPES } from '../constructs/nag/required-tags.ts';
+import { CacheStack } from './cache.ts';
+import { ClusterStack } from './cluster.ts';
+import type { EnvironmentConfig } from './config.ts';
+import { CostStack } from './cost.ts';
+import { DataStack } from './data.ts';
+import { cacheNodeIds, clusterName, databaseInstanceId, platformTags } from './names.ts';
+import { NetworkStack } from './network.ts';
+import { ObservabilityStack } from './observability.ts';
+
+/** The stacks of one environment, in deployment order. */
+export interface PlatformStacks {
+  readonly network: NetworkStack;
+  readonly cluster: ClusterStack;
+  readonly data: DataStack;
+  readonly cache: CacheStack;
+  readonly observability: ObservabilityStack;
+  readonly cost: CostStack;
+}
+
+/** Stack id of one part of one environment, e.g. `AgentPlatform-prod-Data`. */
+export function stackId(config: EnvironmentConfig, part: string): string {
+  return `AgentPlatform-${config.name}-${part}`;
+}
+
+/** Composes one environment's stacks into the app, tags everything and registers the nag packs. */
+export function createPlatform(app: App, config: EnvironmentConfig): PlatformStacks {
+  // Producer stacks refuse to drop an export a consumer still uses: the safe default, said out loud.
+  app.node.setContext('@aws-cdk/core:defaultCrossStackReferences', 'strong');
+  const base = { config };
+  const network = new NetworkStack(app, stackId(config, 'Network'), base);
+  const cluster = new ClusterStack(app, stackId(config, 'Cluster'), { ...base, vpc: network.vpc });
+  const clients = { vpc: network.vpc, clientSecurityGroup: cluster.cluster.clusterSecurityGroup };
+  const data = new DataStack(app, stackId(config, 'Data'), { ...base, ...clients });
+  const cache = new CacheStack(app, stackId(config, 'Cache'), { ...base, ...clients });
+  const observability = new ObservabilityStack(app, stackId(config, 'Observability'), {
+    ...base,
+    databaseInstanceId: databaseInstanceId(config),
+    cacheNodeIds: cacheNodeIds(config),
+    clusterName: clusterName(config),
+  });
+  // Alarms address the data stores and the cluster by name, so the order is explicit rather than implied.
+  observability.addDependency(data);
+  observability.addDependency(cache);
+  observability.addDependency(cluster);
+  const cost = new CostStack(app, stackId(config, 'Cost'), { ...base, topic: observability.topic });
+
+  for (const [key, value] of Object.entries(platformTags(config))) {
+    Tags.of(app).add(key, value, { excludeResourceTypes: [...UNTAGGABLE_TYPES] });
+  }
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new PlatformChecks(app));
+  return { network, cluster, data, cache, observability, cost };
+}
