@@ -49,7 +49,7 @@ export interface CheckResult {
 export interface GateResult {
   /** Suite name. */
   readonly suite: string;
-  /** True when every threshold held and no check failed. */
+  /** True when there were thresholds, every one held, and no check failed. */
   readonly passed: boolean;
   /** Run time, seconds. */
   readonly durationSeconds: number;
@@ -88,7 +88,8 @@ export function gateResult(suite: string, data: SummaryData): GateResult {
   const value = (metric: string, key: string) => metrics[metric]?.values?.[key];
   return {
     suite,
-    passed: thresholds.every((t) => t.ok) && checks.every((c) => c.fails === 0),
+    // A run without thresholds proves nothing, so it does not pass.
+    passed: thresholds.length > 0 && thresholds.every((t) => t.ok) && checks.every((c) => c.fails === 0),
     durationSeconds: (data.state?.testRunDurationMs ?? 0) / 1000,
     thresholds,
     checks,
