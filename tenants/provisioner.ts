@@ -8,7 +8,7 @@ import { renderTenantManifests } from '../constructs/tenant-namespace.ts';
 import { type EnvironmentConfig, tenantHostname } from '../stacks/config.ts';
 import { issueApiKey } from './api-keys.ts';
 import { recordAudit } from './audit.ts';
-import { TenantNotFoundError } from './errors.ts';
+import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
 import {
   type AwsClients,
   budgetChanges,
@@ -70,11 +70,6 @@ export class InjectedFault extends Error {
 /** The tenant exists in a state that create may not change (e.g. suspended, or another tier). */
 export class TenantStateError extends Error {
   override readonly name = 'TenantStateError';
-}
-
-/** PostgreSQL could not be reached at all. */
-export class DatabaseUnavailableError extends Error {
-  override readonly name = 'DatabaseUnavailableError';
 }
 
 /** The tenant was provisioned but does not work yet; it stays `provisioning` and a rerun retries. */
@@ -419,6 +414,7 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
           changes.push(`issue api key ${apiKey.prefix}`);
         }
         const timings = Object.fromEntries(steps.map((s) => [s.step, s.ms]));
+        const recorded = steps.filter((s) => s.action !== 'skipped');
         if (needsActivation) {
           await client.query(
             `UPDATE control.tenants SET status = 'active', status_changed_at = now(), updated_at = now()
@@ -449,7 +445,7 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
            SELECT $1, s.step, 'done', s.ms, NULL, now() FROM unnest($2::text[], $3::numeric[]) AS s(step, ms)
            ON CONFLICT (tenant_id, step) DO UPDATE
              SET state = 'done', duration_ms = EXCLUDED.duration_ms, error = NULL, updated_at = now()`,
-          [id, steps.map((s) => s.step), steps.map((s) => s.ms)],
+          [id, recorded.map((s) => s.step), recorded.map((s) => s.ms)],
         );
         await client.query('COMMIT');
       } catch (error) {
@@ -737,4 +733,4 @@ export async function listTenants(pool: pg.Pool): Promise<TenantRecord[]> {
   return rows.map(toRecord);
 }
 
-export { TENANT_TABLES };
+export { DatabaseUnavailableError, TENANT_TABLES };

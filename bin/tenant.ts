@@ -1,0 +1,139 @@
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import { loadEnvironmentConfig } from '../stacks/config.ts';
+import { openDatabase } from '../tenants/embedded-database.ts';
+import { TenantNotFoundError } from '../tenants/errors.ts';
+import { expectedFailure, formatCreateResult, formatTenant, formatTenantList } from '../tenants/format.ts';
+import {
+  changeTier,
+  createTenant,
+  DEFAULT_MANIFESTS_DIR,
+  getTenant,
+  listTenants,
+} from '../tenants/provisioner.ts';
+import { parseTenantId } from '../tenants/tenant-id.ts';
+import { getTier } from '../tenants/tiers.ts';
+
+interface GlobalOptions {
+  env: string;
+  kubeContext?: string;
+  manifestsDir: string;
+  aws?: boolean;
+  json?: boolean;
+}
+
+function awsEnabled(flag: boolean | undefined): boolean {
+  if (flag !== undefined) return flag;
+  return Boolean(process.env.AWS_ENDPOINT_URL || process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE);
+}
+
+const print = (json: boolean | undefined, value: unknown, text: string) =>
+  console.log(json ? JSON.stringify(value, null, 2) : text);
+
+/** Opens the catalog (DATABASE_URL or embedded), runs `work`, and always closes it. */
+async function withDeps<T>(
+  options: GlobalOptions,
+  work: (deps: Parameters<typeof createTenant>[0]) => Promise<T>,
+) {
+  const env = loadEnvironmentConfig(options.env);
+  const db = await openDatabase();
+  try {
+    return await work({
+      pool: db.pool,
+      env,
+      aws: { enabled: awsEnabled(options.aws) },
+      manifestsDir: options.manifestsDir,
+      ...(options.kubeContext ? { kubeContext: options.kubeContext } : {}),
+      logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+    });
+  } finally {
+    await db.close();
+  }
+}
+
+const actor = () => `cli:${process.env.USER ?? 'unknown'}`;
+
+const program = new Command('tenant')
+  .description(
+    'Onboard and inspect tenants. The catalog is DATABASE_URL, or an embedded PostgreSQL in .data/postgres',
+  )
+  .option('--env <name>', 'environment config: dev, staging or prod', 'dev')
+  .option(
+    '--kube-context <name>',
+    'apply manifests with kubectl apply --server-side in this context (default: render only)',
+  )
+  .option('--manifests-dir <dir>', 'where <id>.yaml is written', DEFAULT_MANIFESTS_DIR)
+  .addOption(
+    new Option(
+      '--aws',
+      'create the Secrets Manager secret and the AWS Budget (default: on when AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID or AWS_PROFILE is set)',
+    ),
+  )
+  .addOption(new Option('--no-aws', 'skip the AWS steps (secret, budget)'))
+  .option('--json', 'print JSON instead of text')
+  .showHelpAfterError();
+
+program
+  .command('create <id>')
+  .description('create the tenant, or converge it to its tier; safe to run again')
+  .requiredOption('--tier <tier>', 'free, starter, pro or enterprise')
+  .option('--dry-run', 'print the plan (desired vs actual state) and change nothing')
+  .action(async (id: string, cmd: { tier: string; dryRun?: boolean }) => {
+    const options = program.opts<GlobalOptions>();
+    parseTenantId(id);
+    getTier(cmd.tier);
+    const result = await withDeps(options, (deps) =>
+      createTenant(deps, { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false }),
+    );
+    print(options.json, result, formatCreateResult(result));
+  });
+
+program
+  .command('change-tier <id>')
+  .description('move the tenant to another tier: role limits, quota and budget follow')
+  .requiredOption('--tier <tier>', 'free, starter, pro or enterprise')
+  .option('--dry-run', 'print the plan and change nothing')
+  .option('--yes', 'confirm the change (required unless --dry-run)')
+  .action(async (id: string, cmd: { tier: string; dryRun?: boolean; yes?: boolean }) => {
+    const options = program.opts<GlobalOptions>();
+    parseTenantId(id);
+    getTier(cmd.tier);
+    if (!cmd.dryRun && !cmd.yes) {
+      console.error(`error: changing the tier of '${id}' needs --yes (or --dry-run to see the plan)`);
+      process.exitCode = 2;
+      return;
+    }
+    const result = await withDeps(options, (deps) =>
+      changeTier(deps, id, cmd.tier, actor(), { dryRun: cmd.dryRun ?? false }),
+    );
+    print(options.json, result, formatCreateResult(result));
+  });
+
+program
+  .command('show <id>')
+  .description('show one tenant: status, tier limits, hostname, provisioning steps')
+  .action(async (id: string) => {
+    const options = program.opts<GlobalOptions>();
+    parseTenantId(id);
+    const tenant = await withDeps(options, (deps) => getTenant(deps.pool, id));
+    if (!tenant) throw new TenantNotFoundError(id);
+    print(options.json, tenant, formatTenant(tenant));
+  });
+
+program
+  .command('list')
+  .description('list every tenant')
+  .action(async () => {
+    const options = program.opts<GlobalOptions>();
+    const tenants = await withDeps(options, (deps) => listTenants(deps.pool));
+    print(options.json, tenants, formatTenantList(tenants));
+  });
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  const line = expectedFailure(error);
+  if (line === undefined) throw error;
+  console.error(`error: ${line}`);
+  process.exitCode = 1;
+}
