@@ -63,7 +63,11 @@ interface TenantRow {
   status: string;
 }
 
+/** The provisioner's per-tenant advisory lock class: a status change never interleaves with a reconcile. */
+const TENANT_LOCK_CLASS = 7_310_001;
+
 async function lockTenant(client: pg.PoolClient, tenantId: string): Promise<TenantRow> {
+  await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [TENANT_LOCK_CLASS, tenantId]);
   const { rows } = await client.query<TenantRow>(
     'SELECT id, tier, status::text AS status FROM control.tenants WHERE id = $1 FOR UPDATE',
     [tenantId],
@@ -108,6 +112,8 @@ async function renderQuota(deps: SuspensionDeps, row: TenantRow, stopWork: boole
     tenantId: row.id,
     tier: getTier(row.tier),
     hostname: tenantHostname(deps.env, row.id),
+    // The same props the provisioner renders with, so lifting a limit restores its file byte for byte.
+    privateNetworkCidr: deps.env.network.cidr,
     ...(stopWork ? { quotaOverride: { pods: 0, jobs: 0 } } : {}),
   });
   await mkdir(deps.manifestsDir, { recursive: true });
@@ -115,7 +121,7 @@ async function renderQuota(deps: SuspensionDeps, row: TenantRow, stopWork: boole
   const steps = [`wrote ${file} (${stopWork ? 'pods/jobs 0' : 'tier quota'})`];
   if (deps.kubeContext) {
     const context = ['--context', deps.kubeContext];
-    await run('kubectl', [...context, 'apply', '-f', file]);
+    await run('kubectl', [...context, 'apply', '--server-side', '-f', file]);
     const annotation = stopWork ? `${STOP_TASKS_ANNOTATION}=true` : `${STOP_TASKS_ANNOTATION}-`;
     await run('kubectl', [...context, 'annotate', 'namespace', row.id, annotation, '--overwrite']);
     steps.push(`applied to ${deps.kubeContext}`);

@@ -1,7 +1,9 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { CostExplorerClient, GetCostAndUsageCommand } from '@aws-sdk/client-cost-explorer';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
+import { mockClient } from 'aws-sdk-client-mock';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
@@ -203,6 +205,28 @@ describe('cost guard run', () => {
     expect(result.plan.tenants[0]).toMatchObject({ hold: 'unknown-data', actions: [] });
     expect(await catalog([id])).toEqual(before);
     expect(await sentNotifications()).toEqual([]);
+  });
+
+  test('a throttled Cost Explorer is retried, then the run gives up without acting', async () => {
+    const id = await tenantAt('thr', 2.5);
+    const ce = new CostExplorerClient({});
+    // moto cannot throttle: this one client instance is mocked, everything else stays real.
+    mockClient(ce)
+      .on(GetCostAndUsageCommand)
+      .rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    const result = await runCostGuard(
+      { ...deps(), ce, fetch: { maxAttempts: 3, sleep: async () => {} } },
+      { apply: true },
+    );
+    expect(result.plan.dataProblem).toBe('Cost Explorer throttled page 1 3 times');
+    expect(result.plan.ceRequests).toBe(3);
+    expect(result.outcomes).toEqual([]);
+    expect(await catalog([id])).toMatchObject([{ status: 'active', guard_state: null }]);
+    const { rows } = await pool.query('SELECT outcome, inputs FROM control.cost_guard_runs WHERE id = $1', [
+      result.runId,
+    ]);
+    expect(rows[0].outcome).toMatch(/throttled/);
+    expect(rows[0].inputs.costs.problem).toMatch(/throttled/);
   });
 
   test('a billing-only spike warns and asks for a human, but does not limit or suspend', async () => {
