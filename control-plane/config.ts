@@ -57,6 +57,15 @@ const configSchema = z
       .default('false')
       .transform((v) => v === 'true'),
     SHUTDOWN_TIMEOUT_MS: int(100).default(10_000),
+    /** Where tenant manifests are written on create, tier change, suspend and resume. @default - the modules' defaults */
+    MANIFESTS_DIR: optionalText,
+    /** kubectl context the manifests are applied to. @default - not applied */
+    KUBE_CONTEXT: optionalText,
+    /** Run the provisioner's AWS steps (secret, budget). */
+    AWS_PROVISIONING: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
   })
   .superRefine((c, ctx) => {
     const keys = [c.JWT_SECRET, c.JWT_PUBLIC_KEY, c.JWT_JWKS_URL].filter((v) => v !== undefined);

@@ -19,8 +19,6 @@ export interface ControlPlaneDeps {
   /** Platform environment the provisioner and suspension modules work in. */
   readonly environment: EnvironmentConfig;
   readonly logger: Logger;
-  /** Where tenant manifests are written. @default - the provisioner's default */
-  readonly manifestsDir?: string;
 }
 
 /** Everything the route files share, built once per server. */

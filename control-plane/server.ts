@@ -7,6 +7,7 @@ import Fastify, {
 } from 'fastify';
 import { ApiKeyNotFoundError } from '../tenants/api-keys.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
+import { KubectlError, ReadinessError, TenantStateError } from '../tenants/provisioner.ts';
 import { TenantIdError } from '../tenants/tenant-id.ts';
 import { TierError } from '../tenants/tiers.ts';
 import { operatorAuthHook, tenantAuthHook } from './auth-hooks.ts';
@@ -19,6 +20,8 @@ import { AuthFailureLimiter, TenantRateLimiter } from './rate-limit.ts';
 import { RedisHotStore } from './redis-store.ts';
 import { admissionRoutes } from './routes/admission.ts';
 import { operatorKeyRoutes } from './routes/operator-keys.ts';
+import { operatorStatusRoutes } from './routes/operator-status.ts';
+import { operatorTenantRoutes } from './routes/operator-tenants.ts';
 import { probeRoutes } from './routes/probes.ts';
 import { tenantSelfRoutes } from './routes/tenant-self.ts';
 import { ApiKeyCache, TenantStateCache } from './tenant-cache.ts';
@@ -124,7 +127,9 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
   });
   await app.register(async (scope) => {
     scope.addHook('onRequest', operatorAuthHook(ctx));
+    operatorTenantRoutes(scope, ctx);
     operatorKeyRoutes(scope, ctx);
+    operatorStatusRoutes(scope, ctx);
   });
   return app;
 }

@@ -7,7 +7,12 @@ import pino from 'pino';
 import { loadEnvironmentConfig } from '../../stacks/config.ts';
 import { issueApiKey } from '../../tenants/api-keys.ts';
 import { migrateCatalog } from '../../tenants/catalog/migrate.ts';
-import { createTestDatabase, type TestDatabase, uniqueTenantId } from '../../tenants/testing/pg.ts';
+import {
+  ADMIN_URL,
+  createTestDatabase,
+  type TestDatabase,
+  uniqueTenantId,
+} from '../../tenants/testing/pg.ts';
 import type { TierName } from '../../tenants/tiers.ts';
 import { type ControlPlaneConfig, loadControlPlaneConfig } from '../config.ts';
 import { buildServer } from '../server.ts';
@@ -25,6 +30,8 @@ export interface ControlPlaneFixture {
   server(env?: Record<string, string>, options?: { redis?: Redis | null }): Promise<FastifyInstance>;
   /** Inserts a tenant row (bypassing provisioning) and issues it a key. */
   tenant(tier: TierName, status?: string): Promise<{ id: string; key: string; prefix: string }>;
+  /** A unique tenant id whose PostgreSQL role (if provisioning creates one) is dropped on close. */
+  provisionedId(stem: string): string;
   /** Signs an operator token. */
   token(role: string, options?: { expiresIn?: string; secret?: string }): Promise<string>;
   close(): Promise<void>;
@@ -47,6 +54,7 @@ export async function createFixture(label: string): Promise<ControlPlaneFixture>
   await redis.connect();
   const keyPrefix = `cptest:${label}:${randomBytes(4).toString('hex')}:`;
   const apps: FastifyInstance[] = [];
+  const roles: string[] = [];
   return {
     db,
     pool,
@@ -71,6 +79,11 @@ export async function createFixture(label: string): Promise<ControlPlaneFixture>
       );
       return { id, ...(await issueApiKey(pool, id)) };
     },
+    provisionedId(stem) {
+      const id = uniqueTenantId(stem);
+      roles.push(id);
+      return id;
+    },
     token(role, options = {}) {
       return new SignJWT({ role })
         .setProtectedHeader({ alg: 'HS256' })
@@ -86,6 +99,14 @@ export async function createFixture(label: string): Promise<ControlPlaneFixture>
       await redis.quit();
       await pool.end();
       await db.drop();
+      // Roles are server-wide; they go once the database that held their objects is gone.
+      const admin = new pg.Client({ connectionString: ADMIN_URL });
+      await admin.connect();
+      try {
+        for (const role of roles) await admin.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(role)}`);
+      } finally {
+        await admin.end();
+      }
     },
   };
 }
