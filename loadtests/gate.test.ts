@@ -39,7 +39,7 @@ beforeAll(() => {
       '#!/bin/sh',
       'printf "%s\\n" "$@" > "$K6_ARGV_FILE"',
       'printf "%s" "$OPERATOR_TOKEN" > "$K6_TOKEN_FILE"',
-      'exit "${K6_EXIT:-0}"',
+      'exit "$K6_EXIT"',
       '',
     ].join('\n'),
   );
@@ -52,7 +52,13 @@ function fakeEnv(name: string, extra: Record<string, string>) {
   const argvFile = path.join(work, `${name}.argv`);
   const tokenFile = path.join(work, `${name}.token`);
   return {
-    env: { PATH: `${fakeBin}:${SYSTEM_PATH}`, K6_ARGV_FILE: argvFile, K6_TOKEN_FILE: tokenFile, ...extra },
+    env: {
+      PATH: `${fakeBin}:${SYSTEM_PATH}`,
+      K6_EXIT: '0',
+      K6_ARGV_FILE: argvFile,
+      K6_TOKEN_FILE: tokenFile,
+      ...extra,
+    },
     argv: () => readFileSync(argvFile, 'utf8').trimEnd().split('\n'),
     token: () => readFileSync(tokenFile, 'utf8'),
   };
