@@ -247,23 +247,25 @@ async function checkDatabaseReadiness(
         'BEGIN',
         `INSERT INTO ${s}.agents (name, model) VALUES ('readiness-probe', 'none')`,
         `INSERT INTO ${s}.tasks (agent_id) SELECT id FROM ${s}.agents WHERE name = 'readiness-probe'`,
-        `SELECT current_user AS who, count(*)::int AS n, current_setting('statement_timeout') AS timeout,
-                current_setting('temp_file_limit') AS temp
+        `SELECT current_user AS who, count(*)::int AS n,
+                (SELECT json_object_agg(name, setting) FROM pg_settings WHERE name = ANY (ARRAY[${Object.keys(
+                  roleSettings(tier),
+                )
+                  .map((n) => pg.escapeLiteral(n))
+                  .join(', ')}])) AS settings
            FROM ${s}.tasks t JOIN ${s}.agents a ON a.id = t.agent_id WHERE a.name = 'readiness-probe'`,
         'ROLLBACK',
       ].join(';\n'),
     )) as unknown as pg.QueryResult[];
-    const row = results[3]?.rows[0] as { who: string; n: number; timeout: string; temp: string } | undefined;
+    const row = results[3]?.rows[0] as
+      | { who: string; n: number; settings: Record<string, string> }
+      | undefined;
     const problems: string[] = [];
     if (row?.who !== tenantId) problems.push(`logged in as ${row?.who}, not ${tenantId}`);
     if (row?.n !== 1) problems.push(`wrote 1 probe task but read ${row?.n}`);
-    const wanted = roleSettings(tier);
-    if (
-      row &&
-      `${Number(wanted.statement_timeout) / 1000}s` !== row.timeout &&
-      row.timeout !== `${wanted.statement_timeout}ms`
-    ) {
-      problems.push(`statement_timeout is ${row.timeout}, tier wants ${wanted.statement_timeout} ms`);
+    for (const [name, wanted] of Object.entries(roleSettings(tier))) {
+      if (row?.settings[name] !== wanted)
+        problems.push(`${name} is ${row?.settings[name]} in session, tier wants ${wanted}`);
     }
     return problems;
   } catch (error) {

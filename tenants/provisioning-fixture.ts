@@ -1,0 +1,89 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { loadEnvironmentConfig } from '../stacks/config.ts';
+import { migrateCatalog } from './catalog/migrate.ts';
+import type { ProvisionerDeps } from './provisioner.ts';
+import { ADMIN_URL, createTestDatabase, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
+
+/** A migrated throwaway catalog for one test file, which drops the roles its tenants created. */
+export interface ProvisioningFixture {
+  readonly database: TestDatabase;
+  readonly pool: pg.Pool;
+  readonly manifestsDir: string;
+  readonly deps: ProvisionerDeps;
+  /** A unique tenant id, remembered so its role is dropped at the end. */
+  tenantId(stem: string): string;
+  close(): Promise<void>;
+}
+
+export async function dropRoles(roles: readonly string[]): Promise<void> {
+  if (roles.length === 0) return;
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query<{ rolname: string }>(
+      'SELECT rolname FROM pg_roles WHERE rolname = ANY($1)',
+      [roles],
+    );
+    for (let i = 0; i < rows.length; i += 500) {
+      const batch = rows.slice(i, i + 500).map((r) => pg.escapeIdentifier(r.rolname));
+      await admin.query(`DROP ROLE IF EXISTS ${batch.join(', ')}`);
+    }
+  } finally {
+    await admin.end();
+  }
+}
+
+export async function createProvisioningFixture(label: string, poolSize = 10): Promise<ProvisioningFixture> {
+  const database = await createTestDatabase(label);
+  const pool = new pg.Pool({ connectionString: database.url, max: poolSize });
+  const client = await pool.connect();
+  try {
+    await migrateCatalog(client);
+  } finally {
+    client.release();
+  }
+  const manifestsDir = await mkdtemp(path.join(tmpdir(), `manifests-${label}-`));
+  const ids: string[] = [];
+  return {
+    database,
+    pool,
+    manifestsDir,
+    deps: { pool, env: loadEnvironmentConfig('dev'), manifestsDir, aws: { enabled: false } },
+    tenantId(stem) {
+      const id = uniqueTenantId(stem);
+      ids.push(id);
+      return id;
+    },
+    async close() {
+      await pool.end();
+      await database.drop();
+      await dropRoles(ids);
+      await rm(manifestsDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * What a failed run must leave unchanged: catalog rows, this database's schemas, and roles named by
+ * the attempted ids (pg_roles is server-wide and other test files add roles concurrently).
+ */
+export async function footprint(pool: pg.Pool, attemptedIds: readonly string[]) {
+  const { rows } = await pool.query<{
+    tenants: number;
+    schemas: number;
+    roles: number;
+    keys: number;
+    audit: number;
+  }>(
+    `SELECT (SELECT count(*)::int FROM control.tenants) AS tenants,
+            (SELECT count(*)::int FROM pg_namespace) AS schemas,
+            (SELECT count(*)::int FROM pg_roles WHERE rolname = ANY($1)) AS roles,
+            (SELECT count(*)::int FROM control.api_keys) AS keys,
+            (SELECT count(*)::int FROM control.audit_events) AS audit`,
+    [attemptedIds],
+  );
+  return rows[0]!;
+}
