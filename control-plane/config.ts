@@ -57,7 +57,7 @@ const configSchema = z
       .default('false')
       .transform((v) => v === 'true'),
     SHUTDOWN_TIMEOUT_MS: int(100).default(10_000),
-    /** Where tenant manifests are written on create, tier change, suspend and resume. @default - the modules' defaults */
+    /** Tenant manifests directory (create, tier, suspend, resume). @default - out/manifests, as the tenant CLI */
     MANIFESTS_DIR: optionalText,
     /** kubectl context the manifests are applied to. @default - not applied */
     KUBE_CONTEXT: optionalText,

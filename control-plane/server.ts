@@ -35,8 +35,14 @@ function clientError(error: FastifyError | Error): { status: number; message: st
   if (error instanceof TenantNotFoundError || error instanceof ApiKeyNotFoundError) {
     return { status: 404, message: error.message };
   }
-  if (error instanceof TierError || error instanceof TenantIdError)
+  if (error instanceof TierError || error instanceof TenantIdError) {
     return { status: 400, message: error.message };
+  }
+  if (error instanceof TenantStateError) return { status: 409, message: error.message };
+  // The tenant stays `provisioning` and a re-run retries.
+  if (error instanceof ReadinessError || error instanceof KubectlError) {
+    return { status: 503, message: error.message };
+  }
   const status = (error as FastifyError).statusCode;
   // Fastify's own client errors: malformed JSON (400), body too large (413), media type (415).
   if (status !== undefined && status >= 400 && status < 500) return { status, message: error.message };

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { DEFAULT_MANIFESTS_DIR } from '../../tenants/provisioner.ts';
 import { resumeTenant, type SuspensionOptions, suspendTenant } from '../../tenants/suspension.ts';
 import { actorOf } from '../auth-hooks.ts';
 import type { ControlPlaneContext } from '../context.ts';
@@ -27,7 +28,8 @@ export function operatorStatusRoutes(app: FastifyInstance, ctx: ControlPlaneCont
         {
           pool: ctx.pool,
           env: ctx.environment,
-          ...(ctx.config.MANIFESTS_DIR === undefined ? {} : { manifestsDir: ctx.config.MANIFESTS_DIR }),
+          // The same directory the provisioner writes, so suspension rewrites the tenant's own manifests.
+          manifestsDir: ctx.config.MANIFESTS_DIR ?? DEFAULT_MANIFESTS_DIR,
           ...(ctx.config.KUBE_CONTEXT === undefined ? {} : { kubeContext: ctx.config.KUBE_CONTEXT }),
         },
         request.params.id,

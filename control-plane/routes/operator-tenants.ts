@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   changeTier,
   createTenant,
+  DEFAULT_MANIFESTS_DIR,
   getTenant,
   listTenants,
   type ProvisionerDeps,
@@ -31,7 +32,7 @@ export function provisionerDeps(ctx: ControlPlaneContext): ProvisionerDeps {
     env: ctx.environment,
     aws: { enabled: ctx.config.AWS_PROVISIONING },
     logger: ctx.logger,
-    ...(ctx.config.MANIFESTS_DIR === undefined ? {} : { manifestsDir: ctx.config.MANIFESTS_DIR }),
+    manifestsDir: ctx.config.MANIFESTS_DIR ?? DEFAULT_MANIFESTS_DIR,
     ...(ctx.config.KUBE_CONTEXT === undefined ? {} : { kubeContext: ctx.config.KUBE_CONTEXT }),
   };
 }
