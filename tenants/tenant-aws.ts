@@ -69,6 +69,11 @@ async function call<T>(clients: AwsClients, what: string, run: () => Promise<T>)
     const status = answered
       ? (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
       : undefined;
+    if (errorName(error) === 'CredentialsProviderError') {
+      throw new AwsUnavailableError(
+        `no AWS credentials for ${what}: set AWS_PROFILE or AWS_ACCESS_KEY_ID, or pass --no-aws`,
+      );
+    }
     if (status === undefined) {
       const message = error instanceof Error ? error.message : String(error);
       throw new AwsUnavailableError(
