@@ -5,10 +5,13 @@ import type { TenantDecision } from './plan.ts';
 /** What a notification is about: the state entered, or a request for a human. */
 export type NotificationKind = TenantDecision['to'] | 'needs-human' | 'suspend-approval';
 
-/** The notifications a decision calls for; each is sent at most once per tenant and period. */
+/**
+ * The notifications a decision calls for; each is sent at most once per tenant and period. A
+ * non-ok state is asked for on every run, so a message SNS refused once is sent by the next run.
+ */
 export function notificationKinds(decision: TenantDecision): NotificationKind[] {
   const kinds: NotificationKind[] = [];
-  if (decision.actions.includes('notify')) kinds.push(decision.to);
+  if (decision.to !== 'ok' || decision.actions.includes('notify')) kinds.push(decision.to);
   if (decision.needsHuman) kinds.push('needs-human');
   if (decision.hold === 'needs-approval') kinds.push('suspend-approval');
   return kinds;

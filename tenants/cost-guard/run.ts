@@ -189,7 +189,8 @@ export async function runCostGuard(deps: CostGuardDeps, options: CostGuardOption
 
   const outcomes: TenantOutcome[] = [];
   let failures = 0;
-  if (options.apply && plan.dataProblem === null) {
+  // The kill switch: the run is recorded and reported, and nothing is acted on or sent.
+  if (options.apply && plan.dataProblem === null && guard.enforcementEnabled) {
     const sns = deps.sns ?? new SNSClient({});
     const byId = new Map(inputs.tenants.map((t) => [t.id, t]));
     for (const decision of plan.tenants) {
