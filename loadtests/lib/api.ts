@@ -31,9 +31,24 @@ export function baseUrl(): string {
 export function asTenant(key: string, tenant: string, name: string, extra: Params = {}): Params {
   return {
     ...extra,
-    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json', ...(extra.headers ?? {}) },
+    headers: { Authorization: `Bearer ${key}`, ...(extra.headers ?? {}) },
     tags: { tenant, name, ...(extra.tags ?? {}) },
   };
+}
+
+/**
+ * Sends a request with an optional JSON body. Content-Type is set only when there is a body:
+ * the API refuses an empty body declared as JSON.
+ */
+export function send(
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  url: string,
+  body: object | null,
+  params: Params,
+): RefinedResponse<ResponseType | undefined> {
+  if (body === null) return http.request(method, url, null, params);
+  const headers = { ...(params.headers ?? {}), 'Content-Type': 'application/json' };
+  return http.request(method, url, JSON.stringify(body), { ...params, headers });
 }
 
 /** A response header, looked up without regard to case (k6 canonicalises names, e.g. `Ratelimit-Limit`). */
@@ -75,9 +90,10 @@ export function createTenants(runId: string, roles: readonly string[], tier: str
   const token = requireEnv('OPERATOR_TOKEN');
   return roles.map((role) => {
     const id = tenantIdFor(runId, role);
-    const res = http.post(
+    const res = send(
+      'POST',
       `${baseUrl()}/v1/tenants`,
-      JSON.stringify({ id, tier }),
+      { id, tier },
       asTenant(token, id, 'POST /v1/tenants', { tags: { phase: 'setup' } }),
     );
     const issued = res.status === 201 ? readApiKey(jsonField(res)) : undefined;
@@ -108,9 +124,10 @@ export function retireTenants(tenants: readonly TestTenant[]): void {
   if (__ENV.KEEP_TENANTS === '1') return;
   const token = requireEnv('OPERATOR_TOKEN');
   for (const tenant of tenants) {
-    const res = http.post(
+    const res = send(
+      'POST',
       `${baseUrl()}/v1/tenants/${tenant.id}/suspend`,
-      JSON.stringify({ reason: 'load-gate run finished' }),
+      { reason: 'load-gate run finished' },
       asTenant(token, tenant.id, 'POST /v1/tenants/:id/suspend', { tags: { phase: 'teardown' } }),
     );
     check(res, { 'teardown: test tenant suspended': (r) => r.status >= 200 && r.status < 300 });

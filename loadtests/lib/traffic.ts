@@ -3,7 +3,7 @@
 import { check, sleep } from 'k6';
 import http from 'k6/http';
 import { SUITES, type SuiteName } from '../suites.ts';
-import { asTenant, baseUrl, createTenants, jsonField, retireTenants, type TestTenant } from './api.ts';
+import { asTenant, baseUrl, createTenants, jsonField, retireTenants, send, type TestTenant } from './api.ts';
 import { newRunId } from './ids.ts';
 
 export interface TrafficData {
@@ -28,14 +28,14 @@ export function trafficIteration(data: TrafficData): void {
   check(me, { 'me: 200 with own id': (r) => r.status === 200 && jsonField(r, 'id') === tenant.id });
 
   const idempotencyKey = `${data.runId}-${__VU}-${__ITER}`;
-  const usageBody = JSON.stringify({ agentMinutes: 1, apiCalls: 10 });
+  const usageBody = { agentMinutes: 1, apiCalls: 10 };
   const usageParams = asTenant(tenant.key, tenant.id, 'POST /v1/usage', {
     headers: { 'Idempotency-Key': idempotencyKey },
   });
-  const usage = http.post(`${url}/v1/usage`, usageBody, usageParams);
+  const usage = send('POST', `${url}/v1/usage`, usageBody, usageParams);
   check(usage, { 'usage: 202 recorded': (r) => r.status === 202 && jsonField(r, 'duplicate') === false });
   if (__ITER % 10 === 0) {
-    const replay = http.post(`${url}/v1/usage`, usageBody, usageParams);
+    const replay = send('POST', `${url}/v1/usage`, usageBody, usageParams);
     check(replay, {
       'usage: replay with same Idempotency-Key is a duplicate': (r) =>
         r.status === 202 && jsonField(r, 'duplicate') === true,
@@ -43,9 +43,10 @@ export function trafficIteration(data: TrafficData): void {
   }
 
   const taskId = `task-${idempotencyKey}`;
-  const admission = http.post(
+  const admission = send(
+    'POST',
     `${url}/v1/admission`,
-    JSON.stringify({ taskId }),
+    { taskId },
     asTenant(tenant.key, tenant.id, 'POST /v1/admission'),
   );
   const decision = jsonField(admission, 'decision');
@@ -53,7 +54,8 @@ export function trafficIteration(data: TrafficData): void {
     'admission: 200 allow or deny': (r) => r.status === 200 && (decision === 'allow' || decision === 'deny'),
   });
   if (decision === 'allow') {
-    const release = http.post(
+    const release = send(
+      'POST',
       `${url}/v1/admission/${taskId}/release`,
       null,
       asTenant(tenant.key, tenant.id, 'POST /v1/admission/:taskId/release'),

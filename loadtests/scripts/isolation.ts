@@ -13,6 +13,7 @@ import {
   jsonField,
   requireEnv,
   retireTenants,
+  send,
   type TestTenant,
 } from '../lib/api.ts';
 import { newRunId } from '../lib/ids.ts';
@@ -44,7 +45,8 @@ interface IsolationData {
 export function setup(): IsolationData {
   const [a, b] = createTenants(newRunId(), ['a', 'b'], SUITES.isolation.tier);
   const token = requireEnv('OPERATOR_TOKEN');
-  const issued = http.post(
+  const issued = send(
+    'POST',
     `${baseUrl()}/v1/tenants/${a!.id}/api-keys`,
     null,
     asTenant(token, a!.id, 'POST /v1/tenants/:id/api-keys', { tags: { phase: 'setup' } }),
@@ -55,7 +57,8 @@ export function setup(): IsolationData {
     `${baseUrl()}/v1/me`,
     asTenant(extra.key, a!.id, 'GET /v1/me', { tags: { phase: 'setup' } }),
   );
-  const revoked = http.del(
+  const revoked = send(
+    'DELETE',
     `${baseUrl()}/v1/tenants/${a!.id}/api-keys/${extra.prefix}`,
     null,
     asTenant(token, a!.id, 'DELETE /v1/tenants/:id/api-keys/:prefix', { tags: { phase: 'setup' } }),
@@ -75,14 +78,14 @@ function forgedOperatorToken(): string {
 
 function attempt(
   name: string,
-  send: (params: Params) => RefinedResponse<ResponseType | undefined>,
+  request: (params: Params) => RefinedResponse<ResponseType | undefined>,
   key: string,
   data: IsolationData,
   refused: (r: RefinedResponse<ResponseType | undefined>) => boolean = (r) =>
     r.status === 401 || r.status === 403,
   responseCallback = refusalIsExpected,
 ): void {
-  const res = send(
+  const res = request(
     asTenant(key, data.a.id, name, { responseCallback, tags: { attack: name, target: data.b.id } }),
   );
   attemptCount.add(1, { attack: name });
@@ -93,7 +96,6 @@ function attempt(
 export function attempts(data: IsolationData): void {
   const url = baseUrl();
   const { a, b } = data;
-  const body = (value: object) => JSON.stringify(value);
 
   attempt(
     'GET /v1/tenants/:id with a tenant key',
@@ -104,37 +106,37 @@ export function attempts(data: IsolationData): void {
   attempt('GET /v1/tenants with a tenant key', (p) => http.get(`${url}/v1/tenants`, p), a.key, data);
   attempt(
     'POST /v1/tenants with a tenant key',
-    (p) => http.post(`${url}/v1/tenants`, body({ id: `${a.id}-x`, tier: SUITES.isolation.tier }), p),
+    (p) => send('POST', `${url}/v1/tenants`, { id: `${a.id}-x`, tier: SUITES.isolation.tier }, p),
     a.key,
     data,
   );
   attempt(
     'POST /v1/tenants/:id/suspend on another tenant',
-    (p) => http.post(`${url}/v1/tenants/${b.id}/suspend`, body({ reason: 'isolation probe' }), p),
+    (p) => send('POST', `${url}/v1/tenants/${b.id}/suspend`, { reason: 'isolation probe' }, p),
     a.key,
     data,
   );
   attempt(
     'PUT /v1/tenants/:id/tier on another tenant',
-    (p) => http.put(`${url}/v1/tenants/${b.id}/tier`, body({ tier: 'enterprise' }), p),
+    (p) => send('PUT', `${url}/v1/tenants/${b.id}/tier`, { tier: 'enterprise' }, p),
     a.key,
     data,
   );
   attempt(
     'POST /v1/tenants/:id/api-keys on another tenant',
-    (p) => http.post(`${url}/v1/tenants/${b.id}/api-keys`, null, p),
+    (p) => send('POST', `${url}/v1/tenants/${b.id}/api-keys`, null, p),
     a.key,
     data,
   );
   attempt(
     "POST /v1/tenants/:id/api-keys/:prefix/rotate of another tenant's key",
-    (p) => http.post(`${url}/v1/tenants/${b.id}/api-keys/${b.prefix}/rotate`, null, p),
+    (p) => send('POST', `${url}/v1/tenants/${b.id}/api-keys/${b.prefix}/rotate`, null, p),
     a.key,
     data,
   );
   attempt(
     "DELETE /v1/tenants/:id/api-keys/:prefix of another tenant's key",
-    (p) => http.del(`${url}/v1/tenants/${b.id}/api-keys/${b.prefix}`, null, p),
+    (p) => send('DELETE', `${url}/v1/tenants/${b.id}/api-keys/${b.prefix}`, null, p),
     a.key,
     data,
   );
@@ -177,21 +179,23 @@ export function attempts(data: IsolationData): void {
 
   // B admits a task; A tries to release it; B's own release must still find it held.
   const taskId = `task-${b.id}-${__VU}-${__ITER}`;
-  const admitted = http.post(
+  const admitted = send(
+    'POST',
     `${url}/v1/admission`,
-    body({ taskId }),
+    { taskId },
     asTenant(b.key, b.id, 'POST /v1/admission'),
   );
   check(admitted, { 'B: task admitted': (r) => r.status === 200 && jsonField(r, 'decision') === 'allow' });
   attempt(
     "POST /v1/admission/:taskId/release of another tenant's task",
-    (p) => http.post(`${url}/v1/admission/${taskId}/release`, null, p),
+    (p) => send('POST', `${url}/v1/admission/${taskId}/release`, null, p),
     a.key,
     data,
     (r) => r.status === 403 || r.status === 404 || (r.status === 200 && jsonField(r, 'released') === false),
     releaseRefusalIsExpected,
   );
-  const own = http.post(
+  const own = send(
+    'POST',
     `${url}/v1/admission/${taskId}/release`,
     null,
     asTenant(b.key, b.id, 'POST /v1/admission/:taskId/release'),
