@@ -112,9 +112,8 @@ async function actOnTenant(
   sns: SNSClient,
 ): Promise<TenantOutcome | null> {
   const kinds = notificationKinds(decision);
-  if (decision.actions.length === 0 && kinds.length === 0 && !stateChanged(decision, input, inputs.period)) {
-    return null;
-  }
+  const changed = stateChanged(decision, input, inputs.period);
+  if (decision.actions.length === 0 && kinds.length === 0 && !changed) return null;
   const results: SuspensionResult[] = [];
   const evidence = evidenceOf(decision, runId);
   for (const action of decision.actions) {
@@ -127,13 +126,15 @@ async function actOnTenant(
       }),
     );
   }
-  await deps.pool.query(
-    `INSERT INTO control.quota_state (tenant_id, guard_state, period, pending_state, pending_runs)
+  if (changed) {
+    await deps.pool.query(
+      `INSERT INTO control.quota_state (tenant_id, guard_state, period, pending_state, pending_runs)
      VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (tenant_id) DO UPDATE SET guard_state = EXCLUDED.guard_state, period = EXCLUDED.period,
        pending_state = EXCLUDED.pending_state, pending_runs = EXCLUDED.pending_runs, updated_at = now()`,
-    [decision.tenantId, decision.to, inputs.period, decision.pending.state, decision.pending.runs],
-  );
+      [decision.tenantId, decision.to, inputs.period, decision.pending.state, decision.pending.runs],
+    );
+  }
   if (decision.to !== decision.from) {
     await recordAudit(deps.pool, {
       tenantId: decision.tenantId,
@@ -150,6 +151,7 @@ async function actOnTenant(
   for (const kind of kinds) {
     if (await notifyOnce(notifier, runId, inputs.period, decision, kind)) notified.push(kind);
   }
+  if (!changed && results.length === 0 && notified.length === 0) return null;
   return { tenantId: decision.tenantId, results, notified };
 }
 
