@@ -1,6 +1,7 @@
 // k6 suite 'isolation': tenant A's credentials are tried against tenant B; every attempt must be refused.
 // A breach (any attempt that succeeds) counts in isolation_breaches and stops the run.
-// Run: k6 run --env BASE_URL=... loadtests/scripts/isolation.ts (OPERATOR_TOKEN in the environment).
+// Run: mkdir -p reports && k6 run --env BASE_URL=... loadtests/scripts/isolation.ts (OPERATOR_TOKEN in the env;
+// k6 does not create the report directory). npm run load-gate does both for you.
 import { check, sleep } from 'k6';
 import encoding from 'k6/encoding';
 import exec from 'k6/execution';

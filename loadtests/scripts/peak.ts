@@ -1,5 +1,6 @@
 // k6 suite 'peak': VUs ramp to 50 over five tenants, hold, and ramp down.
-// Run: k6 run --env BASE_URL=... loadtests/scripts/peak.ts (OPERATOR_TOKEN in the environment).
+// Run: mkdir -p reports && k6 run --env BASE_URL=... loadtests/scripts/peak.ts (OPERATOR_TOKEN in the env;
+// k6 does not create the report directory). npm run load-gate does both for you.
 import { summaryHandler } from '../lib/summary.ts';
 import { setupTraffic, type TrafficData, teardownTraffic, trafficIteration } from '../lib/traffic.ts';
 import { suiteOptions } from '../suites.ts';

@@ -3,7 +3,8 @@
 // A tier allows requestsPerSecond plus a burst allowance on top: a fresh tenant's burst of that many
 // requests is fully accepted, every request past it gets 429, and a tenant under its rate never sees 429.
 // Each round uses its own fresh tenant, because the burst allowance refills more slowly than one second.
-// Run: k6 run --env BASE_URL=... loadtests/scripts/ratelimit.ts (OPERATOR_TOKEN in the environment).
+// Run: mkdir -p reports && k6 run --env BASE_URL=... loadtests/scripts/ratelimit.ts (OPERATOR_TOKEN in the env;
+// k6 does not create the report directory). npm run load-gate does both for you.
 import { check, fail, sleep } from 'k6';
 import exec from 'k6/execution';
 import http, { type RefinedResponse, type ResponseType } from 'k6/http';

@@ -1,5 +1,6 @@
-// k6 suite 'smoke': One VU walks every tenant route; any error fails.
-// Run: k6 run --env BASE_URL=... loadtests/scripts/smoke.ts (OPERATOR_TOKEN in the environment).
+// k6 suite 'smoke': one VU runs the tenant route mix (me, usage, admission, release); any error fails.
+// Run: mkdir -p reports && k6 run --env BASE_URL=... loadtests/scripts/smoke.ts (OPERATOR_TOKEN in the env;
+// k6 does not create the report directory). npm run load-gate does both for you.
 import { summaryHandler } from '../lib/summary.ts';
 import { setupTraffic, type TrafficData, teardownTraffic, trafficIteration } from '../lib/traffic.ts';
 import { suiteOptions } from '../suites.ts';
