@@ -60,6 +60,7 @@ export class MemoryHotStore implements HotStore {
   private readonly idempotency = new Map<string, number>();
   private readonly usage = new Map<string, MemoryCounter>();
   private readonly slots = new Map<string, Map<string, number>>();
+  private recorded = 0;
 
   constructor(
     private readonly options: { readonly idempotencyTtlSeconds: number; readonly slotTtlSeconds: number },
@@ -67,6 +68,7 @@ export class MemoryHotStore implements HotStore {
 
   async recordUsage(tenantId: string, month: string, idempotencyKey: string | null, usage: MonthUsage) {
     const now = Date.now();
+    if (++this.recorded % 10_000 === 0) this.forgetExpiredKeys(now);
     if (idempotencyKey !== null) {
       const key = `${tenantId}\u0000${idempotencyKey}`;
       const expiresAt = this.idempotency.get(key);
@@ -119,6 +121,10 @@ export class MemoryHotStore implements HotStore {
   }
 
   async ping() {}
+
+  private forgetExpiredKeys(now: number): void {
+    for (const [key, expiresAt] of this.idempotency) if (expiresAt <= now) this.idempotency.delete(key);
+  }
 
   private counter(tenantId: string, month: string): MemoryCounter {
     const key = `${tenantId}\u0000${month}`;

@@ -85,6 +85,14 @@ describe('tenant lifecycle through the operator API', () => {
     expect(badTier.statusCode).toBe(400);
     expect(badTier.json().error).toMatch(/unknown tier 'gold'/);
     expect((await app.inject({ url: '/v1/tenants/no-such-tenant', headers: admin })).statusCode).toBe(404);
+    const otherTier = await app.inject({
+      method: 'POST',
+      url: '/v1/tenants',
+      headers: admin,
+      payload: { id, tier: 'pro' },
+    });
+    expect(otherTier.statusCode).toBe(409);
+    expect(otherTier.json().error).toMatch(/use change-tier/);
   });
 
   test('PUT /v1/tenants/:id/tier takes effect on the hot path at once', async () => {

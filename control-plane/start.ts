@@ -26,6 +26,8 @@ async function connectRedis(url: string, logger: Logger): Promise<Redis> {
     // Fail fast while disconnected: the rate limiter falls back to memory, /readyz reports it.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
+    // Commands issued in the same tick share one write: fewer syscalls under load.
+    enableAutoPipelining: true,
   });
   redis.on('error', (error) => logger.warn({ err: error }, 'redis error'));
   await redis.connect();

@@ -46,6 +46,15 @@ describe('usage ingest', () => {
     expect(me.json().usage).toMatchObject({ agentMinutes: 2.5, apiCalls: 10, activeTasks: 0 });
   });
 
+  test('without Redis the in-memory store dedupes the same way', async () => {
+    const memoryApp = await fx.server({ USAGE_FLUSH_INTERVAL_MS: '600000' }, { redis: null });
+    const t = await fx.tenant('pro');
+    expect((await report(memoryApp, t.key, { apiCalls: 2 }, 'm-1')).json()).toEqual({ duplicate: false });
+    expect((await report(memoryApp, t.key, { apiCalls: 2 }, 'm-1')).json()).toEqual({ duplicate: true });
+    await memoryApp.flushUsage();
+    expect((await stored(t.id)).apiCalls).toBe(2);
+  });
+
   test('reports without a key, or with different keys, all count', async () => {
     const t = await fx.tenant('pro');
     await report(app, t.key, { apiCalls: 1 });

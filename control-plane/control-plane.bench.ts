@@ -1,0 +1,258 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { type BenchFigure, percentile } from '../bench/figure.ts';
+import { issueApiKey } from '../tenants/api-keys.ts';
+import { migrateCatalog } from '../tenants/catalog/migrate.ts';
+import { createTestDatabase, uniqueTenantId } from '../tenants/testing/pg.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const REDIS_URL = 'redis://127.0.0.1:6379';
+/** Enough enterprise tenants that 50 connections stay well under each tenant's rate limit. */
+const TENANTS = 25;
+const DURATION_SECONDS = Number(process.env.CONTROL_PLANE_BENCH_SECONDS ?? 10);
+const GOAL_RPS = 4_000;
+const GOAL_P95_MS = 15;
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The service in a child process, so it and autocannon share the cores as separate processes. */
+async function startService(env: Record<string, string>, url: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/control-plane.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null)
+      throw new Error(`control plane exited with ${child.exitCode} during start-up`);
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) return child;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  child.kill('SIGTERM');
+  throw new Error('control plane did not become ready within 30 s');
+}
+
+interface Run {
+  readonly requestsPerSecond: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly total: number;
+  readonly ok: number;
+  readonly rateLimited: number;
+  readonly otherNon2xx: number;
+  readonly errors: number;
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100;
+
+type Scenario = (key: string) => autocannon.Request[];
+
+/** Admit a fresh task, then release it: both admission calls, alternating, per connection. */
+const admissionScenario: Scenario = (key) => {
+  const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+  return [
+    {
+      method: 'POST',
+      path: '/v1/admission',
+      headers,
+      setupRequest: (req, context: { taskId?: string }) => {
+        context.taskId = `t-${randomBytes(6).toString('hex')}`;
+        return { ...req, body: JSON.stringify({ taskId: context.taskId }) };
+      },
+    },
+    {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}` },
+      setupRequest: (req, context: { taskId?: string }) => ({
+        ...req,
+        path: `/v1/admission/${context.taskId}/release`,
+      }),
+    },
+  ];
+};
+
+/** One usage report per request, each with its own Idempotency-Key, as the platform sends them. */
+const usageScenario: Scenario = (key) => [
+  {
+    method: 'POST',
+    path: '/v1/usage',
+    body: JSON.stringify({ agentMinutes: 0.01, apiCalls: 1 }),
+    setupRequest: (req) => ({
+      ...req,
+      headers: {
+        authorization: `Bearer ${key}`,
+        'content-type': 'application/json',
+        'idempotency-key': randomBytes(8).toString('hex'),
+      },
+    }),
+  },
+];
+
+async function load(url: string, keys: string[], connections: number, scenario: Scenario): Promise<Run> {
+  let next = 0;
+  const samples: number[] = [];
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url,
+        connections,
+        duration: DURATION_SECONDS,
+        // Each connection acts for one tenant, spread evenly.
+        setupClient: (client) => client.setRequests(scenario(keys[next++ % keys.length]!)),
+      },
+      (error, done) => (error ? reject(error) : resolve(done)),
+    );
+    instance.on('response', (_client, _status, _bytes, responseTime) => samples.push(responseTime));
+  });
+  const stats = (result.statusCodeStats ?? {}) as Record<string, { count: number } | undefined>;
+  const count = (code: string) => Number(stats[code]?.count ?? 0);
+  const ok = count('200') + count('202');
+  const rateLimited = count('429');
+  return {
+    requestsPerSecond: Math.round(result.requests.total / result.duration),
+    p50: round(percentile(samples, 50)),
+    p95: round(percentile(samples, 95)),
+    p99: round(percentile(samples, 99)),
+    total: result.requests.total,
+    ok,
+    rateLimited,
+    otherNon2xx: result.non2xx - rateLimited,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+/**
+ * `npm run bench -- --only control-plane`: admission and usage ingest against a locally started
+ * service on the real PostgreSQL and Redis, at 10 and 50 connections. p95 is computed from every
+ * response time autocannon reports (it gives p97.5 and p99 itself, not p95).
+ */
+export default async function controlPlaneBench(): Promise<BenchFigure[]> {
+  const db = await createTestDatabase('cpbench');
+  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  const keyPrefix = `cpbench:${randomBytes(4).toString('hex')}:`;
+  let child: ChildProcess | undefined;
+  try {
+    const client = await pool.connect();
+    await migrateCatalog(client).finally(() => client.release());
+    const tenantIds: string[] = [];
+    const keys: string[] = [];
+    for (let i = 0; i < TENANTS; i++) {
+      const id = uniqueTenantId('bench');
+      await pool.query(
+        `INSERT INTO control.tenants (id, tier, status, cell_id) VALUES ($1, 'enterprise', 'active', 'cell-1')`,
+        [id],
+      );
+      tenantIds.push(id);
+      keys.push((await issueApiKey(pool, id)).key);
+    }
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    child = await startService(
+      {
+        DATABASE_URL: db.url,
+        REDIS_URL,
+        REDIS_KEY_PREFIX: keyPrefix,
+        JWT_SECRET: randomBytes(32).toString('hex'),
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+      },
+      url,
+    );
+    // Warm the key and tenant caches and the JIT before measuring.
+    await load(url, keys, 10, admissionScenario);
+
+    const figures: BenchFigure[] = [];
+    let acceptedReports = 0;
+    for (const [name, scenario] of [
+      ['admission (admit + release)', admissionScenario],
+      ['usage ingest', usageScenario],
+    ] as const) {
+      for (const connections of [10, 50]) {
+        const run = await load(url, keys, connections, scenario);
+        if (scenario === usageScenario) acceptedReports += run.ok;
+        const atGoal = connections === 50;
+        const clean = run.otherNon2xx === 0 && run.errors === 0;
+        figures.push(
+          {
+            figure: `${name}, ${connections} connections: throughput`,
+            value: run.requestsPerSecond,
+            unit: 'req/s',
+            ...(atGoal ? { goal: `>= ${GOAL_RPS}`, pass: run.requestsPerSecond >= GOAL_RPS } : {}),
+            detail: { ...run },
+          },
+          {
+            figure: `${name}, ${connections} connections: p95 latency (p50 ${run.p50} ms, p99 ${run.p99} ms)`,
+            value: run.p95,
+            unit: 'ms',
+            ...(atGoal ? { goal: `<= ${GOAL_P95_MS}`, pass: run.p95 <= GOAL_P95_MS } : {}),
+          },
+          {
+            figure: `${name}, ${connections} connections: non-2xx other than 429, plus errors (429s: ${run.rateLimited})`,
+            value: run.otherNon2xx + run.errors,
+            unit: 'responses',
+            goal: '0',
+            pass: clean,
+          },
+        );
+      }
+    }
+
+    // The service's own count of reports it accepted (autocannon misses replies still in flight at the end).
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const accepted = Number(
+      /control_plane_usage_reports_total\{duplicate="false"\} (\d+)/.exec(metrics)?.[1] ?? -1,
+    );
+    // Graceful stop flushes the last usage batch; every accepted report must then be in PostgreSQL once.
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+    child = undefined;
+    const { rows } = await pool.query<{ calls: string }>(
+      'SELECT coalesce(sum(api_calls), 0)::text AS calls FROM control.usage WHERE tenant_id = ANY($1)',
+      [tenantIds],
+    );
+    const persisted = Number(rows[0]!.calls);
+    figures.push({
+      figure: `usage reports persisted after graceful stop (autocannon saw ${acceptedReports} accepted)`,
+      value: persisted,
+      unit: 'reports',
+      goal: `= ${accepted} accepted by the service`,
+      pass: persisted === accepted,
+    });
+    return figures;
+  } finally {
+    if (child) {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
+    const redis = new Redis(REDIS_URL);
+    let cursor = '0';
+    do {
+      const [nextCursor, found] = await redis.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 1000);
+      if (found.length > 0) await redis.del(...found);
+      cursor = nextCursor;
+    } while (cursor !== '0');
+    await redis.quit();
+    await pool.end();
+    await db.drop();
+  }
+}
