@@ -296,9 +296,13 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
   let passwordIsNew = false;
   let apiKey: { key: string; prefix: string } | undefined;
 
+  let failedStep: StepName | undefined;
   const step = async (name: StepName, work: () => Promise<Omit<StepReport, 'step' | 'ms'>>) => {
     const t0 = performance.now();
-    const outcome = await work();
+    const outcome = await work().catch((error) => {
+      failedStep ??= name;
+      throw error;
+    });
     const report = { step: name, ms: Number((performance.now() - t0).toFixed(2)), ...outcome };
     steps.push(report);
     ctx.log.debug({ tenant: id, ...report }, 'step');
@@ -355,7 +359,8 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
       return { action: 'applied', changes };
     });
 
-    await step('database', async () => {
+    // The manifests do not depend on the database, so they render while PostgreSQL runs the DDL.
+    const databaseStep = step('database', async () => {
       if (!ctx.aws && !dbState.roleExists) {
         // Without Secrets Manager the password is only known to this run (local clusters use trust auth).
         password = generatePassword();
@@ -368,7 +373,7 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
       return { action: 'applied', changes: changes.length > 0 ? changes : ['record schema version'] };
     });
 
-    await step('manifests', async () => {
+    const manifestsStep = step('manifests', async () => {
       const file = manifestsPath(deps, id);
       const yaml = renderFor(deps, id, tier);
       const changes: string[] = [];
@@ -383,6 +388,9 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
       }
       return { action: changes.length > 0 ? 'applied' : 'unchanged', changes };
     });
+
+    const [database, manifests] = await Promise.allSettled([databaseStep, manifestsStep]);
+    for (const outcome of [database, manifests]) if (outcome.status === 'rejected') throw outcome.reason;
 
     await step('readiness', async () => {
       const problems = await checkDatabaseReadiness(deps.pool, id, tier, password);
@@ -403,7 +411,7 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
       const changed = steps.some((s) => s.action === 'applied');
       if (!needsKey && !needsActivation && !changed) return { action: 'unchanged', changes: [] };
       const changes: string[] = [];
-      await client.query('BEGIN');
+      await client.query('BEGIN; SET LOCAL synchronous_commit = on');
       try {
         if (needsKey) {
           apiKey = await issueApiKey(client, id);
@@ -457,10 +465,12 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
       return { action: 'applied', changes };
     });
   } catch (error) {
-    if (!(error instanceof InjectedFault) && tenant) await recordFailure(ctx, steps, error);
+    if (!(error instanceof InjectedFault) && tenant)
+      await recordFailure(ctx, failedStep ?? 'activate', steps, error);
     throw error;
   }
 
+  steps.sort((x, y) => STEP_NAMES.indexOf(x.step) - STEP_NAMES.indexOf(y.step));
   const final = (await readTenant(client, id))!;
   const timings: CreateTenantResult['timings'] = Object.fromEntries(steps.map((s) => [s.step, s.ms]));
   timings.total = Number((performance.now() - started).toFixed(2));
@@ -476,8 +486,12 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
 }
 
 /** Records where provisioning stopped, so `show` and the runbook can point at the failed step. */
-async function recordFailure(ctx: RunContext, steps: StepReport[], error: unknown): Promise<void> {
-  const failed = STEP_NAMES[steps.length] ?? 'activate';
+async function recordFailure(
+  ctx: RunContext,
+  failed: StepName,
+  steps: StepReport[],
+  error: unknown,
+): Promise<void> {
   const message = error instanceof Error ? error.message : String(error);
   try {
     await ctx.client.query(
@@ -577,12 +591,20 @@ async function withTenantLock<T>(
   const client = await connect(pool);
   let broken: Error | undefined;
   try {
-    await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [TENANT_LOCK_CLASS, id]);
+    // Commits before activation skip the fsync wait: activation commits synchronously, which flushes
+    // the earlier WAL too, and a crash before it leaves the tenant `provisioning` for the next run.
+    await client.query(
+      "SELECT pg_advisory_lock($1, hashtext($2)), set_config('synchronous_commit', 'off', false)",
+      [TENANT_LOCK_CLASS, id],
+    );
     try {
       return await work(client);
     } finally {
       await client
-        .query('SELECT pg_advisory_unlock($1, hashtext($2))', [TENANT_LOCK_CLASS, id])
+        .query("SELECT pg_advisory_unlock($1, hashtext($2)), set_config('synchronous_commit', 'on', false)", [
+          TENANT_LOCK_CLASS,
+          id,
+        ])
         .catch((error) => {
           broken = error;
         });

@@ -1,0 +1,142 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { type BenchFigure, percentile } from '../bench/figure.ts';
+import { loadEnvironmentConfig } from '../stacks/config.ts';
+import { migrateCatalog } from './catalog/migrate.ts';
+import { createTenant, type ProvisionerDeps } from './provisioner.ts';
+import { dropRoles } from './provisioning-fixture.ts';
+import { startMoto } from './testing/moto.ts';
+import { createTestDatabase } from './testing/pg.ts';
+import { TIER_NAMES } from './tiers.ts';
+
+const SAMPLES = Number(process.env.BENCH_ONBOARDING_SAMPLES ?? 60);
+const BULK = Number(process.env.BENCH_ONBOARDING_BULK ?? 1000);
+const POPULATED = Number(process.env.BENCH_ONBOARDING_POPULATED ?? 5000);
+const STREAMS = 4;
+
+const ms = (n: number) => Number(n.toFixed(1));
+
+/** Onboards `ids` with `streams` workers; returns the wall time in ms. */
+async function bulk(deps: ProvisionerDeps, ids: readonly string[], streams: number): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: streams }, async () => {
+      while (next < ids.length) {
+        const id = ids[next++]!;
+        await createTenant(deps, { id, tier: TIER_NAMES[next % TIER_NAMES.length]!, actor: 'bench' });
+      }
+    }),
+  );
+  return performance.now() - started;
+}
+
+/** One tenant at a time: the latency an operator sees. */
+async function sequential(deps: ProvisionerDeps, ids: readonly string[]): Promise<number[]> {
+  const totals: number[] = [];
+  for (const id of ids) {
+    const result = await createTenant(deps, { id, tier: 'pro', actor: 'bench' });
+    totals.push(result.timings.total!);
+  }
+  return totals;
+}
+
+export default async function onboardingBench(): Promise<BenchFigure[]> {
+  const run = Math.random().toString(36).slice(2, 7);
+  const ids: string[] = [];
+  const idsFor = (label: string, count: number) => {
+    const made = Array.from({ length: count }, (_, i) => `b${run}-${label}${i}`);
+    ids.push(...made);
+    return made;
+  };
+  const database = await createTestDatabase('bench_onboarding');
+  const pool = new pg.Pool({ connectionString: database.url, max: STREAMS * 2 });
+  const manifestsDir = await mkdtemp(path.join(tmpdir(), 'bench-manifests-'));
+  const deps: ProvisionerDeps = {
+    pool,
+    env: loadEnvironmentConfig('dev'),
+    manifestsDir,
+    aws: { enabled: false },
+  };
+  const figures: BenchFigure[] = [];
+  try {
+    const client = await pool.connect();
+    await migrateCatalog(client);
+    client.release();
+    // Room for every tenant the bench makes: a second cell, as in scale-out.
+    await pool.query("INSERT INTO control.cells (id, capacity) VALUES ('cell-2', 5000)");
+
+    await sequential(deps, idsFor('w', 5));
+    const empty = await sequential(deps, idsFor('e', SAMPLES));
+    const p95Empty = percentile(empty, 95);
+    figures.push({
+      figure: 'onboard one tenant, DB + k8s render + key (p95, near-empty catalog)',
+      value: ms(p95Empty),
+      unit: 'ms',
+      goal: '<= 75 ms',
+      pass: p95Empty <= 75,
+      detail: { p50: ms(percentile(empty, 50)), samples: SAMPLES },
+    });
+
+    const bulkMs = await bulk(deps, idsFor('k', BULK), STREAMS);
+    figures.push({
+      figure: `onboard ${BULK} tenants in bulk (${STREAMS} streams)`,
+      value: ms(bulkMs / 1000),
+      unit: 's',
+      goal: '<= 16 s',
+      pass: bulkMs <= 16_000,
+      detail: { perSecond: ms(BULK / (bulkMs / 1000)) },
+    });
+
+    const existing = 5 + SAMPLES + BULK;
+    const fillMs = await bulk(deps, idsFor('f', Math.max(0, POPULATED - existing)), STREAMS);
+    const populated = await sequential(deps, idsFor('p', SAMPLES));
+    const p95Populated = percentile(populated, 95);
+    figures.push({
+      figure: `onboard one tenant, p95 with ${POPULATED} tenants vs near-empty`,
+      value: Number((p95Populated / p95Empty).toFixed(2)),
+      unit: 'x',
+      goal: '<= 1.3x',
+      pass: p95Populated / p95Empty <= 1.3,
+      detail: {
+        p95Populated: ms(p95Populated),
+        p50Populated: ms(percentile(populated, 50)),
+        p95Empty: ms(p95Empty),
+        fillSeconds: ms(fillMs / 1000),
+      },
+    });
+
+    const moto = await startMoto();
+    try {
+      const withAws = { ...deps, aws: { enabled: true } };
+      const awsResults = [];
+      for (const id of idsFor('a', 20))
+        awsResults.push(await createTenant(withAws, { id, tier: 'pro', actor: 'bench' }));
+      const awsMs = awsResults.map((r) => (r.timings.secret ?? 0) + (r.timings.budget ?? 0));
+      figures.push({
+        figure: 'AWS steps (secret + budget) against moto, p95',
+        value: ms(percentile(awsMs, 95)),
+        unit: 'ms',
+        detail: {
+          p50: ms(percentile(awsMs, 50)),
+          totalP95: ms(
+            percentile(
+              awsResults.map((r) => r.timings.total!),
+              95,
+            ),
+          ),
+        },
+      });
+    } finally {
+      await moto.stop();
+    }
+  } finally {
+    await pool.end();
+    await database.drop();
+    await dropRoles(ids);
+    await rm(manifestsDir, { recursive: true, force: true });
+  }
+  return figures;
+}
