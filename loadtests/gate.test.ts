@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -163,6 +163,46 @@ describe('bin/load-gate.ts', () => {
     expect(run.status).toBe(99);
     expect(fake.argv()).toContain('suite=ratelimit');
     expect(fake.argv()).toContain(`REPORT_DIR=${path.join(work, 'reports')}`);
+  });
+
+  test('passes SIGTERM on to k6 and exits with the code k6 gives', async () => {
+    const slowBin = path.join(work, 'slow');
+    mkdirSync(slowBin);
+    const marker = path.join(work, 'k6-got-term');
+    // Stands in for k6 stopping gracefully on SIGTERM (it writes its summary, then exits).
+    writeFileSync(
+      path.join(slowBin, 'k6'),
+      [
+        '#!/bin/sh',
+        `trap 'touch "${marker}"; exit 105' TERM`,
+        'echo started',
+        'while :; do sleep 0.1; done',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(path.join(slowBin, 'k6'), 0o755);
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        TSX,
+        path.join(ROOT, 'bin', 'load-gate.ts'),
+        '--suite',
+        'smoke',
+        '--base-url',
+        'http://127.0.0.1:9',
+      ],
+      { cwd: work, env: { PATH: `${slowBin}:${SYSTEM_PATH}`, OPERATOR_TOKEN: 't', HOME: work } },
+    );
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (chunk) => String(chunk).includes('started') && resolve()),
+    );
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) =>
+      child.on('exit', (exitCode) => resolve(exitCode)),
+    );
+    expect(code).toBe(105);
+    expect(existsSync(marker)).toBe(true);
   });
 
   test('exits non-zero with the install hint when k6 is missing', () => {

@@ -152,12 +152,18 @@ export async function runLoadGate(request: GateRequest, options: RunOptions = {}
   const log = pino({ name: 'load-gate' }, pino.destination(2));
   log.info({ suite: valid.suite, baseUrl: valid.baseUrl, k6, reportsDir: valid.reportsDir }, 'running k6');
   const child = spawn(k6, k6Arguments(valid), { env: { ...env, OPERATOR_TOKEN: token }, stdio: 'inherit' });
+  // A CI runner stops the job with SIGTERM: pass it on so k6 stops, writes its summary and exits.
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  for (const signal of signals) process.on(signal, forward);
   const code = await new Promise<number>((resolve, reject) => {
     child.on('error', reject);
     child.on('exit', (exitCode, signal) => {
       if (exitCode !== null) resolve(exitCode);
       else resolve(128 + (signal ? (osConstants.signals[signal] ?? 0) : 0));
     });
+  }).finally(() => {
+    for (const signal of signals) process.off(signal, forward);
   });
   log.info({ suite: valid.suite, exitCode: code, passed: code === 0 }, 'k6 finished');
   return code;
