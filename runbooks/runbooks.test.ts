@@ -1,0 +1,110 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import {
+  checkCommand,
+  HelpCache,
+  headings,
+  RUNBOOK_FILES,
+  RUNBOOK_HEADINGS,
+  readScripts,
+  runbookCommands,
+  splitCommands,
+} from './runbook-commands.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const scripts = readScripts(root);
+const helps = new HelpCache(root);
+const read = (file: string) => readFileSync(join(here, file), 'utf8');
+
+describe('the runbook set', () => {
+  it('is exactly the list the team contract names', () => {
+    expect(
+      readdirSync(here)
+        .filter((f) => f.endsWith('.md'))
+        .sort(),
+    ).toEqual([...RUNBOOK_FILES].sort());
+  });
+
+  it.each(RUNBOOK_FILES)('%s has Symptom, Check, Act, Verify, Escalate in order, and commands', (file) => {
+    const text = read(file);
+    expect(headings(text)).toEqual([...RUNBOOK_HEADINGS]);
+    expect(runbookCommands(file, text).length).toBeGreaterThan(0);
+  });
+});
+
+// Spawns `tsx bin/<x>.ts [sub] --help` once per bin and sub-command, one at a time.
+describe('every command in a runbook exists as written', () => {
+  it.each(RUNBOOK_FILES)(
+    '%s',
+    (file) => {
+      const problems = runbookCommands(file, read(file)).flatMap((c) =>
+        checkCommand(c.words, scripts, helps, root).map((p) => `${c.text}: ${p}`),
+      );
+      expect(problems).toEqual([]);
+    },
+    120_000,
+  );
+});
+
+describe('the command checker', () => {
+  it('splits pipes, lists, continuations and substitutions into simple commands', () => {
+    const block = [
+      '# a comment',
+      'export DB=$(aws rds describe-db-instances --db-instance-identifier x --query "A|B" --output text)',
+      'psql "$DATABASE_URL" -c "select 1; select 2" | jq . && redis-cli -u "$REDIS_URL" ping \\',
+      '  --raw',
+    ].join('\n');
+    expect(splitCommands(block)).toEqual([
+      [
+        'aws',
+        'rds',
+        'describe-db-instances',
+        '--db-instance-identifier',
+        'x',
+        '--query',
+        'A|B',
+        '--output',
+        'text',
+      ],
+      ['export', 'DB=$SUBST'],
+      ['psql', '$DATABASE_URL', '-c', 'select 1; select 2'],
+      ['jq', '.'],
+      ['redis-cli', '-u', '$REDIS_URL', 'ping', '--raw'],
+    ]);
+  });
+
+  it.each([
+    ['rm -rf /tmp/x', "'rm' is not an allowed tool"],
+    ['npm run nope', "no npm script 'nope'"],
+    ['npm install left-pad', "use 'npm run <script>'"],
+    ['aws rds drop-everything', "unknown aws operation 'rds drop-everything'"],
+    ['aws s3 ls', "unknown aws service 's3'"],
+    ['kubectl frobnicate pods', "unknown kubectl verb 'frobnicate'"],
+    ['kubectl -n platform frobnicate pods', "unknown kubectl verb 'frobnicate'"],
+    [
+      'curl -X POST http://cp/v1/tenants/acme/explode',
+      "'POST /v1/tenants/acme/explode' is not a control-plane route",
+    ],
+    [
+      'npm run dr-drill -- pitr --env dev --no-such-flag',
+      "bin/dr-drill.ts pitr has no flag '--no-such-flag'",
+    ],
+    ['npm run dr-drill -- explode --env dev', "'explode' is not a sub-command of bin/dr-drill.ts"],
+    ['npx cdk destroy -c env=prod', "npx may only run 'cdk synth|diff|deploy|rollback|ls'"],
+  ])(
+    'rejects `%s`',
+    (command, problem) => {
+      const words = splitCommands(command)[0]!;
+      expect(checkCommand(words, scripts, helps, root).join('\n')).toContain(problem);
+    },
+    60_000,
+  );
+
+  it('accepts a real command with its flags', () => {
+    const words = splitCommands('npm run dr-drill -- cleanup --env staging --dry-run')[0]!;
+    expect(checkCommand(words, scripts, helps, root)).toEqual([]);
+  }, 60_000);
+});
