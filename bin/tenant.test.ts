@@ -1,0 +1,94 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  createProvisioningFixture,
+  footprint,
+  type ProvisioningFixture,
+} from '../tenants/provisioning-fixture.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+let fx: ProvisioningFixture;
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(ROOT, 'bin/tenant.ts'),
+        '--no-aws',
+        '--manifests-dir',
+        fx.manifestsDir,
+        ...args,
+      ],
+      { cwd: ROOT, env: { ...process.env, DATABASE_URL: fx.database.url, LOG_LEVEL: 'silent', ...env } },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+    );
+  });
+}
+
+beforeAll(async () => {
+  fx = await createProvisioningFixture('cli');
+});
+
+afterAll(async () => {
+  await fx?.close();
+});
+
+describe('bad input: one line on stderr, exit 1, nothing changed', () => {
+  test.each([
+    [
+      ['create', 'Acme', '--tier', 'pro'],
+      {},
+      'error: invalid tenant id "Acme": must start with a lowercase letter',
+    ],
+    [
+      ['create', 'acme-cli', '--tier', 'gold'],
+      {},
+      "error: unknown tier 'gold': expected one of free, starter, pro, enterprise",
+    ],
+    [
+      ['create', 'acme-cli', '--tier', 'pro'],
+      { DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/none' },
+      'error: PostgreSQL unreachable at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1',
+    ],
+  ])('%j', async (args, env, line) => {
+    const before = await footprint(fx.pool, ['Acme', 'acme-cli']);
+    const result = await cli(args, env);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe(line);
+    expect(result.stdout).toBe('');
+    expect(await footprint(fx.pool, ['Acme', 'acme-cli'])).toEqual(before);
+  });
+});
+
+test('create, rerun, dry run, show and list', async () => {
+  const id = fx.tenantId('cli');
+  const created = await cli(['--json', 'create', id, '--tier', 'starter']);
+  expect(created.stderr).toBe('');
+  expect(created.code).toBe(0);
+  const result = JSON.parse(created.stdout);
+  expect(result).toMatchObject({ ready: true, tenant: { id, status: 'active', tier: 'starter' } });
+  expect(result.apiKey.key).toMatch(/^apk_/);
+
+  const plan = await cli(['create', id, '--tier', 'starter', '--dry-run']);
+  expect(plan.code).toBe(0);
+  expect(plan.stdout).toContain('dry run, nothing changed');
+  expect(plan.stdout).not.toContain('planned');
+
+  const shown = JSON.parse((await cli(['--json', 'show', id])).stdout);
+  expect(shown).toMatchObject({ id, hostname: `${id}.app.dev.agents.example.com`, activeApiKeys: 1 });
+  const listed = await cli(['list']);
+  expect(listed.stdout).toMatch(new RegExp(`${id}\\s+starter\\s+active\\s+cell-1`));
+}, 60_000);
+
+test('change-tier needs --yes', async () => {
+  const result = await cli(['change-tier', 'someone', '--tier', 'pro']);
+  expect(result.code).toBe(2);
+  expect(result.stderr.trim()).toBe(
+    "error: changing the tier of 'someone' needs --yes (or --dry-run to see the plan)",
+  );
+});
