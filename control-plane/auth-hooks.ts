@@ -78,7 +78,8 @@ export function operatorAuthHook(ctx: ControlPlaneContext) {
     await refuseBlockedIp(ctx, request.ip);
     const operator = await ctx.verifyOperator(token);
     if (operator === null) return failAuthentication(ctx, request.ip, 'invalid or expired operator token');
-    if (request.method !== 'GET' && !canWrite(operator.role)) {
+    const reads = request.method === 'GET' || request.method === 'HEAD';
+    if (!reads && !canWrite(operator.role)) {
       throw new HttpError(403, `role '${operator.role}' may only read`);
     }
     request.operator = operator;

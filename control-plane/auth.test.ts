@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { bearer, type ControlPlaneFixture, createFixture } from './testing/fixture.ts';
 
@@ -36,6 +37,42 @@ describe('operator JWTs', () => {
     });
     expect(res.statusCode).toBe(401);
     expect(res.json()).toEqual({ error: 'invalid or expired operator token' });
+  });
+
+  test('verifies tokens signed with the configured public key (ES256) and refuses HS256 ones', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    const keyed = await fx.server({
+      JWT_SECRET: '',
+      JWT_PUBLIC_KEY: await exportSPKI(publicKey),
+      JWT_ALGORITHM: 'ES256',
+      JWT_ISSUER: 'https://sso.example.com',
+    });
+    const sign = (issuer: string) =>
+      new SignJWT({ role: 'viewer' })
+        .setProtectedHeader({ alg: 'ES256' })
+        .setIssuer(issuer)
+        .setExpirationTime('5m')
+        .sign(privateKey);
+    const ok = await keyed.inject({
+      url: '/v1/tenants',
+      headers: bearer(await sign('https://sso.example.com')),
+    });
+    expect(ok.statusCode).toBe(200);
+    const wrongIssuer = await keyed.inject({
+      url: '/v1/tenants',
+      headers: bearer(await sign('https://evil.example.com')),
+    });
+    expect(wrongIssuer.statusCode).toBe(401);
+    const hs256 = await keyed.inject({ url: '/v1/tenants', headers: bearer(await fx.token('admin')) });
+    expect(hs256.statusCode).toBe(401);
+  });
+
+  test('viewers may GET and HEAD operator routes', async () => {
+    const token = await fx.token('viewer');
+    expect((await app.inject({ url: '/v1/tenants', headers: bearer(token) })).statusCode).toBe(200);
+    expect(
+      (await app.inject({ method: 'HEAD', url: '/v1/tenants', headers: bearer(token) })).statusCode,
+    ).toBe(200);
   });
 
   test('refuses a request with no Authorization header', async () => {
