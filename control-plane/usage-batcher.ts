@@ -62,7 +62,8 @@ export class UsageBatcher {
 
   add(report: UsageReport): void {
     this.pending.push(report);
-    if (this.pending.length >= this.options.maxReports) void this.flush();
+    // Only on crossing the threshold: a slow flush must not queue one more flush per report.
+    if (this.pending.length === this.options.maxReports) void this.flush();
   }
 
   /** Writes everything buffered so far; concurrent calls run one after another. */
