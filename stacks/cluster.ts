@@ -5,7 +5,16 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type { Construct } from 'constructs';
 import { alarmTopicArn, type EnvironmentConfig } from './config.ts';
-import { APP_NAME, clusterName, secretNames, WORKLOAD_IDENTITIES } from './names.ts';
+import {
+  APP_NAME,
+  cacheReplicationGroupId,
+  clusterName,
+  DRILL_ENV_TAG,
+  databaseInstanceId,
+  resourcePrefix,
+  secretNames,
+  WORKLOAD_IDENTITIES,
+} from './names.ts';
 import { PlatformStack, type PlatformStackProps } from './platform-stack.ts';
 
 export interface ClusterStackProps extends PlatformStackProps {
@@ -86,6 +95,11 @@ export class ClusterStack extends PlatformStack {
       bootstrapClusterCreatorAdminPermissions: false,
       // The core add-ons below are EKS-managed so that they are versioned and upgraded by EKS.
       bootstrapSelfManagedAddons: false,
+    });
+    Validations.of(this.cluster).acknowledge({
+      id: 'CloudFormation-Validate::W9009',
+      reason:
+        "aws-eks-v2 renders EncryptionConfig Resources ['secrets'], the only value EKS accepts; the envelope key is what matters.",
     });
     Validations.of(this.cluster.role).acknowledge({
       id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonEKSClusterPolicy]',
@@ -287,96 +301,96 @@ export class ClusterStack extends PlatformStack {
     return role;
   }
 
-  /** DR drills: fail over, snapshot and restore only resources tagged as this environment's platform. */
+  /**
+   * DR drills: fail over and snapshot the platform's tagged database, then restore, tag and delete only their own
+   * copies, which runbooks/drills names `<prefix>-drill-*` and tags `dr-drill-env=<env>`.
+   */
   private drillsRole(config: EnvironmentConfig): iam.Role {
     const role = podIdentityRole(this, 'DrillsRole', 'DR drills');
-    const rds = (type: string) =>
+    const arn = (service: string, type: string, name: string) =>
       this.formatArn({
-        service: 'rds',
+        service,
         resource: type,
-        resourceName: '*',
+        resourceName: name,
         arnFormat: ArnFormat.COLON_RESOURCE_NAME,
       });
+    const drillPrefix = `${resourcePrefix(config)}-drill-`;
+    const drillResources = [arn('rds', 'db', `${drillPrefix}*`), arn('rds', 'snapshot', `${drillPrefix}*`)];
+    const drillEnv = (key: 'aws:ResourceTag' | 'aws:RequestTag') => ({
+      StringEquals: { [`${key}/${DRILL_ENV_TAG}`]: config.name },
+    });
     role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'ActOnTaggedDatabases',
-        actions: [
-          'rds:RebootDBInstance',
-          'rds:CreateDBSnapshot',
-          'rds:RestoreDBInstanceFromDBSnapshot',
-          'rds:RestoreDBInstanceToPointInTime',
-          'rds:DeleteDBInstance',
-          'rds:AddTagsToResource',
-        ],
-        resources: [rds('db'), rds('snapshot')],
+        sid: 'FailOverAndSnapshotThePlatformDatabase',
+        actions: ['rds:RebootDBInstance', 'rds:CreateDBSnapshot', 'rds:RestoreDBInstanceToPointInTime'],
+        resources: [arn('rds', 'db', databaseInstanceId(config))],
         conditions: platformResourceTags(config, 'aws:ResourceTag'),
       }),
     );
     role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'CreateOnlyTaggedResources',
+        sid: 'CreateTaggedDrillCopies',
         actions: [
           'rds:CreateDBSnapshot',
           'rds:RestoreDBInstanceFromDBSnapshot',
           'rds:RestoreDBInstanceToPointInTime',
           'rds:AddTagsToResource',
         ],
-        resources: [rds('db'), rds('snapshot')],
-        conditions: platformResourceTags(config, 'aws:RequestTag'),
+        resources: drillResources,
+        conditions: drillEnv('aws:RequestTag'),
       }),
     );
     role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'UseTaggedSubnetAndParameterGroups',
+        sid: 'UseAndDeleteTaggedDrillCopies',
+        actions: ['rds:RestoreDBInstanceFromDBSnapshot', 'rds:DeleteDBInstance', 'rds:DeleteDBSnapshot'],
+        resources: drillResources,
+        conditions: drillEnv('aws:ResourceTag'),
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'PlaceRestoredCopies',
         actions: ['rds:RestoreDBInstanceFromDBSnapshot', 'rds:RestoreDBInstanceToPointInTime'],
-        resources: [rds('subgrp'), rds('pg'), rds('og')],
+        resources: [arn('rds', 'subgrp', '*'), arn('rds', 'pg', '*'), arn('rds', 'og', '*')],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'FailOverThePlatformCache',
+        actions: ['elasticache:TestFailover'],
+        resources: [arn('elasticache', 'replicationgroup', cacheReplicationGroupId(config))],
         conditions: platformResourceTags(config, 'aws:ResourceTag'),
       }),
     );
     role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'DescribeForDrills',
+        sid: 'Describe',
         actions: [
           'rds:DescribeDBInstances',
           'rds:DescribeDBSnapshots',
           'rds:DescribeEvents',
+          'rds:ListTagsForResource',
           'elasticache:DescribeReplicationGroups',
         ],
         resources: ['*'],
       }),
     );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'FailOverTaggedCache',
-        actions: ['elasticache:TestFailover'],
-        resources: [
-          this.formatArn({
-            service: 'elasticache',
-            resource: 'replicationgroup',
-            resourceName: '*',
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
-        conditions: platformResourceTags(config, 'aws:ResourceTag'),
-      }),
-    );
+    const arnFinding = (service: string, type: string, name: string) =>
+      `arn:<AWS::Partition>:${service}:${config.region}:${config.account}:${type}:${name}`;
     this.acknowledgeWildcards(
       role,
       [
         ['Resource', '*'],
-        ['Resource', `arn:<AWS::Partition>:rds:${config.region}:${config.account}:db:*`],
-        ['Resource', `arn:<AWS::Partition>:rds:${config.region}:${config.account}:snapshot:*`],
-        ['Resource', `arn:<AWS::Partition>:rds:${config.region}:${config.account}:subgrp:*`],
-        ['Resource', `arn:<AWS::Partition>:rds:${config.region}:${config.account}:pg:*`],
-        ['Resource', `arn:<AWS::Partition>:rds:${config.region}:${config.account}:og:*`],
-        [
-          'Resource',
-          `arn:<AWS::Partition>:elasticache:${config.region}:${config.account}:replicationgroup:*`,
-        ],
+        ['Resource', arnFinding('rds', 'db', `${drillPrefix}*`)],
+        ['Resource', arnFinding('rds', 'snapshot', `${drillPrefix}*`)],
+        ['Resource', arnFinding('rds', 'subgrp', '*')],
+        ['Resource', arnFinding('rds', 'pg', '*')],
+        ['Resource', arnFinding('rds', 'og', '*')],
       ],
       {
         Resource:
-          'Drills act on restored copies whose names are generated at run time; every mutating action is confined by aws:ResourceTag/aws:RequestTag app and env conditions, and Describe* has no resource-level permissions.',
+          'Drill copies get run-specific names under the drill prefix and must carry the dr-drill-env tag; restores read the source placement groups; Describe* has no resource-level permissions.',
       },
     );
     return role;

@@ -94,6 +94,18 @@ export class DataStack extends PlatformStack {
         }),
     );
 
+    const masterSecret = new rds.DatabaseSecret(this, 'MasterSecret', {
+      username: DATABASE_MASTER_USER,
+      secretName: secretNames(config).databaseMaster,
+      encryptionKey: this.key,
+    });
+    // A snapshot without its master password is a puzzle: keep the secret wherever snapshots are kept.
+    masterSecret.applyRemovalPolicy(
+      dataStoreRemovalPolicy(config) === RemovalPolicy.SNAPSHOT
+        ? RemovalPolicy.RETAIN
+        : RemovalPolicy.DESTROY,
+    );
+
     this.instance = new rds.DatabaseInstance(this, 'Database', {
       instanceIdentifier: instanceId,
       engine,
@@ -103,10 +115,7 @@ export class DataStack extends PlatformStack {
       securityGroups: [securityGroup],
       port: DATABASE_PORT,
       multiAz: true,
-      credentials: rds.Credentials.fromGeneratedSecret(DATABASE_MASTER_USER, {
-        secretName: secretNames(config).databaseMaster,
-        encryptionKey: this.key,
-      }),
+      credentials: rds.Credentials.fromSecret(masterSecret),
       storageEncrypted: true,
       storageEncryptionKey: this.key,
       storageType: rds.StorageType.GP3,
@@ -129,7 +138,9 @@ export class DataStack extends PlatformStack {
     });
     // Only the DB resource waits for its log groups (a construct-level dependency would drag in the proxy role).
     for (const group of logGroups) {
-      (this.instance.node.defaultChild as CfnResource).addDependency(group.node.defaultChild as CfnResource);
+      (this.instance.node.defaultChild as CfnResource).addResourceDependency(
+        group.node.defaultChild as CfnResource,
+      );
     }
 
     this.instance.addRotationSingleUser({

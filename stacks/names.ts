@@ -57,3 +57,6 @@ export const WORKLOAD_IDENTITIES = {
   costGuard: { namespace: 'platform', serviceAccount: 'cost-guard' },
   drills: { namespace: 'platform', serviceAccount: 'dr-drill' },
 } as const;
+
+/** Tag the DR drills put on every copy they create (runbooks/drills/options.ts); their IAM role keys on it. */
+export const DRILL_ENV_TAG = 'dr-drill-env';

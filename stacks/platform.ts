@@ -43,9 +43,9 @@ export function createPlatform(app: App, config: EnvironmentConfig): PlatformSta
     clusterName: clusterName(config),
   });
   // Alarms address the data stores and the cluster by name, so the order is explicit rather than implied.
-  observability.addDependency(data);
-  observability.addDependency(cache);
-  observability.addDependency(cluster);
+  observability.addStackDependency(data);
+  observability.addStackDependency(cache);
+  observability.addStackDependency(cluster);
   const cost = new CostStack(app, stackId(config, 'Cost'), { ...base, topic: observability.topic });
 
   for (const [key, value] of Object.entries(platformTags(config))) {

@@ -1,0 +1,147 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { DRILL_ENV_TAG as DRILLS_OWN_TAG, drillResourcePrefix } from '../runbooks/drills/options.ts';
+import { CORE_ADDONS } from './cluster.ts';
+import { ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from './config.ts';
+import { DRILL_ENV_TAG, resourcePrefix, WORKLOAD_IDENTITIES } from './names.ts';
+import type { SynthResult } from './synth.ts';
+import { synthesizedAll, templateOf } from './testing/templates.ts';
+
+let synth: Record<EnvironmentName, SynthResult>;
+beforeAll(async () => {
+  synth = await synthesizedAll();
+});
+
+interface Statement {
+  Sid: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, Record<string, string>>;
+}
+
+/** Statements of the default policy of the role whose logical id starts with `rolePrefix`. */
+function statementsOf(template: ReturnType<typeof templateOf>, rolePrefix: string): Statement[] {
+  const policies = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([id]) =>
+    id.startsWith(`${rolePrefix}DefaultPolicy`),
+  );
+  expect(policies).toHaveLength(1);
+  return policies[0]![1].Properties.PolicyDocument.Statement as Statement[];
+}
+
+const actions = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+
+describe.each(ENVIRONMENT_NAMES)('cluster stack in %s', (env) => {
+  const config = loadEnvironmentConfig(env);
+  const cluster = () => templateOf(synth[env], 'Cluster');
+
+  test('runs the configured Kubernetes version with access entries, private endpoint and KMS-encrypted secrets', () => {
+    cluster().hasResourceProperties('AWS::EKS::Cluster', {
+      Version: config.cluster.kubernetesVersion,
+      AccessConfig: { AuthenticationMode: 'API', BootstrapClusterCreatorAdminPermissions: false },
+      EncryptionConfig: [{ Provider: { KeyArn: Match.anyValue() }, Resources: ['secrets'] }],
+      ResourcesVpcConfig: Match.objectLike({ EndpointPublicAccess: false, EndpointPrivateAccess: true }),
+      ComputeConfig: { Enabled: false },
+    });
+  });
+
+  test('logs every control-plane log type', () => {
+    cluster().hasResourceProperties('AWS::EKS::Cluster', {
+      Logging: {
+        ClusterLogging: {
+          EnabledTypes: ['api', 'audit', 'authenticator', 'controllerManager', 'scheduler'].map((Type) => ({
+            Type,
+          })),
+        },
+      },
+    });
+  });
+
+  test('has one managed node group per configured group, in private subnets, with its sizes', () => {
+    cluster().resourceCountIs('AWS::EKS::Nodegroup', config.cluster.nodeGroups.length);
+    for (const group of config.cluster.nodeGroups) {
+      cluster().hasResourceProperties('AWS::EKS::Nodegroup', {
+        NodegroupName: group.name,
+        InstanceTypes: group.instanceTypes,
+        DiskSize: group.diskSizeGiB,
+        ScalingConfig: { MinSize: group.minSize, DesiredSize: group.desiredSize, MaxSize: group.maxSize },
+        Subnets: Match.arrayWith([{ 'Fn::ImportValue': Match.stringLikeRegexp('privateSubnet') }]),
+      });
+    }
+  });
+
+  test('installs the core add-ons as EKS-managed add-ons', () => {
+    for (const addon of CORE_ADDONS) cluster().hasResourceProperties('AWS::EKS::Addon', { AddonName: addon });
+    cluster().hasResourceProperties('AWS::EKS::Cluster', { BootstrapSelfManagedAddons: false });
+  });
+
+  test('grants the configured admin roles cluster-admin through access entries', () => {
+    for (const arn of config.cluster.adminRoleArns) {
+      cluster().hasResourceProperties('AWS::EKS::AccessEntry', {
+        PrincipalArn: arn,
+        AccessPolicies: [Match.objectLike({ AccessScope: { Type: 'cluster' } })],
+      });
+    }
+  });
+
+  test.each(Object.values(WORKLOAD_IDENTITIES))(
+    'binds $namespace/$serviceAccount through Pod Identity',
+    (identity) => {
+      cluster().hasResourceProperties('AWS::EKS::PodIdentityAssociation', {
+        Namespace: identity.namespace,
+        ServiceAccount: identity.serviceAccount,
+      });
+    },
+  );
+
+  test('control plane reads only its own secrets and manages only tenant secrets', () => {
+    const statements = statementsOf(cluster(), 'ControlPlaneRole');
+    const resources = JSON.stringify(statements.flatMap((s) => s.Resource));
+    expect(resources).not.toContain('"*"');
+    for (const s of statements.filter((s) => actions(s).some((a) => a.startsWith('secretsmanager:')))) {
+      expect(JSON.stringify(s.Resource)).toContain(`:secret:agent-platform/${env}/`);
+    }
+    const kms = statements.find((s) => actions(s).includes('kms:Decrypt'))!;
+    expect(kms.Condition?.StringEquals?.['kms:ViaService']).toBe(
+      `secretsmanager.${config.region}.amazonaws.com`,
+    );
+  });
+
+  test('cost guard may read costs and budgets and publish to the alarm topic, nothing else', () => {
+    const statements = statementsOf(cluster(), 'CostGuardRole');
+    expect(statements.flatMap(actions).sort()).toEqual([
+      'budgets:ViewBudget',
+      'ce:GetCostAndUsage',
+      'sns:Publish',
+    ]);
+    const publish = statements.find((s) => actions(s).includes('sns:Publish'))!;
+    expect(publish.Resource).toBe(
+      `arn:aws:sns:${config.region}:${config.account}:agent-platform-${env}-alarms`,
+    );
+  });
+
+  test('drills act on the platform database only when it carries the platform tags', () => {
+    const statements = statementsOf(cluster(), 'DrillsRole');
+    const source = statements.find((s) => actions(s).includes('rds:RebootDBInstance'))!;
+    expect(source.Condition).toEqual({
+      StringEquals: { 'aws:ResourceTag/app': 'agent-platform', 'aws:ResourceTag/env': env },
+    });
+    expect(JSON.stringify(source.Resource)).toContain(`:db:${resourcePrefix(config)}-db`);
+  });
+
+  test('drills create, restore and delete only tagged copies under the drill prefix', () => {
+    const statements = statementsOf(cluster(), 'DrillsRole');
+    for (const s of statements.filter((s) =>
+      actions(s).some((a) => /^rds:(Delete|AddTags)|^rds:RestoreDBInstanceFromDBSnapshot$/.test(a)),
+    )) {
+      if (s.Sid === 'PlaceRestoredCopies') continue;
+      expect(JSON.stringify(s.Resource)).toContain(drillResourcePrefix(env));
+      expect(JSON.stringify(s.Condition)).toContain(`/${DRILL_ENV_TAG}`);
+    }
+    const mutating = statements.filter((s) => actions(s).some((a) => !/:(Describe|List)/.test(a)));
+    for (const s of mutating) expect(s.Resource).not.toBe('*');
+  });
+});
+
+test('the drills tag their copies with the key the drills role keys on', () => {
+  expect(DRILL_ENV_TAG).toBe(DRILLS_OWN_TAG);
+});

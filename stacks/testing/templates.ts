@@ -1,0 +1,56 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Template } from 'aws-cdk-lib/assertions';
+import { inject } from 'vitest';
+import { ENVIRONMENT_NAMES, type EnvironmentName } from '../config.ts';
+import { type SynthResult, synthesizeEnvironment } from '../synth.ts';
+
+const WAIT_LIMIT_MS = 170_000;
+
+/** Synth must not depend on credentials: every AWS_* variable is dropped before the app is built. */
+function withoutAwsEnvironment<T>(run: () => T): T {
+  const saved = Object.entries(process.env).filter(([key]) => key.startsWith('AWS_'));
+  for (const [key] of saved) delete process.env[key];
+  try {
+    return run();
+  } finally {
+    for (const [key, value] of saved) process.env[key] = value;
+  }
+}
+
+/**
+ * Synthesizes every environment once per test run, shared by all test files and workers: a worker takes an
+ * environment by creating its lock directory, the others read the result file when it appears.
+ */
+export async function synthesizedAll(): Promise<Record<EnvironmentName, SynthResult>> {
+  const root = inject('stacksSynthDir');
+  for (const env of ENVIRONMENT_NAMES) {
+    const dir = path.join(root, env);
+    try {
+      mkdirSync(dir);
+    } catch {
+      continue;
+    }
+    const result = withoutAwsEnvironment(() => synthesizeEnvironment(env, path.join(dir, 'out')));
+    writeFileSync(path.join(dir, 'result.json'), JSON.stringify(result));
+  }
+  const results = {} as Record<EnvironmentName, SynthResult>;
+  for (const env of ENVIRONMENT_NAMES) {
+    const file = path.join(root, env, 'result.json');
+    const deadline = Date.now() + WAIT_LIMIT_MS;
+    while (!existsSync(file)) {
+      if (Date.now() > deadline) throw new Error(`synth of ${env} did not finish within ${WAIT_LIMIT_MS} ms`);
+      await sleep(200);
+    }
+    results[env] = JSON.parse(readFileSync(file, 'utf8')) as SynthResult;
+  }
+  return results;
+}
+
+/** The synthesized template of one stack part (`Network`, `Data`...) of one environment. */
+export function templateOf(result: SynthResult, part: string): Template {
+  const stack = result.stacks.find((s) => s.stackName.endsWith(`-${part}`));
+  if (!stack) throw new Error(`no ${part} stack in ${result.env}`);
+  return Template.fromJSON(JSON.parse(readFileSync(stack.templateFile, 'utf8')));
+}
