@@ -151,11 +151,12 @@ export async function runLoadGate(request: GateRequest, options: RunOptions = {}
   await mkdir(valid.reportsDir, { recursive: true });
   const log = pino({ name: 'load-gate' }, pino.destination(2));
   log.info({ suite: valid.suite, baseUrl: valid.baseUrl, k6, reportsDir: valid.reportsDir }, 'running k6');
-  const child = spawn(k6, k6Arguments(valid), { env: { ...env, OPERATOR_TOKEN: token }, stdio: 'inherit' });
   // A CI runner stops the job with SIGTERM: pass it on so k6 stops, writes its summary and exits.
-  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  // Listen before spawning: k6 can be running (and the job stopped) before spawn() returns.
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
   for (const signal of signals) process.on(signal, forward);
+  const child = spawn(k6, k6Arguments(valid), { env: { ...env, OPERATOR_TOKEN: token }, stdio: 'inherit' });
   const code = await new Promise<number>((resolve, reject) => {
     child.on('error', reject);
     child.on('exit', (exitCode, signal) => {

@@ -69,20 +69,10 @@ export function jsonField(res: RefinedResponse<ResponseType | undefined>, path?:
   }
 }
 
-/** The key's public prefix (`apk_<id>`), as tenants/api-keys.ts defines it. */
-export function keyPrefix(key: string): string {
-  return key.split('_').slice(0, 2).join('_');
-}
-
 function readApiKey(body: unknown): { key: string; prefix: string } | undefined {
-  if (typeof body !== 'object' || body === null) return undefined;
-  const apiKey = (body as { apiKey?: unknown }).apiKey;
-  if (typeof apiKey === 'string') return { key: apiKey, prefix: keyPrefix(apiKey) };
-  if (typeof apiKey === 'object' && apiKey !== null) {
-    const { key, prefix } = apiKey as { key?: unknown; prefix?: unknown };
-    if (typeof key === 'string') return { key, prefix: typeof prefix === 'string' ? prefix : keyPrefix(key) };
-  }
-  return undefined;
+  const apiKey = (body as { apiKey?: { key?: unknown; prefix?: unknown } } | null | undefined)?.apiKey;
+  if (typeof apiKey?.key !== 'string' || typeof apiKey.prefix !== 'string') return undefined;
+  return { key: apiKey.key, prefix: apiKey.prefix };
 }
 
 /** Creates tenants with ids unique to this run through the operator API; stops the run on failure. */

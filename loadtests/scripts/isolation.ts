@@ -172,42 +172,42 @@ export function attempts(data: IsolationData): void {
   attemptCount.add(1, { attack: 'tenant header' });
   if (
     !check(me, {
-      'refused: X-Tenant-Id does not switch tenant': (r) => r.status === 200 && jsonField(r, 'id') === a.id,
+      'ignored: X-Tenant-Id does not switch tenant': (r) => r.status === 200 && jsonField(r, 'id') === a.id,
     })
   ) {
     breachCount.add(1, { attack: 'tenant header', tenant: a.id, target: b.id });
   }
 
   // B admits a task; A tries to release it; B's own release must still find it held.
-  const taskId = `task-${b.id}-${__VU}-${__ITER}`;
+  const taskId = `task-${b.id}-${exec.scenario.iterationInTest}`;
   const admitted = send(
     'POST',
     `${url}/v1/admission`,
     { taskId },
     asTenant(b.key, b.id, 'POST /v1/admission'),
   );
-  check(admitted, { 'B: task admitted': (r) => r.status === 200 && jsonField(r, 'decision') === 'allow' });
-  attempt(
-    "POST /v1/admission/:taskId/release of another tenant's task",
-    (p) => send('POST', `${url}/v1/admission/${taskId}/release`, null, p),
-    a.key,
-    data,
-    (r) => r.status === 403 || r.status === 404 || (r.status === 200 && jsonField(r, 'released') === false),
-    releaseRefusalIsExpected,
-  );
-  const own = send(
-    'POST',
-    `${url}/v1/admission/${taskId}/release`,
-    null,
-    asTenant(b.key, b.id, 'POST /v1/admission/:taskId/release'),
-  );
-  if (
-    !check(own, {
+  const allowed = jsonField(admitted, 'decision') === 'allow';
+  check(admitted, { 'B: task admitted': (r) => r.status === 200 && allowed });
+  if (allowed) {
+    attempt(
+      "POST /v1/admission/:taskId/release of another tenant's task",
+      (p) => send('POST', `${url}/v1/admission/${taskId}/release`, null, p),
+      a.key,
+      data,
+      (r) => r.status === 403 || r.status === 404 || (r.status === 200 && jsonField(r, 'released') === false),
+      releaseRefusalIsExpected,
+    );
+    const own = send(
+      'POST',
+      `${url}/v1/admission/${taskId}/release`,
+      null,
+      asTenant(b.key, b.id, 'POST /v1/admission/:taskId/release'),
+    );
+    const held = check(own, {
       "B: own task still held after A's attempt": (r) =>
         r.status === 200 && jsonField(r, 'released') === true,
-    })
-  ) {
-    breachCount.add(1, { attack: 'release of another tenant task', tenant: a.id, target: b.id });
+    });
+    if (!held) breachCount.add(1, { attack: 'release of another tenant task', tenant: a.id, target: b.id });
   }
   sleep(1);
 }
