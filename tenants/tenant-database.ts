@@ -59,11 +59,13 @@ export async function inspectTenantDatabase(
             n.nspowner = r.oid AS schema_owned,
             n.nspacl::text[] AS schema_acl,
             ARRAY(SELECT c.relname::text FROM pg_class c
-                   WHERE c.relnamespace = n.oid AND c.relkind = 'r' ORDER BY c.relname) AS tables
+                   WHERE c.relname = ANY ($3::name[]) AND c.relnamespace = n.oid AND c.relkind = 'r'
+                   ORDER BY c.relname) AS tables
        FROM (SELECT $1::name AS id) x
        LEFT JOIN pg_roles r ON r.rolname = x.id
        LEFT JOIN pg_namespace n ON n.nspname = x.id`,
-    [tenantId, TENANT_GROUP_ROLE],
+    // Looked up by name so the (relname, relnamespace) index serves it: no pg_class scan per tenant.
+    [tenantId, TENANT_GROUP_ROLE, TENANT_TABLES],
   );
   const row = rows[0]!;
   return {
@@ -127,13 +129,20 @@ export async function applyTenantDatabase(
   const pw = password === undefined ? '' : ` PASSWORD ${pg.escapeLiteral(password)}`;
   const statements = [
     'BEGIN',
-    state.roleExists
-      ? `ALTER ROLE ${role} LOGIN CONNECTION LIMIT ${limit}${pw}`
-      : `CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE CONNECTION LIMIT ${limit}${pw}`,
-    `GRANT ${pg.escapeIdentifier(TENANT_GROUP_ROLE)} TO ${role}`,
+    ...(state.roleExists
+      ? [
+          `ALTER ROLE ${role} LOGIN CONNECTION LIMIT ${limit}${pw}`,
+          `GRANT ${pg.escapeIdentifier(TENANT_GROUP_ROLE)} TO ${role}`,
+        ]
+      : [
+          `CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE CONNECTION LIMIT ${limit}${pw}
+             IN ROLE ${pg.escapeIdentifier(TENANT_GROUP_ROLE)}`,
+        ]),
     ...Object.entries(roleSettings(tier)).map(([name, value]) => `ALTER ROLE ${role} SET ${name} = ${value}`),
-    `CREATE SCHEMA IF NOT EXISTS ${role} AUTHORIZATION ${role}`,
-    `ALTER SCHEMA ${role} OWNER TO ${role}`,
+    state.schemaExists
+      ? `ALTER SCHEMA ${role} OWNER TO ${role}`
+      : `CREATE SCHEMA ${role} AUTHORIZATION ${role}`,
+    // A new schema grants PUBLIC nothing already; the explicit REVOKE writes that into its ACL.
     `REVOKE ALL ON SCHEMA ${role} FROM PUBLIC`,
     `SET LOCAL ROLE ${role}`,
     ...tenantSchemaStatements(tenantId),

@@ -38,7 +38,10 @@ describe('economics', () => {
   test.each(TIERS.map((t) => [t.name, t] as const))(
     '%s: the full quota priced by meteredCostUsd fits within the cost budget',
     (_name, tier) => {
-      const full = meteredCostUsd({ agentMinutes: tier.agentMinutesPerMonth, apiCalls: tier.apiCallsPerMonth });
+      const full = meteredCostUsd({
+        agentMinutes: tier.agentMinutesPerMonth,
+        apiCalls: tier.apiCallsPerMonth,
+      });
       expect(full).toBeLessThanOrEqual(tier.monthlyCostBudgetUsd);
     },
   );
@@ -59,7 +62,9 @@ describe('schema', () => {
     expect(TIERS.map((t) => t.name)).toEqual([...TIER_NAMES]);
     for (let i = 1; i < TIERS.length; i++) {
       expect(TIERS[i]!.priceUsdMonthly).toBeGreaterThan(TIERS[i - 1]!.priceUsdMonthly);
-      expect(TIERS[i]!.database.connectionLimit).toBeGreaterThanOrEqual(TIERS[i - 1]!.database.connectionLimit);
+      expect(TIERS[i]!.database.connectionLimit).toBeGreaterThanOrEqual(
+        TIERS[i - 1]!.database.connectionLimit,
+      );
       expect(TIERS[i]!.kubernetes.pods).toBeGreaterThanOrEqual(TIERS[i - 1]!.kubernetes.pods);
     }
   });
@@ -75,7 +80,9 @@ describe('schema', () => {
 
   test('getTier names the bad value and the valid ones', () => {
     expect(() => getTier('gold')).toThrow(TierError);
-    expect(() => getTier('gold')).toThrow("unknown tier 'gold': expected one of free, starter, pro, enterprise");
+    expect(() => getTier('gold')).toThrow(
+      "unknown tier 'gold': expected one of free, starter, pro, enterprise",
+    );
     expect(isTierName('pro')).toBe(true);
     expect(isTierName('Pro')).toBe(false);
   });
