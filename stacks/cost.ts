@@ -55,6 +55,7 @@ export class CostStack extends PlatformStack {
     // DIMENSIONAL monitors only take MonitorDimension SERVICE (one per account); a monitor on a cost-allocation
     // tag is a CUSTOM monitor whose MonitorSpecification is a Cost Explorer expression with a single `Tags`
     // clause. It watches this environment's spend in aggregate; per-tenant spend is the cost guard's job.
+    // The `env` tag must be activated as a cost-allocation tag in Billing, or the monitor sees no cost.
     this.anomalyMonitor = new ce.CfnAnomalyMonitor(this, 'AnomalyMonitor', {
       monitorName: `${resourcePrefix(config)}-spend`,
       monitorType: 'CUSTOM',
