@@ -1,21 +1,9 @@
 import { createInterface } from 'node:readline/promises';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { createElastiCacheClient } from './cache.ts';
-import { deleteDrillResources, findDrillResources } from './cleanup.ts';
-import { runDrill } from './drills.ts';
+import { DATABASE_TOPOLOGIES, DRILL_NAMES, type DrillName } from './constants.ts';
 import { DrillError } from './errors.ts';
-import {
-  assertEnvironmentAllowed,
-  DATABASE_TOPOLOGIES,
-  DEPLOYED_TOPOLOGY,
-  DRILL_NAMES,
-  type DrillName,
-  type RawDrillOptions,
-  resolveDrillOptions,
-} from './options.ts';
-import { createRdsClient } from './rds.ts';
-import { formatSummary, writeReportFiles } from './report.ts';
+import type { RawDrillOptions } from './options.ts';
 
 /** Exit codes: 0 passed, 1 drill failed or missed a target, 2 bad input, 130 interrupted. */
 export const EXIT = { passed: 0, failed: 1, usage: 2, interrupted: 130 } as const;
@@ -54,7 +42,7 @@ function addDrillOptions(command: Command): Command {
     .addOption(
       new Option(
         '--topology <topology>',
-        `database topology (default: ${DEPLOYED_TOPOLOGY}, from the data stack)`,
+        'database topology (default: DATABASE_TOPOLOGY in stacks/data.ts)',
       ).choices([...DATABASE_TOPOLOGIES]),
     )
     .option(
@@ -86,7 +74,17 @@ function addDrillOptions(command: Command): Command {
     .option('--junit <file>', 'JUnit XML path (default: reports/dr-drill/<drill>-<run id>.junit.xml)');
 }
 
+// The drill modules load the AWS SDK and the CDK (for DATABASE_TOPOLOGY); importing them on demand keeps --help fast.
 async function runDrillCommand(name: DrillName, raw: RawDrillOptions, io: CliIo): Promise<number> {
+  const [{ resolveDrillOptions }, { runDrill }, { createRdsClient }, { createElastiCacheClient }, reporting] =
+    await Promise.all([
+      import('./options.ts'),
+      import('./drills.ts'),
+      import('./rds.ts'),
+      import('./cache.ts'),
+      import('./report.ts'),
+    ]);
+  const { formatSummary, writeReportFiles } = reporting;
   const options = resolveDrillOptions(raw);
   const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2));
   const progress = options.json ? io.err : io.out;
@@ -116,6 +114,8 @@ interface CleanupOptions {
 }
 
 async function runCleanupCommand(o: CleanupOptions, io: CliIo): Promise<number> {
+  const [{ assertEnvironmentAllowed }, { deleteDrillResources, findDrillResources }, { createRdsClient }] =
+    await Promise.all([import('./options.ts'), import('./cleanup.ts'), import('./rds.ts')]);
   assertEnvironmentAllowed(o.env, o.confirm);
   if (!['dev', 'staging', 'prod'].includes(o.env)) throw new DrillError(`unknown environment '${o.env}'`);
   const rds = createRdsClient();

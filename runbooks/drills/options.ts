@@ -3,14 +3,10 @@ import { z } from 'zod';
 import { type EnvironmentConfig, loadEnvironmentConfig } from '../../stacks/config.ts';
 import { DATABASE_TOPOLOGY } from '../../stacks/data.ts';
 import { cacheReplicationGroupId, databaseInstanceId, resourcePrefix } from '../../stacks/names.ts';
+import { DATABASE_TOPOLOGIES, type DatabaseTopology } from './constants.ts';
 import { DrillError } from './errors.ts';
 
-export const DRILL_NAMES = ['rds-failover', 'snapshot-restore', 'pitr', 'cache-failover'] as const;
-export type DrillName = (typeof DRILL_NAMES)[number];
-
-/** Multi-AZ DB instance (failover = reboot with ForceFailover) or Multi-AZ DB cluster (FailoverDBCluster). */
-export const DATABASE_TOPOLOGIES = ['multi-az-instance', 'multi-az-cluster'] as const;
-export type DatabaseTopology = (typeof DATABASE_TOPOLOGIES)[number];
+export { DATABASE_TOPOLOGIES, type DatabaseTopology, DRILL_NAMES, type DrillName } from './constants.ts';
 
 /** Tag key on every resource a drill creates; the value is the run id. Cleanup only ever touches tagged resources. */
 export const DRILL_TAG = 'dr-drill';
