@@ -96,9 +96,13 @@ export const environmentConfigSchema = z
       /** Cost Explorer data older than this is stale, and stale data is never acted on. */
       maxDataAgeHours: z.number().positive(),
     }),
+    /** DR drill targets; a missed target fails the drill. Reasons are in runbooks/rds-failover.md and friends. */
     drills: z.object({
+      /** First failed write to first successful one. 120: AWS quotes 60-120 s for a Multi-AZ failover. */
       failoverRtoSeconds: z.number().positive(),
+      /** Restore plus verification, end to end. 1800: a 50-200 GiB snapshot restore takes 10-20 min. */
       restoreRtoSeconds: z.number().positive(),
+      /** Source's last write minus the restored point. 300: RDS ships transaction logs about every 5 min. */
       rpoSeconds: z.number().positive(),
     }),
   })
