@@ -1,4 +1,9 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createTestDatabase } from '../tenants/testing/pg.ts';
 import { startControlPlane } from './start.ts';
 import {
   bearer,
@@ -43,5 +48,50 @@ describe('startControlPlane', () => {
     );
     expect(rows).toEqual([{ minutes: 1.25, calls: 3 }]);
     await expect(fetch(`${running.url}/healthz`)).rejects.toThrow();
+  });
+
+  test('with SENTRY_DSN, an unexpected error is reported to Sentry and the client sees a bare 500', async () => {
+    const envelopes: string[] = [];
+    const sentry = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        envelopes.push((req.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body).toString());
+        res.writeHead(200).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => sentry.listen(0, '127.0.0.1', resolve));
+    const { port } = sentry.address() as AddressInfo;
+    const db = await createTestDatabase('sentry');
+    const running = await startControlPlane(
+      testConfig(fx.keyPrefix, {
+        DATABASE_URL: db.url,
+        REDIS_URL: REDIS_TEST_URL,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'silent',
+        SENTRY_DSN: `http://public@127.0.0.1:${port}/1`,
+      }),
+    );
+    try {
+      // A catalog that lost a table: verifying any key now fails inside the service.
+      const admin = new pg.Client({ connectionString: db.url });
+      await admin.connect();
+      await admin.query('ALTER TABLE control.api_keys RENAME TO api_keys_gone');
+      await admin.end();
+      const res = await fetch(`${running.url}/v1/me`, {
+        headers: bearer(`apk_aaaaaaaaaa_${'D'.repeat(43)}`),
+      });
+      expect(res.status).toBe(500);
+      expect(await res.json()).toEqual({ error: 'internal error' });
+    } finally {
+      await running.close();
+      await new Promise((resolve) => sentry.close(resolve));
+      await db.drop();
+    }
+    const reported = envelopes.join('\n');
+    expect(reported).toContain('control.api_keys');
+    expect(reported).toContain('does not exist');
   });
 });
