@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -398,6 +399,51 @@ describe('the CLI', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('cleans up and exits 130 when the process gets SIGINT mid-drill', async () => {
+    // the verification target refuses connections, so the drill sits in its retry loop until interrupted
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'bin/dr-drill.ts',
+        'snapshot-restore',
+        '--env',
+        'dev',
+        '--database-url',
+        source.url,
+        '--verify-database-url',
+        'postgresql://postgres@127.0.0.1:1/none',
+        '--poll-interval',
+        '0.2',
+        '--timeout',
+        '60',
+        '--report',
+        join(tmpdir(), `dr-sigint-${process.pid}.json`),
+        '--junit',
+        join(tmpdir(), `dr-sigint-${process.pid}.xml`),
+      ],
+      { cwd: join(import.meta.dirname, '../..'), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (chunk) => {
+        output += chunk;
+        if (output.includes('verifying restored data')) resolve();
+      });
+      child.stderr.on('data', (chunk) => {
+        output += chunk;
+      });
+    });
+    expect(await everythingButTheSource()).toHaveLength(2);
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(output).toContain('interrupted: cleaning up drill resources');
+    expect(output).toMatch(/cleanup: 2 deleted .* 0 failed/);
+    expect(await everythingButTheSource()).toEqual([]);
   });
 
   it('rejects a bad option value in one line that quotes it', async () => {
