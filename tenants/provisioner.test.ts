@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -11,6 +12,7 @@ import {
   createTenant,
   getTenant,
   InjectedFault,
+  KubectlError,
   listTenants,
   type ProvisionerDeps,
   STEP_NAMES,
@@ -340,6 +342,56 @@ describe('bad input gives one clear error and changes nothing', () => {
     expect(resumed.tenant?.status).toBe('active');
     expect(resumed.apiKey).toBeDefined();
     expect((await getTenant(fx.pool, id))?.steps.every((s) => s.state === 'done')).toBe(true);
+  });
+});
+
+describe('kubectl', () => {
+  /** A stand-in kubectl on PATH that records its arguments and exits with `code`. */
+  async function withFakeKubectl<T>(code: number, work: (argsFile: string) => Promise<T>): Promise<T> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'kubectl-'));
+    const argsFile = path.join(dir, 'args');
+    await writeFile(
+      path.join(dir, 'kubectl'),
+      `#!/bin/sh\necho "$@" >> ${argsFile}\necho 'error: the server has asked for the client to provide credentials' >&2\nexit ${code}\n`,
+    );
+    await chmod(path.join(dir, 'kubectl'), 0o755);
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${dir}:${savedPath}`;
+    try {
+      return await work(argsFile);
+    } finally {
+      process.env.PATH = savedPath;
+    }
+  }
+
+  test('with a kube context the manifests are applied server-side in that context', async () => {
+    const id = fx.tenantId('kctl');
+    await withFakeKubectl(0, async (argsFile) => {
+      const result = await createTenant(
+        { ...fx.deps, kubeContext: 'staging-eks' },
+        { id, tier: 'free', actor: 'test' },
+      );
+      expect(result.ready).toBe(true);
+      expect((await readFile(argsFile, 'utf8')).trim()).toBe(
+        `--context staging-eks apply --server-side --field-manager=agent-platform-tenants -f ${path.join(fx.manifestsDir, `${id}.yaml`)}`,
+      );
+    });
+  });
+
+  test('a failing kubectl is one line and leaves the tenant provisioning', async () => {
+    const id = fx.tenantId('kctlfail');
+    await withFakeKubectl(1, async () => {
+      await expect(
+        createTenant({ ...fx.deps, kubeContext: 'prod-eks' }, { id, tier: 'free', actor: 'test' }),
+      ).rejects.toThrow(
+        new KubectlError(
+          "kubectl apply in context 'prod-eks' failed (exit 1): error: the server has asked for the client to provide credentials",
+        ),
+      );
+    });
+    const tenant = await getTenant(fx.pool, id);
+    expect(tenant?.status).toBe('provisioning');
+    expect(tenant?.steps.find((s) => s.step === 'manifests')?.state).toBe('failed');
   });
 });
 
