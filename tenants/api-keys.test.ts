@@ -20,6 +20,7 @@ let pool: pg.Pool;
 beforeAll(async () => {
   database = await createTestDatabase('api_keys');
   pool = new pg.Pool({ connectionString: database.url, max: 4 });
+  pool.on('error', () => {});
   const client = await pool.connect();
   try {
     await migrateCatalog(client);

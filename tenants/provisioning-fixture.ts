@@ -39,6 +39,8 @@ export async function dropRoles(roles: readonly string[]): Promise<void> {
 export async function createProvisioningFixture(label: string, poolSize = 10): Promise<ProvisioningFixture> {
   const database = await createTestDatabase(label);
   const pool = new pg.Pool({ connectionString: database.url, max: poolSize });
+  // DROP DATABASE ... WITH (FORCE) at teardown may terminate a client that is still closing.
+  pool.on('error', () => {});
   const client = await pool.connect();
   try {
     await migrateCatalog(client);
