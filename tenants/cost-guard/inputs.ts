@@ -22,6 +22,8 @@ export const tenantInputSchema = z.object({
   apiCalls: z.number().min(0),
   /** Expiry of a live override; null when none. */
   overrideExpiresAt: z.iso.datetime().nullable(),
+  /** Who set the current catalog status (from the audit trail); null when unknown. */
+  statusActor: z.string().nullable(),
 });
 export type TenantInput = z.infer<typeof tenantInputSchema>;
 
@@ -74,10 +76,14 @@ export async function readTenantInputs(
     agent_minutes: string | null;
     api_calls: string | null;
     override_expires_at: Date | null;
+    status_actor: string | null;
   }>(
     `SELECT t.id, t.tier, t.status::text AS status,
             q.guard_state, q.period AS state_period, q.pending_state, q.pending_runs,
-            u.agent_minutes, u.api_calls, o.expires_at AS override_expires_at
+            u.agent_minutes, u.api_calls, o.expires_at AS override_expires_at,
+            (SELECT a.actor FROM control.audit_events a
+              WHERE a.tenant_id = t.id AND a.action LIKE 'tenant.%' AND a.to_status = t.status::text
+              ORDER BY a.at DESC, a.id DESC LIMIT 1) AS status_actor
        FROM control.tenants t
        LEFT JOIN control.quota_state q ON q.tenant_id = t.id
        LEFT JOIN (SELECT tenant_id, sum(agent_minutes) AS agent_minutes, sum(api_calls) AS api_calls
@@ -100,6 +106,7 @@ export async function readTenantInputs(
     agentMinutes: Number(r.agent_minutes ?? 0),
     apiCalls: Number(r.api_calls ?? 0),
     overrideExpiresAt: r.override_expires_at?.toISOString() ?? null,
+    statusActor: r.status_actor,
   }));
 }
 

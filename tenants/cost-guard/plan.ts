@@ -20,7 +20,17 @@ import {
 } from './rules.ts';
 
 /** Why a change the evidence supports is not made in this run. */
-export type Hold = 'unknown-data' | 'no-billing-data' | 'kill-switch' | 'cap' | 'needs-approval' | 'override';
+export type Hold =
+  | 'unknown-data'
+  | 'no-billing-data'
+  | 'kill-switch'
+  | 'cap'
+  | 'needs-approval'
+  | 'override'
+  | 'set-by-human';
+
+/** The actor the guard writes into the audit trail. */
+export const GUARD_ACTOR = 'cost-guard';
 
 export interface TenantDecision {
   readonly tenantId: string;
@@ -127,12 +137,19 @@ function decideTenant(t: TenantInput, inputs: GuardInputs, dataProblem: string |
     parts.push(`${pendingAfter.state} seen ${pendingAfter.runs}/${needed} runs`);
   }
   if (human) parts.push('billing alone crosses a hard line: a human should check');
+  let actions = actionsFor(t.guardState, to);
+  // A limit or suspension someone else set is theirs to lift: the guard only undoes its own.
+  if (actions.includes('resume') && t.statusActor !== GUARD_ACTOR && t.status !== 'active') {
+    actions = actions.filter((a) => a !== 'resume' && a !== 'limit');
+    hold = 'set-by-human';
+    parts.push(`status ${t.status} was set by ${t.statusActor ?? 'someone else'}: left as it is`);
+  }
   return {
     ...base,
     to,
     target,
     pending: pendingAfter,
-    actions: actionsFor(t.guardState, to),
+    actions,
     hold,
     needsHuman: human,
     reason: parts.join(', '),

@@ -31,6 +31,7 @@ const tenant = (id: string, tier: 'pro' | 'starter', agentMinutes: number) => ({
   agentMinutes,
   apiCalls: 1000,
   overrideExpiresAt: null,
+  statusActor: null,
 });
 
 const inputs: GuardInputs = {

@@ -15,6 +15,7 @@ import {
 } from '../../stacks/config.ts';
 import { migrateCatalog } from '../catalog/migrate.ts';
 import { createTenant } from '../provisioner.ts';
+import { limitTenant } from '../suspension.ts';
 import { type MotoServer, startMoto } from '../testing/moto.ts';
 import { ADMIN_URL, createTestDatabase, type TestDatabase, uniqueTenantId } from '../testing/pg.ts';
 import { CostDataError } from './costs.ts';
@@ -333,14 +334,23 @@ describe('cost guard run', () => {
     expect(await catalog([id])).toMatchObject([{ status: 'active', guard_state: 'warning' }]);
   });
 
-  test("a new UTC month resets the state and lifts last month's limit", async () => {
-    const id = await tenantAt('month', 0.1);
-    await pool.query(`UPDATE control.tenants SET status = 'limited' WHERE id = $1`, [id]);
+  /** A tenant limited in October by `by`, with the guard's state from October. */
+  async function limitedLastMonth(stem: string, by: string): Promise<string> {
+    const id = await tenantAt(stem, 0.1);
+    await limitTenant({ pool, env: env(), manifestsDir }, id, {
+      actor: by,
+      reason: 'over budget in October',
+    });
     await pool.query(
       `INSERT INTO control.quota_state (tenant_id, guard_state, period) VALUES ($1, 'limited', '2026-10')
        ON CONFLICT (tenant_id) DO UPDATE SET guard_state = 'limited', period = '2026-10'`,
       [id],
     );
+    return id;
+  }
+
+  test("a new UTC month resets the state and lifts the guard's own limit from last month", async () => {
+    const id = await limitedLastMonth('month', 'cost-guard');
     await moto.seedCostAndUsage([cePage([[id, usdForBudgetFraction(TIER, 0.1)]])]);
     const result = await runCostGuard(deps(), { apply: true });
     expect(result.plan.tenants[0]).toMatchObject({
@@ -349,6 +359,14 @@ describe('cost guard run', () => {
       actions: ['resume', 'notify'],
     });
     expect(await catalog([id])).toMatchObject([{ status: 'active', guard_state: 'ok', period: '2026-11' }]);
+  });
+
+  test('the guard never lifts a limit someone else set', async () => {
+    const id = await limitedLastMonth('human', 'sre:alice');
+    await moto.seedCostAndUsage([cePage([[id, usdForBudgetFraction(TIER, 0.1)]])]);
+    const result = await runCostGuard(deps(), { apply: true });
+    expect(result.plan.tenants[0]).toMatchObject({ to: 'ok', actions: ['notify'], hold: 'set-by-human' });
+    expect(await catalog([id])).toMatchObject([{ status: 'limited', guard_state: 'ok' }]);
   });
 
   test.each([

@@ -15,10 +15,10 @@ import {
 import { type FetchCostsOptions, fetchCosts } from './costs.ts';
 import { type GuardInputs, loadRun, readTenantInputs, storeRunInputs } from './inputs.ts';
 import { notificationKinds, notifyOnce } from './notify.ts';
-import { type GuardPlan, planRun, type TenantDecision } from './plan.ts';
+import { GUARD_ACTOR, type GuardPlan, planRun, type TenantDecision } from './plan.ts';
 import { DEFAULT_POLICY, type GuardAction, type GuardPolicy, periodOf } from './rules.ts';
 
-export const GUARD_ACTOR = 'cost-guard';
+export { GUARD_ACTOR };
 
 export interface CostGuardDeps {
   readonly pool: pg.Pool;
