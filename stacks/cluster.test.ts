@@ -1,7 +1,8 @@
 import { Match } from 'aws-cdk-lib/assertions';
+import { NodegroupAmiType } from 'aws-cdk-lib/aws-eks-v2';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { DRILL_ENV_TAG as DRILLS_OWN_TAG, drillResourcePrefix } from '../runbooks/drills/options.ts';
-import { CORE_ADDONS } from './cluster.ts';
+import { amiTypeFor, CORE_ADDONS } from './cluster.ts';
 import { ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from './config.ts';
 import { DRILL_ENV_TAG, resourcePrefix, WORKLOAD_IDENTITIES } from './names.ts';
 import type { SynthResult } from './synth.ts';
@@ -144,4 +145,12 @@ describe.each(ENVIRONMENT_NAMES)('cluster stack in %s', (env) => {
 
 test('the drills tag their copies with the key the drills role keys on', () => {
   expect(DRILL_ENV_TAG).toBe(DRILLS_OWN_TAG);
+});
+
+test.each([
+  [['m6i.xlarge'], NodegroupAmiType.AL2023_X86_64_STANDARD],
+  [['m6g.large', 'c7gn.xlarge'], NodegroupAmiType.AL2023_ARM_64_STANDARD],
+  [['m6g.large', 'm6i.large'], NodegroupAmiType.AL2023_X86_64_STANDARD],
+])('node group of %j uses %s', (types, ami) => {
+  expect(amiTypeFor(types)).toBe(ami);
 });

@@ -29,7 +29,7 @@ export const CORE_ADDONS = ['vpc-cni', 'kube-proxy', 'coredns', 'eks-pod-identit
 export const OBSERVABILITY_ADDON = 'amazon-cloudwatch-observability';
 
 /** Graviton families (m6g, c7g, r8g...) need the ARM AMI. */
-function amiTypeFor(instanceTypes: readonly string[]): eks.NodegroupAmiType {
+export function amiTypeFor(instanceTypes: readonly string[]): eks.NodegroupAmiType {
   return instanceTypes.every((t) => /^[a-z]+\d+g[a-z]*\./.test(t))
     ? eks.NodegroupAmiType.AL2023_ARM_64_STANDARD
     : eks.NodegroupAmiType.AL2023_X86_64_STANDARD;
