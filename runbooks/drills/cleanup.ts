@@ -1,4 +1,5 @@
 import { DescribeDBInstancesCommand, DescribeDBSnapshotsCommand, type RDSClient } from '@aws-sdk/client-rds';
+import { sleep } from './errors.ts';
 import { DRILL_ENV_TAG, DRILL_TAG, drillResourcePrefix } from './options.ts';
 import { deleteDrillInstance, deleteDrillSnapshot } from './rds.ts';
 
@@ -70,25 +71,48 @@ export interface CleanupResult {
   readonly failed: string[];
 }
 
-/** Deletes the given drill resources, instances first; one failure does not stop the others. */
+export interface DeleteOptions {
+  /** Keep retrying a resource that is in a state RDS will not delete from (creating, backing-up) until then. */
+  readonly retryUntil: number;
+  readonly pollIntervalMs: number;
+}
+
+/** RDS refuses to delete an instance or snapshot while it is creating or backing up; that passes. */
+function isInvalidState(error: unknown): boolean {
+  return /^InvalidDB(Instance|Snapshot)State/.test((error as { name?: string }).name ?? '');
+}
+
+/**
+ * Deletes the given drill resources, instances first; one failure does not stop the others.
+ * Deliberately takes no abort signal: cleanup is what runs after an interruption.
+ */
 export async function deleteDrillResources(
   rds: RDSClient,
   resources: readonly DrillResource[],
   onError: (resource: DrillResource, error: Error) => void = () => {},
+  options: DeleteOptions = { retryUntil: Date.now() + 20 * 60_000, pollIntervalMs: 15_000 },
 ): Promise<CleanupResult> {
   const result: CleanupResult = { deleted: [], failed: [] };
   const ordered = [...resources].sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'db-instance' ? -1 : 1));
   for (const resource of ordered) {
     const label = `${resource.kind}/${resource.id}`;
-    try {
-      const existed =
-        resource.kind === 'db-instance'
-          ? await deleteDrillInstance(rds, resource.id)
-          : await deleteDrillSnapshot(rds, resource.id);
-      if (existed) result.deleted.push(label);
-    } catch (error) {
-      result.failed.push(label);
-      onError(resource, error as Error);
+    for (;;) {
+      try {
+        const existed =
+          resource.kind === 'db-instance'
+            ? await deleteDrillInstance(rds, resource.id)
+            : await deleteDrillSnapshot(rds, resource.id);
+        if (existed) result.deleted.push(label);
+        break;
+      } catch (error) {
+        if (isInvalidState(error) && Date.now() + options.pollIntervalMs < options.retryUntil) {
+          await sleep(options.pollIntervalMs);
+          continue;
+        }
+        result.failed.push(label);
+        onError(resource, error as Error);
+        break;
+      }
     }
   }
   return result;

@@ -142,6 +142,9 @@ function isExpectedFailure(error: unknown): boolean {
   return '$metadata' in error || typeof (error as { code?: unknown }).code === 'string';
 }
 
+/** How long cleanup waits for a resource RDS will not delete yet (a restore that is still backing up). */
+const CLEANUP_RETRY_MS = 20 * 60_000;
+
 async function cleanUp(ctx: RunContext): Promise<{ deleted: string[]; failed: string[] }> {
   const { rds, log } = ctx.deps;
   const byKey = new Map(ctx.created.map((r) => [`${r.kind}/${r.id}`, r]));
@@ -155,8 +158,11 @@ async function cleanUp(ctx: RunContext): Promise<{ deleted: string[]; failed: st
   }
   if (byKey.size === 0) return { deleted: [], failed: [] };
   ctx.rec.step('cleanup started', [...byKey.keys()].join(', '));
-  const result = await deleteDrillResources(rds, [...byKey.values()], (resource, error) =>
-    log.error({ resource, err: error }, 'cleanup failed'),
+  const result = await deleteDrillResources(
+    rds,
+    [...byKey.values()],
+    (resource, error) => log.error({ resource, err: error }, 'cleanup failed'),
+    { retryUntil: Date.now() + CLEANUP_RETRY_MS, pollIntervalMs: ctx.o.pollIntervalMs },
   );
   ctx.rec.step('cleanup finished', `${result.deleted.length} deleted, ${result.failed.length} failed`);
   if (result.failed.length > 0) {
@@ -197,6 +203,7 @@ async function withProber(
   });
   prober.start();
   let samples: readonly { ok: boolean }[] = [];
+  let actStartedAt = Number.POSITIVE_INFINITY;
   // a healthy endpoint answers within a few attempts; failing over one that never did would prove nothing
   const baselineDeadline = Math.min(
     ctx.wait.deadline,
@@ -213,6 +220,7 @@ async function withProber(
       await sleep(Math.min(o.probeIntervalMs, 100), ctx.deps.signal, 'baseline write');
     }
     rec.step(`${what} prober writing`, `every ${o.probeIntervalMs} ms`);
+    actStartedAt = Date.now();
     await act();
     const observeUntil = Date.now() + o.observeSeconds * 1000;
     while (Date.now() < observeUntil || prober.inOutage) {
@@ -230,7 +238,8 @@ async function withProber(
   }
   const all = prober.samples;
   const outages = findOutages(all);
-  const rto = rtoSeconds(all);
+  // a blip before the failover was requested is reported as an outage but is not the failover's RTO
+  const rto = rtoSeconds(all.filter((s) => s.at >= actStartedAt));
   rec.measurements.probeAttempts = samples.length;
   rec.measurements.probeFailures = all.filter((s) => !s.ok).length;
   rec.measurements.outages = outages.map((x) => ({

@@ -33,6 +33,7 @@ const instanceSchema = z.object({
   LatestRestorableTime: z.date().optional(),
   Endpoint: z.object({ Address: z.string(), Port: z.number() }).optional(),
   DBSubnetGroup: z.object({ DBSubnetGroupName: z.string() }).optional(),
+  DBParameterGroups: z.array(z.object({ DBParameterGroupName: z.string() })).optional(),
   VpcSecurityGroups: z.array(z.object({ VpcSecurityGroupId: z.string() })).optional(),
   TagList: z.array(z.object({ Key: z.string(), Value: z.string() })).optional(),
 });
@@ -166,10 +167,14 @@ export async function createSnapshot(
   );
 }
 
-/** Network placement copied from the source, so the drill instance is reachable the way the source is. */
+/**
+ * Placement and parameters copied from the source, so the drill instance is reachable the way the source is and
+ * runs with the same settings; single-AZ and deletable, since it lives for minutes.
+ */
 function placement(source: DbInstance) {
   return {
     DBInstanceClass: source.DBInstanceClass,
+    DBParameterGroupName: source.DBParameterGroups?.[0]?.DBParameterGroupName,
     DBSubnetGroupName: source.DBSubnetGroup?.DBSubnetGroupName,
     VpcSecurityGroupIds: source.VpcSecurityGroups?.map((g) => g.VpcSecurityGroupId),
     MultiAZ: false,
