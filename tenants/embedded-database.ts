@@ -27,6 +27,10 @@ export interface OpenDatabaseOptions {
   readonly url?: string;
   /** Pool size. @default 10 */
   readonly max?: number;
+  /** Data directory of the embedded server. @default '.data/postgres' in the project */
+  readonly dataDir?: string;
+  /** Port of the embedded server. @default 54329, or EMBEDDED_PG_PORT */
+  readonly port?: number;
 }
 
 async function canConnect(url: string): Promise<boolean> {
@@ -41,15 +45,18 @@ async function canConnect(url: string): Promise<boolean> {
   }
 }
 
-async function startEmbedded(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const adminUrl = `postgresql://postgres@127.0.0.1:${EMBEDDED_PORT}/postgres`;
-  const url = `postgresql://postgres@127.0.0.1:${EMBEDDED_PORT}/${EMBEDDED_DATABASE}`;
+async function startEmbedded(
+  dataDir: string,
+  port: number,
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const adminUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;
+  const url = `postgresql://postgres@127.0.0.1:${port}/${EMBEDDED_DATABASE}`;
   let stop = async () => {};
   // Another process (the control plane, a second CLI) may already run it: reuse that server.
   if (!(await canConnect(adminUrl))) {
     const server = new EmbeddedPostgres({
-      databaseDir: EMBEDDED_DATA_DIR,
-      port: EMBEDDED_PORT,
+      databaseDir: dataDir,
+      port,
       user: 'postgres',
       password: 'postgres',
       // Local development only, like the machine's own PostgreSQL: trust on loopback.
@@ -59,7 +66,7 @@ async function startEmbedded(): Promise<{ url: string; stop: () => Promise<void>
       onLog: () => {},
       onError: () => {},
     });
-    if (!existsSync(path.join(EMBEDDED_DATA_DIR, 'PG_VERSION'))) await server.initialise();
+    if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await server.initialise();
     await server.start();
     stop = () => server.stop();
   }
@@ -85,8 +92,10 @@ async function startEmbedded(): Promise<{ url: string; stop: () => Promise<void>
  * `.data/postgres` on port 54329, initialised on first use and reused afterwards.
  */
 export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<OpenDatabase> {
-  const given = options.url ?? process.env.DATABASE_URL;
-  const { url, stop } = given ? { url: given, stop: async () => {} } : await startEmbedded();
+  const given = options.url ?? (options.dataDir ? undefined : process.env.DATABASE_URL);
+  const { url, stop } = given
+    ? { url: given, stop: async () => {} }
+    : await startEmbedded(options.dataDir ?? EMBEDDED_DATA_DIR, options.port ?? EMBEDDED_PORT);
   const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10 });
   // An idle client's connection error must not crash the process; the next query reports it.
   pool.on('error', () => {});
