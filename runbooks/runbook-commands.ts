@@ -98,6 +98,7 @@ export const KNOWN_KUBECTL = [
   'uncordon',
   'drain',
   'scale',
+  'patch',
   'delete',
   'apply',
   'wait',
