@@ -37,7 +37,7 @@ const program = new Command('cost-report')
         console.error(`wrote ${options.html}`);
       }
       if (options.email) {
-        const id = await emailCostReport(new SESv2Client({}), env, report);
+        const id = await emailCostReport(new SESv2Client({ region: env.region }), env, report);
         console.error(`e-mailed to ${env.alertEmail} (message ${id})`);
       }
     } finally {

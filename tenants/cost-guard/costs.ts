@@ -135,7 +135,8 @@ export function costQuery(now: Date): GetCostAndUsageCommandInput {
  * never zero. Malformed answers throw CostDataError.
  */
 export async function fetchCosts(now: Date, options: FetchCostsOptions = {}): Promise<CostInputs> {
-  const client = options.client ?? new CostExplorerClient({ maxAttempts: 1 });
+  // Cost Explorer answers from us-east-1 only; retries are counted here, not in the SDK.
+  const client = options.client ?? new CostExplorerClient({ region: 'us-east-1', maxAttempts: 1 });
   const maxAttempts = options.maxAttempts ?? 4;
   const baseDelayMs = options.baseDelayMs ?? 500;
   const maxDelayMs = options.maxDelayMs ?? 8_000;

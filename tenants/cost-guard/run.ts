@@ -193,7 +193,7 @@ export async function runCostGuard(deps: CostGuardDeps, options: CostGuardOption
   let failures = 0;
   // The kill switch: the run is recorded and reported, and nothing is acted on or sent.
   if (options.apply && plan.dataProblem === null && guard.enforcementEnabled) {
-    const sns = deps.sns ?? new SNSClient({});
+    const sns = deps.sns ?? new SNSClient({ region: deps.env.region });
     const byId = new Map(inputs.tenants.map((t) => [t.id, t]));
     for (const decision of plan.tenants) {
       if (decision.hold === 'unknown-data' || decision.hold === 'no-billing-data') continue;
