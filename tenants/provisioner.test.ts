@@ -117,7 +117,13 @@ describe('create', () => {
 
     const aws = createAwsClients(fx.deps.env);
     const secret = await readTenantSecret(aws, fx.deps.env, id);
-    expect(secret).toMatchObject({ username: id, schema: id });
+    expect(secret).toMatchObject({
+      username: id,
+      schema: id,
+      host: '127.0.0.1',
+      port: 5432,
+      dbname: fx.database.name,
+    });
     const budget = await describeTenantBudget(aws, fx.deps.env, id);
     expect(budget).toEqual({ exists: true, limitUsd: tier.monthlyCostBudgetUsd, thresholds: [90, 100, 200] });
     expect(tenantSecretName(fx.deps.env, id)).toBe(`agent-platform/dev/tenants/${id}/database`);

@@ -231,6 +231,24 @@ function tenantConnection(pool: pg.Pool, tenantId: string, password: string | un
   };
 }
 
+/** Where the tenant connects: the cell database the pool points at. */
+function databaseEndpoint(pool: pg.Pool): { host: string; port: number; dbname: string } {
+  const options = (pool as unknown as { options: pg.PoolConfig }).options;
+  if (options.connectionString) {
+    const url = new URL(options.connectionString);
+    return {
+      host: url.hostname,
+      port: Number(url.port || 5432),
+      dbname: decodeURIComponent(url.pathname.slice(1)),
+    };
+  }
+  return {
+    host: options.host ?? 'localhost',
+    port: options.port ?? 5432,
+    dbname: options.database ?? 'postgres',
+  };
+}
+
 /** Logs in as the tenant role, writes and reads its schema in a rolled-back transaction, checks settings. */
 async function checkDatabaseReadiness(
   pool: pg.Pool,
@@ -342,6 +360,7 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
         username: id,
         password: generatePassword(),
         schema: id,
+        ...databaseEndpoint(deps.pool),
       });
       password = secret.password;
       passwordIsNew = created || !dbState.roleExists;
