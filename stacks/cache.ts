@@ -1,4 +1,4 @@
-import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { CfnOutput, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -94,6 +94,11 @@ export class CacheStack extends PlatformStack {
       ],
     });
     this.replicationGroup.applyRemovalPolicy(dataStoreRemovalPolicy(config));
+    new CfnOutput(this, 'PrimaryEndpoint', {
+      value: this.replicationGroup.attrPrimaryEndPointAddress,
+      description: `rediss://<host>:${CACHE_PORT} with the AUTH token`,
+    });
+    new CfnOutput(this, 'AuthTokenSecretName', { value: secretNames(config).cacheAuth });
     Validations.of(this.replicationGroup).acknowledge({
       id: 'AwsSolutions-AEC5',
       reason:

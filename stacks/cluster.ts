@@ -1,4 +1,4 @@
-import { ArnFormat, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as eks from 'aws-cdk-lib/aws-eks-v2';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -190,6 +190,11 @@ export class ClusterStack extends PlatformStack {
         roleArn: role.roleArn,
       });
       association.node.addDependency(addons.get('eks-pod-identity-agent')!);
+      // For operators and charts that want the ARN; Pod Identity itself needs no annotation.
+      new CfnOutput(this, `${key}RoleArn`, {
+        value: role.roleArn,
+        description: `${identity.serviceAccount} role`,
+      });
     }
   }
 

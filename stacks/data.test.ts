@@ -124,3 +124,12 @@ describe('data store removal policies', () => {
     expect(protectedEnvs).toEqual(['prod']);
   });
 });
+
+test('tells operators where to connect without exporting anything', () => {
+  const outputs = templateOf(synth.prod, 'Data').findOutputs('*');
+  expect(outputs.ProxyEndpoint?.Value).toEqual({
+    'Fn::GetAtt': [expect.stringMatching(/^DatabaseProxy/), 'Endpoint'],
+  });
+  expect(outputs.MasterSecretName?.Value).toBe('agent-platform/prod/database/master');
+  for (const output of Object.values(outputs)) expect(output.Export).toBeUndefined();
+});

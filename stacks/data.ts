@@ -1,4 +1,4 @@
-import { type CfnResource, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { CfnOutput, type CfnResource, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -165,6 +165,12 @@ export class DataStack extends PlatformStack {
       securityGroups: [proxySecurityGroup],
       requireTLS: true,
     });
+
+    new CfnOutput(this, 'ProxyEndpoint', {
+      value: this.proxy.endpoint,
+      description: 'Clients connect here (TLS)',
+    });
+    new CfnOutput(this, 'MasterSecretName', { value: secretNames(config).databaseMaster });
 
     this.acknowledge(db.deletionProtection);
   }
