@@ -183,6 +183,10 @@ describe('a pooled connection carries no role or search_path from one tenant to 
 
     const second = await pool.connect();
     expect(await identity(second)).toEqual({ who: a, path: `"${a}"` });
+    // RESET ROLE alone leaves the search_path behind; DISCARD ALL (PgBouncer's server_reset_query) clears both.
+    await second.query('RESET ROLE');
+    expect(await identity(second)).toEqual({ who: 'postgres', path: `"${a}"` });
+    await second.query(`SET ROLE ${pg.escapeIdentifier(a)}`);
     await second.query('DISCARD ALL');
     expect(await identity(second)).toEqual({ who: 'postgres', path: '"$user", public' });
     second.release();
