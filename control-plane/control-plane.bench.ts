@@ -29,8 +29,8 @@ async function freePort(): Promise<number> {
 }
 
 /** The service in a child process, so it and autocannon share the cores as separate processes. */
-async function startService(env: Record<string, string>, url: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/control-plane.ts'], {
+async function startService(script: string, env: Record<string, string>, url: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -48,6 +48,13 @@ async function startService(env: Record<string, string>, url: string): Promise<C
   }
   child.kill('SIGTERM');
   throw new Error('control plane did not become ready within 30 s');
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  await exited;
 }
 
 interface Run {
@@ -140,6 +147,28 @@ async function load(url: string, keys: string[], connections: number, scenario: 
   };
 }
 
+/** The same usage load against the bare reference route, so a busy machine shows in both figures. */
+async function referenceFigure(keys: string[], keyPrefix: string): Promise<BenchFigure> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = await startService(
+    'control-plane/testing/reference-server.ts',
+    { PORT: String(port), REDIS_URL, REDIS_KEY_PREFIX: `${keyPrefix}ref:`, BENCH_KEYS: keys.join(',') },
+    url,
+  );
+  try {
+    const run = await load(url, keys, 50, usageScenario);
+    return {
+      figure: `reference: bare Fastify route (key map, 1 rate-limit point, 2 Redis calls), 50 connections (p50 ${run.p50} ms, p95 ${run.p95} ms, p99 ${run.p99} ms)`,
+      value: run.requestsPerSecond,
+      unit: 'req/s',
+      detail: { ...run },
+    };
+  } finally {
+    await stop(child);
+  }
+}
+
 /**
  * `npm run bench -- --only control-plane`: admission and usage ingest against a locally started
  * service on the real PostgreSQL and Redis, at 10 and 50 connections. p95 is computed from every
@@ -167,6 +196,7 @@ export default async function controlPlaneBench(): Promise<BenchFigure[]> {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     child = await startService(
+      'bin/control-plane.ts',
       {
         DATABASE_URL: db.url,
         REDIS_URL,
@@ -181,7 +211,7 @@ export default async function controlPlaneBench(): Promise<BenchFigure[]> {
     // Warm the key and tenant caches and the JIT before measuring.
     await load(url, keys, 10, admissionScenario);
 
-    const figures: BenchFigure[] = [];
+    const figures: BenchFigure[] = [await referenceFigure(keys, keyPrefix)];
     let acceptedReports = 0;
     for (const [name, scenario] of [
       ['admission (admit + release)', admissionScenario],
@@ -223,8 +253,7 @@ export default async function controlPlaneBench(): Promise<BenchFigure[]> {
       /control_plane_usage_reports_total\{duplicate="false"\} (\d+)/.exec(metrics)?.[1] ?? -1,
     );
     // Graceful stop flushes the last usage batch; every accepted report must then be in PostgreSQL once.
-    child.kill('SIGTERM');
-    await once(child, 'exit');
+    await stop(child);
     child = undefined;
     const { rows } = await pool.query<{ calls: string }>(
       'SELECT coalesce(sum(api_calls), 0)::text AS calls FROM control.usage WHERE tenant_id = ANY($1)',
@@ -240,10 +269,7 @@ export default async function controlPlaneBench(): Promise<BenchFigure[]> {
     });
     return figures;
   } finally {
-    if (child) {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    }
+    if (child) await stop(child);
     const redis = new Redis(REDIS_URL);
     let cursor = '0';
     do {
