@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { RUNBOOKS } from '../constructs/monitoring/runbooks.ts';
 import {
   checkCommand,
   HelpCache,
@@ -26,6 +27,17 @@ describe('the runbook set', () => {
         .filter((f) => f.endsWith('.md'))
         .sort(),
     ).toEqual([...RUNBOOK_FILES].sort());
+  });
+
+  it('has every runbook an alarm links to', () => {
+    expect(Object.values(RUNBOOKS).filter((f) => !(RUNBOOK_FILES as readonly string[]).includes(f))).toEqual(
+      [],
+    );
+  });
+
+  it.each(RUNBOOK_FILES)('%s links only to runbooks that exist', (file) => {
+    const linked = [...read(file).matchAll(/`([a-z0-9-]+\.md)`/g)].map((m) => m[1]!);
+    expect(linked.filter((f) => !(RUNBOOK_FILES as readonly string[]).includes(f))).toEqual([]);
   });
 
   it.each(RUNBOOK_FILES)('%s has Symptom, Check, Act, Verify, Escalate in order, and commands', (file) => {
