@@ -4,7 +4,7 @@ import { ApiKeyNotFoundError } from './api-keys.ts';
 import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
 import type { CreateTenantResult, TenantDetails, TenantRecord } from './provisioner.ts';
 import { KubectlError, ReadinessError, TenantStateError } from './provisioner.ts';
-import { AwsUnavailableError } from './tenant-aws.ts';
+import { AwsServiceError, AwsUnavailableError } from './tenant-aws.ts';
 import { TenantIdError } from './tenant-id.ts';
 import { TierError } from './tiers.ts';
 
@@ -16,6 +16,7 @@ const EXPECTED = [
   ApiKeyNotFoundError,
   DatabaseUnavailableError,
   AwsUnavailableError,
+  AwsServiceError,
   ReadinessError,
   KubectlError,
   ConfigError,

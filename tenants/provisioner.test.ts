@@ -20,6 +20,7 @@ import {
 } from './provisioner.ts';
 import { createProvisioningFixture, footprint, type ProvisioningFixture } from './provisioning-fixture.ts';
 import {
+  AwsServiceError,
   AwsUnavailableError,
   createAwsClients,
   describeTenantBudget,
@@ -419,6 +420,17 @@ describe('changeTier', () => {
     expect(yaml).toContain(`pods: ${tier.kubernetes.pods}`);
     const changed = (await auditTrail(fx.pool, id)).find((e) => e.action === 'tenant.tier-changed');
     expect(changed).toMatchObject({ actor: 'ops', evidence: { fromTier: 'free', toTier: 'enterprise' } });
+  });
+
+  test('an AWS error answer is one line naming the call (moto answers UpdateBudget with HTTP 500)', async () => {
+    const id = fx.tenantId('awserr');
+    await createTenant(awsDeps, { id, tier: 'free', actor: 'test' });
+    const failure = changeTier(awsDeps, id, 'pro', 'ops');
+    await expect(failure).rejects.toThrow(AwsServiceError);
+    await expect(failure).rejects.toThrow(
+      new RegExp(`^AWS updating budget agent-platform-dev-tenant-${id} failed with HTTP 500: `),
+    );
+    expect((await getTenant(fx.pool, id))?.steps.find((s) => s.step === 'budget')?.state).toBe('failed');
   });
 
   test('an unknown tenant is named', async () => {

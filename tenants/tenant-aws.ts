@@ -20,6 +20,11 @@ export class AwsUnavailableError extends Error {
   override readonly name = 'AwsUnavailableError';
 }
 
+/** AWS answered with an error; one line naming the call, the error and the HTTP status. */
+export class AwsServiceError extends Error {
+  override readonly name = 'AwsServiceError';
+}
+
 /** Budget notification thresholds, percent of the tier's monthly cost budget (ACTUAL spend). */
 export const BUDGET_THRESHOLDS_PERCENT = [90, 100, 200] as const;
 
@@ -74,13 +79,13 @@ async function call<T>(clients: AwsClients, what: string, run: () => Promise<T>)
         `no AWS credentials for ${what}: set AWS_PROFILE or AWS_ACCESS_KEY_ID, or pass --no-aws`,
       );
     }
+    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
     if (status === undefined) {
-      const message = error instanceof Error ? error.message : String(error);
       throw new AwsUnavailableError(
         `AWS endpoint ${clients.endpoint} unreachable during ${what}: ${message}`,
       );
     }
-    throw error;
+    throw new AwsServiceError(`AWS ${what} failed with HTTP ${status}: ${errorName(error)}: ${message}`);
   }
 }
 
@@ -127,9 +132,9 @@ export async function ensureTenantSecret(
   const existing = await readTenantSecret(clients, env, tenantId);
   if (existing) return { secret: existing, created: false };
   const name = tenantSecretName(env, tenantId);
-  try {
-    await call(clients, `creating secret ${name}`, () =>
-      clients.secrets.send(
+  const created = await call(clients, `creating secret ${name}`, async () => {
+    try {
+      await clients.secrets.send(
         new CreateSecretCommand({
           Name: name,
           Description: `Database credentials of tenant ${tenantId}`,
@@ -139,15 +144,18 @@ export async function ensureTenantSecret(
             { Key: 'env', Value: env.name },
           ],
         }),
-      ),
-    );
-    return { secret, created: true };
-  } catch (error) {
-    if (errorName(error) !== 'ResourceExistsException') throw error;
-    const winner = await readTenantSecret(clients, env, tenantId);
-    if (!winner) throw error;
-    return { secret: winner, created: false };
-  }
+      );
+      return true;
+    } catch (error) {
+      if (errorName(error) === 'ResourceExistsException') return false;
+      throw error;
+    }
+  });
+  if (created) return { secret, created: true };
+  // A concurrent creator won the race: its value is the one the role must get.
+  const winner = await readTenantSecret(clients, env, tenantId);
+  if (!winner) throw new AwsServiceError(`secret ${name} exists but cannot be read`);
+  return { secret: winner, created: false };
 }
 
 function desiredBudget(env: EnvironmentConfig, tenantId: string, tier: Tier) {
