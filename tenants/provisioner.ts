@@ -537,6 +537,7 @@ async function plan(
   id: string,
   tier: Tier,
   aws: AwsClients | null,
+  forTierChange = false,
 ): Promise<CreateTenantResult> {
   const started = performance.now();
   const steps: StepReport[] = [];
@@ -548,12 +549,13 @@ async function plan(
       changes,
     });
   const tenant = await readTenant(deps.pool, id);
-  if (tenant && tenant.tier !== tier.name) {
+  if (tenant && tenant.tier !== tier.name && !forTierChange) {
     throw new TenantStateError(
       `tenant '${id}' exists with tier '${tenant.tier}', not '${tier.name}': use change-tier`,
     );
   }
-  add('catalog', tenant ? [] : [`insert tenant (least-loaded cell, ${tenantHostname(deps.env, id)})`]);
+  if (!tenant) add('catalog', [`insert tenant (least-loaded cell, ${tenantHostname(deps.env, id)})`]);
+  else add('catalog', tenant.tier === tier.name ? [] : [`tier ${tenant.tier} -> ${tier.name}`]);
   if (aws) {
     add('secret', (await readTenantSecret(aws, deps.env, id)) ? [] : ['create secret']);
     add('budget', budgetChanges(await describeTenantBudget(aws, deps.env, id), tier));
@@ -691,15 +693,7 @@ export async function changeTier(
   if (options.dryRun) {
     const current = await readTenant(deps.pool, id);
     if (!current) throw new TenantNotFoundError(id);
-    const planned = await plan(deps, id, { ...tier, name: current.tier as Tier['name'] }, aws);
-    const tierChange = current.tier === tier.name ? [] : [`tier ${current.tier} -> ${tier.name}`];
-    return {
-      ...planned,
-      steps: [
-        { step: 'catalog', action: tierChange.length ? 'planned' : 'unchanged', ms: 0, changes: tierChange },
-        ...planned.steps.slice(1),
-      ],
-    };
+    return plan(deps, id, tier, aws, true);
   }
   return withTenantLock(deps.pool, id, async (client) => {
     const current = await readTenant(client, id);
