@@ -165,7 +165,7 @@ describe('bin/load-gate.ts', () => {
     expect(fake.argv()).toContain(`REPORT_DIR=${path.join(work, 'reports')}`);
   });
 
-  test('passes SIGTERM on to k6 and exits with the code k6 gives', async () => {
+  test('survives SIGINT (k6 gets it from the terminal), passes SIGTERM on, exits with the code k6 gives', async () => {
     const slowBin = path.join(work, 'slow');
     mkdirSync(slowBin);
     const marker = path.join(work, 'k6-got-term');
@@ -197,6 +197,9 @@ describe('bin/load-gate.ts', () => {
     await new Promise<void>((resolve) =>
       child.stdout.on('data', (chunk) => String(chunk).includes('started') && resolve()),
     );
+    child.kill('SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(child.exitCode).toBeNull();
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) =>
       child.on('exit', (exitCode) => resolve(exitCode)),

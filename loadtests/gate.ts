@@ -152,10 +152,13 @@ export async function runLoadGate(request: GateRequest, options: RunOptions = {}
   const log = pino({ name: 'load-gate' }, pino.destination(2));
   log.info({ suite: valid.suite, baseUrl: valid.baseUrl, k6, reportsDir: valid.reportsDir }, 'running k6');
   // A CI runner stops the job with SIGTERM: pass it on so k6 stops, writes its summary and exits.
+  // Ctrl-C already reaches k6 (same process group) and a second SIGINT would make k6 skip its summary,
+  // so SIGINT is only kept from killing the gate before k6 reports its exit code.
   // Listen before spawning: k6 can be running (and the job stopped) before spawn() returns.
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
-  const forward = (signal: NodeJS.Signals) => child.kill(signal);
-  for (const signal of signals) process.on(signal, forward);
+  const forwardTerm = () => child.kill('SIGTERM');
+  const waitForK6 = () => undefined;
+  process.on('SIGTERM', forwardTerm);
+  process.on('SIGINT', waitForK6);
   const child = spawn(k6, k6Arguments(valid), { env: { ...env, OPERATOR_TOKEN: token }, stdio: 'inherit' });
   const code = await new Promise<number>((resolve, reject) => {
     child.on('error', reject);
@@ -164,7 +167,8 @@ export async function runLoadGate(request: GateRequest, options: RunOptions = {}
       else resolve(128 + (signal ? (osConstants.signals[signal] ?? 0) : 0));
     });
   }).finally(() => {
-    for (const signal of signals) process.off(signal, forward);
+    process.off('SIGTERM', forwardTerm);
+    process.off('SIGINT', waitForK6);
   });
   log.info({ suite: valid.suite, exitCode: code, passed: code === 0 }, 'k6 finished');
   return code;
