@@ -168,6 +168,8 @@ describe.each(SUITE_NAMES)('suite %s', (suite) => {
     }
     expect(scenarios.reduce((sum, s) => sum + peakVus(s), 0)).toBe(definition.vus);
     expect(Math.max(...scenarios.map(runSeconds))).toBe(seconds(definition.duration));
+    expect(definition.options.setupTimeout).toMatch(DURATION);
+    expect(seconds(definition.options.setupTimeout!)).toBeGreaterThan(60);
     expect(definition.maxParallelism).toBeGreaterThanOrEqual(1);
     expect(definition.maxParallelism).toBeLessThanOrEqual(definition.vus);
   });

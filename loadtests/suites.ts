@@ -44,6 +44,9 @@ export interface SuiteDefinition {
   readonly options: Options & { scenarios: NonNullable<Options['scenarios']> };
 }
 
+// Setup provisions real tenants (database role, secret, budget, namespace): allow more than k6's 60 s default.
+const LIFECYCLE_TIMEOUTS = { setupTimeout: '3m', teardownTimeout: '2m' } as const;
+
 // Every suite gets a floor on request count, because a threshold on a metric without data passes.
 function trafficThresholds(limits: {
   p95Ms: number;
@@ -75,6 +78,7 @@ export const SUITES: Readonly<Record<SuiteName, SuiteDefinition>> = {
     tenants: 1,
     maxParallelism: 1,
     options: {
+      ...LIFECYCLE_TIMEOUTS,
       scenarios: {
         traffic: { executor: 'constant-vus', vus: 1, duration: '30s', exec: 'traffic' },
       },
@@ -101,6 +105,7 @@ export const SUITES: Readonly<Record<SuiteName, SuiteDefinition>> = {
     tenants: 3,
     maxParallelism: 2,
     options: {
+      ...LIFECYCLE_TIMEOUTS,
       scenarios: {
         traffic: { executor: 'constant-vus', vus: 10, duration: '1m', exec: 'traffic' },
       },
@@ -127,6 +132,7 @@ export const SUITES: Readonly<Record<SuiteName, SuiteDefinition>> = {
     tenants: 5,
     maxParallelism: 5,
     options: {
+      ...LIFECYCLE_TIMEOUTS,
       scenarios: {
         traffic: {
           executor: 'ramping-vus',
@@ -166,6 +172,7 @@ export const SUITES: Readonly<Record<SuiteName, SuiteDefinition>> = {
     maxParallelism: 1,
     // A burst must leave in one go: allow as many parallel requests per host as the burst needs.
     options: {
+      ...LIFECYCLE_TIMEOUTS,
       batch: 1000,
       batchPerHost: 1000,
       scenarios: {
@@ -201,6 +208,7 @@ export const SUITES: Readonly<Record<SuiteName, SuiteDefinition>> = {
     tenants: 2,
     maxParallelism: 1,
     options: {
+      ...LIFECYCLE_TIMEOUTS,
       scenarios: {
         attempts: { executor: 'constant-vus', vus: 1, duration: '20s', exec: 'attempts' },
       },
