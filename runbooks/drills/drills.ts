@@ -66,7 +66,7 @@ interface RunContext {
   readonly wait: WaitOptions;
 }
 
-function targetsFor(name: DrillName, o: DrillOptions): DrillReport['targets'] {
+function targetsFor(name: DrillName, o: DrillOptions): { rtoSeconds: number; rpoSeconds?: number } {
   const d = o.config.drills;
   if (name === 'pitr') return { rtoSeconds: d.restoreRtoSeconds, rpoSeconds: d.rpoSeconds };
   if (name === 'snapshot-restore') return { rtoSeconds: d.restoreRtoSeconds };
@@ -77,7 +77,7 @@ function targetsFor(name: DrillName, o: DrillOptions): DrillReport['targets'] {
 export async function runDrill(name: DrillName, o: DrillOptions, deps: DrillDeps): Promise<DrillReport> {
   const rec = new DrillRecorder(deps.log.child({ drill: name, runId: o.runId }), deps.progress);
   const targets = targetsFor(name, o);
-  const timeoutSeconds = o.timeoutSeconds ?? 2 * targets.rtoSeconds! + o.observeSeconds;
+  const timeoutSeconds = o.timeoutSeconds ?? 2 * targets.rtoSeconds + o.observeSeconds;
   const ctx: RunContext = {
     o,
     deps,
@@ -94,10 +94,10 @@ export async function runDrill(name: DrillName, o: DrillOptions, deps: DrillDeps
   let interrupted = false;
   let cleanup = { deleted: [] as string[], failed: [] as string[] };
   try {
-    if (name === 'rds-failover') await rdsFailover(ctx, targets.rtoSeconds!);
-    else if (name === 'snapshot-restore') await snapshotRestore(ctx, targets.rtoSeconds!);
-    else if (name === 'pitr') await pitr(ctx, targets.rtoSeconds!, targets.rpoSeconds!);
-    else await cacheFailover(ctx, targets.rtoSeconds!);
+    if (name === 'rds-failover') await rdsFailover(ctx, targets.rtoSeconds);
+    else if (name === 'snapshot-restore') await snapshotRestore(ctx, targets.rtoSeconds);
+    else if (name === 'pitr') await pitr(ctx, targets.rtoSeconds, o.config.drills.rpoSeconds);
+    else await cacheFailover(ctx, targets.rtoSeconds);
   } catch (caught) {
     if (!isExpectedFailure(caught)) throw caught;
     error = (caught as Error).message;

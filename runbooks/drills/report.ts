@@ -75,7 +75,7 @@ export class DrillRecorder {
 
   note(text: string): void {
     this.notes.push(text);
-    this.log.warn({ note: text }, 'note');
+    this.log.info({ note: text }, 'note');
   }
 }
 
