@@ -30,7 +30,8 @@ Endpoints: AWS SDK clients use AWS_ENDPOINT_URL when set (moto_server locally). 
 verification connect to --database-url (or DATABASE_URL); the restored instance is reached at the
 endpoint DescribeDBInstances returns, with the source URL's user, password and database. Against
 moto that endpoint is fake: pass --verify-database-url (or DR_DRILL_VERIFY_DATABASE_URL) to verify a
-local database instead. Every drill resource is tagged dr-drill=<run id> and deleted in a finally;
+local database instead. node-postgres treats sslmode=require as verify-full: on AWS set
+NODE_EXTRA_CA_CERTS to the RDS CA bundle. Every drill resource is tagged dr-drill=<run id> and deleted in a finally;
 leftovers: npm run dr-drill -- cleanup --env <env>.
 Exit codes: 0 passed, 1 failed or missed a target, 2 bad input, 130 interrupted.`;
 
