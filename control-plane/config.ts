@@ -43,7 +43,7 @@ const configSchema = z
     /** How long a tenant's tier and status stay cached in this process. */
     TENANT_CACHE_TTL_MS: int(0).default(2_000),
     USAGE_FLUSH_INTERVAL_MS: int(10).default(1_000),
-    USAGE_FLUSH_MAX_REPORTS: int(1).default(500),
+    USAGE_FLUSH_MAX_REPORTS: int(1).default(2_000),
     /** How long an Idempotency-Key is remembered in Redis; PostgreSQL keeps it for good. */
     IDEMPOTENCY_TTL_SECONDS: int(1).default(172_800),
     /** Failed authentications one IP may make per minute before it is blocked. */

@@ -17,8 +17,8 @@ export interface UsageReport {
 // forgot (after a Redis restart) is still counted once.
 const FLUSH_SQL = `
 WITH incoming AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::bigint[])
-    AS t(tenant_id, idempotency_key, day, agent_minutes, api_calls)
+  SELECT * FROM json_to_recordset($1::json)
+    AS t(tenant_id text, idempotency_key text, day date, agent_minutes numeric, api_calls bigint)
 ), fresh AS (
   INSERT INTO control.usage_reports (tenant_id, idempotency_key)
   SELECT tenant_id, idempotency_key FROM incoming WHERE idempotency_key IS NOT NULL
@@ -92,13 +92,22 @@ export class UsageBatcher {
     });
     const started = performance.now();
     try {
-      await this.pool.query(FLUSH_SQL, [
-        rows.map((r) => r.tenantId),
-        rows.map((r) => r.idempotencyKey),
-        rows.map((r) => r.day),
-        rows.map((r) => r.agentMinutes),
-        rows.map((r) => r.apiCalls),
-      ]);
+      // One JSON parameter (native stringify) and a prepared statement keep the flush cheap for Node and PostgreSQL.
+      await this.pool.query({
+        name: 'control-plane-usage-flush',
+        text: FLUSH_SQL,
+        values: [
+          JSON.stringify(
+            rows.map((r) => ({
+              tenant_id: r.tenantId,
+              idempotency_key: r.idempotencyKey,
+              day: r.day,
+              agent_minutes: r.agentMinutes,
+              api_calls: r.apiCalls,
+            })),
+          ),
+        ],
+      });
       this.options.metrics.usageFlushes.inc({ result: 'ok' });
       this.options.metrics.usageFlushReports.observe(rows.length);
       this.options.metrics.usageFlushSeconds.observe((performance.now() - started) / 1000);
