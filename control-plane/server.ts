@@ -96,15 +96,22 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
   app.decorateRequest('operator', null);
   app.decorate('flushUsage', () => ctx.usage.flush());
 
+  // Labelled children are looked up once per method, route and status, not hashed on every request.
+  const perRoute = new Map<string, { count: () => void; observe: (seconds: number) => void }>();
   app.addHook('onResponse', (request, reply, done) => {
-    const labels = {
-      method: request.method,
-      route: request.routeOptions.url ?? 'unmatched',
-      status: String(reply.statusCode),
-    };
-    metrics.httpRequests.inc(labels);
-    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
-    request.log.debug({ ...labels, ms: reply.elapsedTime }, 'request');
+    const route = request.routeOptions.url ?? 'unmatched';
+    const key = `${request.method} ${route} ${reply.statusCode}`;
+    let series = perRoute.get(key);
+    if (series === undefined) {
+      const labels = { method: request.method, route, status: String(reply.statusCode) };
+      const counter = metrics.httpRequests.labels(labels);
+      const histogram = metrics.httpDuration.labels(labels);
+      series = { count: () => counter.inc(), observe: (seconds) => histogram.observe(seconds) };
+      perRoute.set(key, series);
+    }
+    series.count();
+    series.observe(reply.elapsedTime / 1000);
+    request.log.debug({ route, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
     done();
   });
   app.addHook('onClose', async () => {

@@ -10,9 +10,21 @@ export interface TenantState {
   readonly status: string;
 }
 
-/** The billing month of a moment, YYYY-MM in UTC. */
-export function billingMonth(at: Date = new Date()): string {
-  return at.toISOString().slice(0, 7);
+const DAY_MS = 86_400_000;
+let today = { start: 0, end: 0, day: '' };
+
+/** Today's date in UTC, YYYY-MM-DD; formatted once per day, since every request on the hot path needs it. */
+export function utcDay(now: number = Date.now()): string {
+  if (now < today.start || now >= today.end) {
+    const start = now - (now % DAY_MS);
+    today = { start, end: start + DAY_MS, day: new Date(start).toISOString().slice(0, 10) };
+  }
+  return today.day;
+}
+
+/** The billing month, YYYY-MM in UTC. */
+export function billingMonth(now: number = Date.now()): string {
+  return utcDay(now).slice(0, 7);
 }
 
 interface Entry<T> {

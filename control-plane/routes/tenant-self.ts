@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ControlPlaneContext } from '../context.ts';
 import { parseInput } from '../errors.ts';
-import { billingMonth } from '../tenant-cache.ts';
+import { billingMonth, utcDay } from '../tenant-cache.ts';
 
 const usageBody = z.strictObject({
   agentMinutes: z.number().min(0).max(1_000_000).default(0),
@@ -44,7 +44,7 @@ export function tenantSelfRoutes(app: FastifyInstance, ctx: ControlPlaneContext)
     const tenant = request.tenant!;
     const body = parseInput(usageBody, request.body ?? {}, 'body');
     const key = parseInput(idempotencyKey, request.headers['idempotency-key'], 'Idempotency-Key header');
-    const now = new Date();
+    const now = Date.now();
     // numeric(14,3) in the catalog: round here so Redis and PostgreSQL agree.
     const agentMinutes = Math.round(body.agentMinutes * 1000) / 1000;
     const counted = await ctx.store.recordUsage(tenant.id, billingMonth(now), key ?? null, {
@@ -56,7 +56,7 @@ export function tenantSelfRoutes(app: FastifyInstance, ctx: ControlPlaneContext)
       ctx.usage.add({
         tenantId: tenant.id,
         idempotencyKey: key ?? null,
-        day: now.toISOString().slice(0, 10),
+        day: utcDay(now),
         agentMinutes,
         apiCalls: body.apiCalls,
       });
