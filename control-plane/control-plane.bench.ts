@@ -15,7 +15,7 @@ import { createTestDatabase, uniqueTenantId } from '../tenants/testing/pg.ts';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REDIS_URL = 'redis://127.0.0.1:6379';
 /** Enough enterprise tenants that 50 connections stay well under each tenant's rate limit. */
-const TENANTS = 25;
+const TENANTS = 40;
 const DURATION_SECONDS = Number(process.env.CONTROL_PLANE_BENCH_SECONDS ?? 10);
 const GOAL_RPS = 4_000;
 const GOAL_P95_MS = 15;
@@ -71,34 +71,38 @@ interface Run {
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
-type Scenario = (key: string) => autocannon.Request[];
+/** Builds a request sequence; `nextKey` hands out the tenants' keys in turn, request by request. */
+type Scenario = (nextKey: () => string) => autocannon.Request[];
 
-/** Admit a fresh task, then release it: both admission calls, alternating, per connection. */
-const admissionScenario: Scenario = (key) => {
-  const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
-  return [
-    {
-      method: 'POST',
-      path: '/v1/admission',
-      headers,
-      setupRequest: (req, context: { taskId?: string }) => {
-        context.taskId = `t-${randomBytes(6).toString('hex')}`;
-        return { ...req, body: JSON.stringify({ taskId: context.taskId }) };
-      },
-    },
-    {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}` },
-      setupRequest: (req, context: { taskId?: string }) => ({
+type Context = { key?: string; taskId?: string };
+
+/** Admit a fresh task, then release it with the same tenant's key: both admission calls, alternating. */
+const admissionScenario: Scenario = (nextKey) => [
+  {
+    method: 'POST',
+    path: '/v1/admission',
+    setupRequest: (req, context: Context) => {
+      context.key = nextKey();
+      context.taskId = `t-${randomBytes(6).toString('hex')}`;
+      return {
         ...req,
-        path: `/v1/admission/${context.taskId}/release`,
-      }),
+        headers: { authorization: `Bearer ${context.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ taskId: context.taskId }),
+      };
     },
-  ];
-};
+  },
+  {
+    method: 'POST',
+    setupRequest: (req, context: Context) => ({
+      ...req,
+      path: `/v1/admission/${context.taskId}/release`,
+      headers: { authorization: `Bearer ${context.key}` },
+    }),
+  },
+];
 
 /** One usage report per request, each with its own Idempotency-Key, as the platform sends them. */
-const usageScenario: Scenario = (key) => [
+const usageScenario: Scenario = (nextKey) => [
   {
     method: 'POST',
     path: '/v1/usage',
@@ -106,7 +110,7 @@ const usageScenario: Scenario = (key) => [
     setupRequest: (req) => ({
       ...req,
       headers: {
-        authorization: `Bearer ${key}`,
+        authorization: `Bearer ${nextKey()}`,
         'content-type': 'application/json',
         'idempotency-key': randomBytes(8).toString('hex'),
       },
@@ -123,8 +127,8 @@ async function load(url: string, keys: string[], connections: number, scenario: 
         url,
         connections,
         duration: DURATION_SECONDS,
-        // Each connection acts for one tenant, spread evenly.
-        setupClient: (client) => client.setRequests(scenario(keys[next++ % keys.length]!)),
+        // Tenants take turns request by request, so load spreads evenly whatever the connection count.
+        requests: scenario(() => keys[next++ % keys.length]!),
       },
       (error, done) => (error ? reject(error) : resolve(done)),
     );
@@ -135,7 +139,8 @@ async function load(url: string, keys: string[], connections: number, scenario: 
   const ok = count('200') + count('202');
   const rateLimited = count('429');
   return {
-    requestsPerSecond: Math.round(result.requests.total / result.duration),
+    // 2xx only: an intended 429 is cheap and must not flatter the figure.
+    requestsPerSecond: Math.round(ok / result.duration),
     p50: round(percentile(samples, 50)),
     p95: round(percentile(samples, 95)),
     p99: round(percentile(samples, 99)),
@@ -224,7 +229,7 @@ export default async function controlPlaneBench(): Promise<BenchFigure[]> {
         const clean = run.otherNon2xx === 0 && run.errors === 0;
         figures.push(
           {
-            figure: `${name}, ${connections} connections: throughput`,
+            figure: `${name}, ${connections} connections: throughput (2xx only)`,
             value: run.requestsPerSecond,
             unit: 'req/s',
             ...(atGoal ? { goal: `>= ${GOAL_RPS}`, pass: run.requestsPerSecond >= GOAL_RPS } : {}),
