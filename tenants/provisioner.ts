@@ -28,6 +28,7 @@ import {
 import { parseTenantId } from './tenant-id.ts';
 import { TENANT_TABLES } from './tenant-schema.ts';
 import { getTier, type Tier } from './tiers.ts';
+import { TENANT_LOCK_CLASS } from './transaction.ts';
 
 /** Provisioning steps, in the order they run. */
 export const STEP_NAMES = [
@@ -42,7 +43,6 @@ export const STEP_NAMES = [
 export type StepName = (typeof STEP_NAMES)[number];
 
 /** Advisory lock class for per-tenant serialization (the second key is hashtext(id)). */
-const TENANT_LOCK_CLASS = 7_310_001;
 
 export const DEFAULT_MANIFESTS_DIR = path.join('out', 'manifests');
 

@@ -8,6 +8,7 @@ import { type EnvironmentConfig, tenantHostname } from '../stacks/config.ts';
 import { recordAudit } from './audit.ts';
 import { TenantNotFoundError } from './errors.ts';
 import { getTier } from './tiers.ts';
+import { inTransaction, TENANT_LOCK_CLASS } from './transaction.ts';
 
 const run = promisify(execFile);
 
@@ -62,9 +63,6 @@ interface TenantRow {
   tier: string;
   status: string;
 }
-
-/** The provisioner's per-tenant advisory lock class: a status change never interleaves with a reconcile. */
-const TENANT_LOCK_CLASS = 7_310_001;
 
 async function lockTenant(client: pg.PoolClient, tenantId: string): Promise<TenantRow> {
   await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [TENANT_LOCK_CLASS, tenantId]);
@@ -127,21 +125,6 @@ async function renderQuota(deps: SuspensionDeps, row: TenantRow, stopWork: boole
     steps.push(`applied to ${deps.kubeContext}`);
   }
   return steps;
-}
-
-async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK');
-    throw error;
-  } finally {
-    client.release();
-  }
 }
 
 const period = () => new Date().toISOString().slice(0, 7);

@@ -1,25 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import type pg from 'pg';
 import { issueApiKey, revokeApiKey, rotateApiKey } from '../../tenants/api-keys.ts';
 import { recordAudit } from '../../tenants/audit.ts';
+import { inTransaction } from '../../tenants/transaction.ts';
 import { actorOf } from '../auth-hooks.ts';
 import type { ControlPlaneContext } from '../context.ts';
 import { HttpError } from '../errors.ts';
-
-async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK');
-    throw error;
-  } finally {
-    client.release();
-  }
-}
 
 type KeyParams = { Params: { id: string; prefix: string } };
 
