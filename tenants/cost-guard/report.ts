@@ -198,11 +198,17 @@ export function budgetChartSvg(tenants: readonly TenantLine[]): string {
       `<text x="${(x(t.budgetUsed) + 4).toFixed(1)}" y="${y + 12}" font-size="10">${percent(t.budgetUsed)}</text>`
     );
   });
-  const lines = [0.9, 1, 2].map((ratio) => {
+  // The 90% and 100% lines sit close together, so their labels lean away from each other.
+  const guideLines = [
+    { ratio: 0.9, anchor: 'end' },
+    { ratio: 1, anchor: 'start' },
+    { ratio: 2, anchor: 'middle' },
+  ];
+  const lines = guideLines.map(({ ratio, anchor }) => {
     const lx = x(ratio).toFixed(1);
     return (
       `<line x1="${lx}" y1="0" x2="${lx}" y2="${height - 16}" stroke="#333" stroke-dasharray="3,3"/>` +
-      `<text x="${lx}" y="${height - 4}" text-anchor="middle" font-size="10">${ratio * 100}%</text>`
+      `<text x="${lx}" y="${height - 4}" text-anchor="${anchor}" font-size="10">${ratio * 100}%</text>`
     );
   });
   return (
