@@ -44,6 +44,19 @@ function isForeignKeyViolation(error: unknown): boolean {
   return error instanceof pg.DatabaseError && error.code === '23503';
 }
 
+/**
+ * A new key and the INSERT that stores its prefix and hash, with values inlined as escaped literals, for
+ * callers that batch it into one multi-statement transaction. The key is returned once; never stored.
+ */
+export function apiKeyInsertStatement(tenantId: string): { key: string; prefix: string; sql: string } {
+  const issued = newKey();
+  const values = [issued.prefix, tenantId, hashApiKey(issued.key)].map((v) => pg.escapeLiteral(v));
+  return {
+    ...issued,
+    sql: `INSERT INTO control.api_keys (prefix, tenant_id, hash) VALUES (${values.join(', ')})`,
+  };
+}
+
 /** Issues a new key for the tenant. The key is returned once; only its hash is stored. */
 export async function issueApiKey(db: Db, tenantId: string): Promise<{ key: string; prefix: string }> {
   const issued = newKey();

@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 
 /** One entry of a tenant's audit trail: who did what, why, and on what evidence. */
 export interface AuditEntry {
@@ -38,6 +38,25 @@ export async function recordAudit(db: pg.Pool | pg.PoolClient, entry: AuditEntry
       entry.evidence === undefined ? null : JSON.stringify(entry.evidence),
     ],
   );
+}
+
+/**
+ * The INSERT of one audit event with its values inlined as escaped literals, for callers that batch it
+ * into one multi-statement transaction (the simple query protocol takes no parameters).
+ */
+export function auditInsertStatement(entry: AuditEntry): string {
+  const literal = (v: string | undefined) => (v === undefined ? 'NULL' : pg.escapeLiteral(v));
+  const values = [
+    literal(entry.tenantId),
+    literal(entry.actor),
+    literal(entry.action),
+    literal(entry.fromStatus),
+    literal(entry.toStatus),
+    literal(entry.reason),
+    entry.evidence === undefined ? 'NULL' : `${literal(JSON.stringify(entry.evidence))}::jsonb`,
+  ];
+  return `INSERT INTO control.audit_events (tenant_id, actor, action, from_status, to_status, reason, evidence)
+     VALUES (${values.join(', ')})`;
 }
 
 /** A tenant's audit trail, oldest first. */

@@ -6,8 +6,8 @@ import pino from 'pino';
 import { z } from 'zod';
 import { renderTenantManifests } from '../constructs/tenant-namespace.ts';
 import { type EnvironmentConfig, tenantHostname } from '../stacks/config.ts';
-import { issueApiKey } from './api-keys.ts';
-import { recordAudit } from './audit.ts';
+import { apiKeyInsertStatement } from './api-keys.ts';
+import { auditInsertStatement, recordAudit } from './audit.ts';
 import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
 import {
   type AwsClients,
@@ -313,6 +313,7 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
   let password: string | undefined;
   let passwordIsNew = false;
   let apiKey: { key: string; prefix: string } | undefined;
+  let activated: TenantRecord | undefined;
 
   let failedStep: StepName | undefined;
   const step = async (name: StepName, work: () => Promise<Omit<StepReport, 'step' | 'ms'>>) => {
@@ -380,11 +381,6 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
 
     // The manifests do not depend on the database, so they render while PostgreSQL runs the DDL.
     const databaseStep = step('database', async () => {
-      if (!ctx.aws && !dbState.roleExists) {
-        // Without Secrets Manager the password is only known to this run (local clusters use trust auth).
-        password = generatePassword();
-        passwordIsNew = true;
-      }
       const changes = databaseChanges(dbState, id, tier);
       if (passwordIsNew && dbState.roleExists) changes.push('role: set password from the secret');
       if (changes.length === 0 && tenant!.schemaVersion > 0) return { action: 'unchanged', changes };
@@ -430,27 +426,31 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
       const changed = steps.some((s) => s.action === 'applied');
       if (!needsKey && !needsActivation && !changed) return { action: 'unchanged', changes: [] };
       const changes: string[] = [];
-      await client.query('BEGIN; SET LOCAL synchronous_commit = on');
-      try {
-        if (needsKey) {
-          apiKey = await issueApiKey(client, id);
-          await recordAudit(client, {
+      // One round trip: the whole activation transaction, then the final row.
+      const statements = ['BEGIN', 'SET LOCAL synchronous_commit = on'];
+      let issued: { key: string; prefix: string } | undefined;
+      if (needsKey) {
+        const { sql, ...key } = apiKeyInsertStatement(id);
+        issued = key;
+        statements.push(
+          sql,
+          auditInsertStatement({
             tenantId: id,
             actor: ctx.actor,
             action: 'api-key.issued',
-            evidence: { prefix: apiKey.prefix },
-          });
-          changes.push(`issue api key ${apiKey.prefix}`);
-        }
-        const timings = Object.fromEntries(steps.map((s) => [s.step, s.ms]));
-        const recorded = steps.filter((s) => s.action !== 'skipped');
-        if (needsActivation) {
-          await client.query(
-            `UPDATE control.tenants SET status = 'active', status_changed_at = now(), updated_at = now()
-              WHERE id = $1 AND status = 'provisioning'`,
-            [id],
-          );
-          await recordAudit(client, {
+            evidence: { prefix: key.prefix },
+          }),
+        );
+        changes.push(`issue api key ${key.prefix}`);
+      }
+      const timings = Object.fromEntries(steps.map((s) => [s.step, s.ms]));
+      const recorded = steps.filter((s) => s.action !== 'skipped');
+      const idLiteral = pg.escapeLiteral(id);
+      if (needsActivation) {
+        statements.push(
+          `UPDATE control.tenants SET status = 'active', status_changed_at = now(), updated_at = now()
+            WHERE id = ${idLiteral} AND status = 'provisioning'`,
+          auditInsertStatement({
             tenantId: id,
             actor: ctx.actor,
             action: 'tenant.activated',
@@ -458,29 +458,40 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
             toStatus: 'active',
             reason: 'readiness check passed',
             evidence: { timingsMs: timings, tier: tier.name, aws: ctx.aws !== null },
-          });
-          changes.push('status provisioning -> active');
-        } else if (changed) {
-          await recordAudit(client, {
+          }),
+        );
+        changes.push('status provisioning -> active');
+      } else if (changed) {
+        statements.push(
+          auditInsertStatement({
             tenantId: id,
             actor: ctx.actor,
             action: 'tenant.reconciled',
             reason: ctx.reason ?? 'drift repaired',
             evidence: { changes: steps.flatMap((s) => s.changes), timingsMs: timings },
-          });
-        }
-        await client.query(
-          `INSERT INTO control.provisioning_steps (tenant_id, step, state, duration_ms, error, updated_at)
-           SELECT $1, s.step, 'done', s.ms, NULL, now() FROM unnest($2::text[], $3::numeric[]) AS s(step, ms)
-           ON CONFLICT (tenant_id, step) DO UPDATE
-             SET state = 'done', duration_ms = EXCLUDED.duration_ms, error = NULL, updated_at = now()`,
-          [id, recorded.map((s) => s.step), recorded.map((s) => s.ms)],
+          }),
         );
-        await client.query('COMMIT');
+      }
+      statements.push(
+        `INSERT INTO control.provisioning_steps (tenant_id, step, state, duration_ms, error, updated_at)
+         SELECT ${idLiteral}, s.step, 'done', s.ms, NULL, now()
+           FROM unnest(${pg.escapeLiteral(`{${recorded.map((s) => s.step).join(',')}}`)}::text[],
+                       ${pg.escapeLiteral(`{${recorded.map((s) => s.ms).join(',')}}`)}::numeric[]) AS s(step, ms)
+         ON CONFLICT (tenant_id, step) DO UPDATE
+           SET state = 'done', duration_ms = EXCLUDED.duration_ms, error = NULL, updated_at = now()`,
+        'COMMIT',
+        `SELECT ${TENANT_COLUMNS} FROM control.tenants WHERE id = ${idLiteral}`,
+      );
+      let results: pg.QueryResult<TenantRow>[];
+      try {
+        results = (await client.query(statements.join(';\n'))) as unknown as pg.QueryResult<TenantRow>[];
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {});
         throw error;
       }
+      apiKey = issued;
+      const row = results[results.length - 1]?.rows[0];
+      if (row) activated = toRecord(row);
       return { action: 'applied', changes };
     });
   } catch (error) {
@@ -490,7 +501,7 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
   }
 
   steps.sort((x, y) => STEP_NAMES.indexOf(x.step) - STEP_NAMES.indexOf(y.step));
-  const final = (await readTenant(client, id))!;
+  const final = activated ?? (await readTenant(client, id))!;
   const timings: CreateTenantResult['timings'] = Object.fromEntries(steps.map((s) => [s.step, s.ms]));
   timings.total = Number((performance.now() - started).toFixed(2));
   return {
@@ -635,6 +646,9 @@ async function withTenantLock<T>(
   }
 }
 
+/** Built once: pino construction costs more than a tenant's catalog insert. */
+const SILENT = pino({ level: 'silent' });
+
 function awsClientsFor(deps: ProvisionerDeps): AwsClients | null {
   return deps.aws?.enabled ? createAwsClients(deps.env) : null;
 }
@@ -652,7 +666,7 @@ export async function createTenant(
   const tier = getTier(parsed.tier);
   const aws = awsClientsFor(deps);
   if (parsed.dryRun) return plan(deps, id, tier, aws);
-  const log = deps.logger ?? pino({ level: 'silent' });
+  const log = deps.logger ?? SILENT;
   return withTenantLock(deps.pool, id, async (client) => {
     const existing = await readTenant(client, id);
     if (existing && existing.tier !== tier.name) {
@@ -689,7 +703,7 @@ export async function changeTier(
   parseTenantId(id);
   const tier = getTier(tierName);
   const aws = awsClientsFor(deps);
-  const log = deps.logger ?? pino({ level: 'silent' });
+  const log = deps.logger ?? SILENT;
   if (options.dryRun) {
     const current = await readTenant(deps.pool, id);
     if (!current) throw new TenantNotFoundError(id);
