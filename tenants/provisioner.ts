@@ -23,7 +23,7 @@ import {
   databaseChanges,
   generatePassword,
   inspectTenantDatabase,
-  roleSettings,
+  sessionSettings,
 } from './tenant-database.ts';
 import { parseTenantId } from './tenant-id.ts';
 import { TENANT_TABLES } from './tenant-schema.ts';
@@ -184,6 +184,17 @@ async function readIfExists(file: string): Promise<string | null> {
   }
 }
 
+/** Writes the file, making its directory only when missing (one mkdir per directory, not per tenant). */
+async function writeCreatingDir(file: string, text: string): Promise<void> {
+  try {
+    await writeFile(file, text);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, text);
+  }
+}
+
 async function kubectlApply(context: string, file: string): Promise<void> {
   const args = [
     '--context',
@@ -258,6 +269,7 @@ async function checkDatabaseReadiness(
 ): Promise<string[]> {
   const client = new pg.Client(tenantConnection(pool, tenantId, password));
   const s = pg.escapeIdentifier(tenantId);
+  const wanted = sessionSettings(tier);
   try {
     await client.connect();
     const results = (await client.query(
@@ -266,11 +278,9 @@ async function checkDatabaseReadiness(
         `INSERT INTO ${s}.agents (name, model) VALUES ('readiness-probe', 'none')`,
         `INSERT INTO ${s}.tasks (agent_id) SELECT id FROM ${s}.agents WHERE name = 'readiness-probe'`,
         `SELECT current_user AS who, count(*)::int AS n,
-                (SELECT json_object_agg(name, setting) FROM pg_settings WHERE name = ANY (ARRAY[${Object.keys(
-                  roleSettings(tier),
-                )
-                  .map((n) => pg.escapeLiteral(n))
-                  .join(', ')}])) AS settings
+                json_build_object(${Object.keys(wanted)
+                  .map((n) => `${pg.escapeLiteral(n)}, current_setting(${pg.escapeLiteral(n)})`)
+                  .join(', ')}) AS settings
            FROM ${s}.tasks t JOIN ${s}.agents a ON a.id = t.agent_id WHERE a.name = 'readiness-probe'`,
         'ROLLBACK',
       ].join(';\n'),
@@ -281,9 +291,9 @@ async function checkDatabaseReadiness(
     const problems: string[] = [];
     if (row?.who !== tenantId) problems.push(`logged in as ${row?.who}, not ${tenantId}`);
     if (row?.n !== 1) problems.push(`wrote 1 probe task but read ${row?.n}`);
-    for (const [name, wanted] of Object.entries(roleSettings(tier))) {
-      if (row?.settings[name] !== wanted)
-        problems.push(`${name} is ${row?.settings[name]} in session, tier wants ${wanted}`);
+    for (const [name, value] of Object.entries(wanted)) {
+      if (row?.settings[name] !== value)
+        problems.push(`${name} is ${row?.settings[name]} in session, tier wants ${value}`);
     }
     return problems;
   } catch (error) {
@@ -393,8 +403,7 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
       const yaml = renderFor(deps, id, tier);
       const changes: string[] = [];
       if ((await readIfExists(file)) !== yaml) {
-        await mkdir(path.dirname(file), { recursive: true });
-        await writeFile(file, yaml);
+        await writeCreatingDir(file, yaml);
         changes.push(`write ${file}`);
       }
       if (deps.kubeContext) {

@@ -15,6 +15,39 @@ export function roleSettings(tier: Tier): Record<string, string> {
   };
 }
 
+const TIME_UNITS: readonly (readonly [string, number])[] = [
+  ['d', 86_400_000],
+  ['h', 3_600_000],
+  ['min', 60_000],
+  ['s', 1_000],
+  ['ms', 1],
+];
+const MEMORY_UNITS: readonly (readonly [string, number])[] = [
+  ['TB', 1024 ** 3],
+  ['GB', 1024 ** 2],
+  ['MB', 1024],
+  ['kB', 1],
+];
+
+/** An integer setting as SHOW and current_setting() print it: in the largest unit that divides it exactly. */
+function shown(value: number, units: readonly (readonly [string, number])[]): string {
+  if (value <= 0) return String(value);
+  const [unit, factor] = units.find(([, f]) => value % f === 0)!;
+  return `${value / factor}${unit}`;
+}
+
+/**
+ * The same settings as a tenant session reports them through current_setting(), which reads the session's
+ * value directly; the pg_settings view would build every setting of the server first.
+ */
+export function sessionSettings(tier: Tier): Record<string, string> {
+  return {
+    statement_timeout: shown(tier.database.statementTimeoutMs, TIME_UNITS),
+    idle_in_transaction_session_timeout: shown(tier.database.idleInTransactionTimeoutMs, TIME_UNITS),
+    temp_file_limit: shown(tier.database.tempFileLimitKb, MEMORY_UNITS),
+  };
+}
+
 /** A fresh password for a tenant role: 32 random bytes, base64url. */
 export function generatePassword(): string {
   return randomBytes(32).toString('base64url');
