@@ -1,5 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { type BenchFigure, percentile } from '../bench/figure.ts';
@@ -18,6 +18,11 @@ const POPULATED = Number(process.env.BENCH_ONBOARDING_POPULATED ?? 5000);
 const STREAMS = 4;
 
 const ms = (n: number) => Number(n.toFixed(1));
+
+/** Busy CPU milliseconds of the whole machine (every process, PostgreSQL included) since boot. */
+function machineBusyMs(): number {
+  return cpus().reduce((sum, { times }) => sum + times.user + times.nice + times.sys + times.irq, 0);
+}
 
 /** Onboards `ids` with `streams` workers; returns the wall time in ms. */
 async function bulk(deps: ProvisionerDeps, ids: readonly string[], streams: number): Promise<number> {
@@ -112,14 +117,24 @@ export default async function onboardingBench(): Promise<BenchFigure[]> {
       detail: { p50: ms(percentile(empty, 50)), samples: SAMPLES, loadAverage1m: ms(loadavg()[0]!) },
     });
 
+    const loadBefore = loadavg()[0]!;
+    const busyBefore = machineBusyMs();
     const bulkMs = await bulk(deps, idsFor('k', BULK), STREAMS);
+    const busyMs = machineBusyMs() - busyBefore;
     figures.push({
       figure: `onboard ${BULK} tenants in bulk (${STREAMS} streams)`,
       value: ms(bulkMs / 1000),
       unit: 's',
       goal: '<= 16 s',
       pass: bulkMs <= 16_000,
-      detail: { perSecond: ms(BULK / (bulkMs / 1000)), loadAverage1m: ms(loadavg()[0]!) },
+      detail: {
+        perSecond: ms(BULK / (bulkMs / 1000)),
+        // CPU bound on 2 cores: busy core-ms per tenant, and the share of the machine that was busy.
+        machineCpuMsPerTenant: ms(busyMs / BULK),
+        machineBusyShare: Number((busyMs / (bulkMs * cpus().length)).toFixed(2)),
+        loadAverage1mBefore: ms(loadBefore),
+        loadAverage1m: ms(loadavg()[0]!),
+      },
     });
 
     const existing = 5 + SAMPLES + BULK;
@@ -137,6 +152,8 @@ export default async function onboardingBench(): Promise<BenchFigure[]> {
         p50Populated: ms(percentile(populated, 50)),
         p95Empty: ms(p95Empty),
         fillSeconds: ms(fillMs / 1000),
+        // The raw DDL (catalog row + role + schema + tables, no readiness, key or manifests), same streams.
+        fillPerSecond: ms(Math.max(0, POPULATED - existing) / (fillMs / 1000)),
       },
     });
 
