@@ -127,6 +127,16 @@ describe('tenant lifecycle through the operator API', () => {
       payload: {},
     });
     expect(noReason.statusCode).toBe(400);
+    // PostgreSQL text cannot hold NUL: a 400 naming it, not a 500 after the tenant's sessions were ended.
+    const nulReason = await app.inject({
+      method: 'POST',
+      url: `/v1/tenants/${id}/suspend`,
+      headers: admin,
+      payload: { reason: 'over\u0000budget' },
+    });
+    expect(nulReason.statusCode).toBe(400);
+    expect(nulReason.json().error).toContain('contains a NUL character');
+    expect((await admit()).json()).toEqual({ decision: 'allow' });
     const suspended = await app.inject({
       method: 'POST',
       url: `/v1/tenants/${id}/suspend`,

@@ -6,6 +6,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { ApiKeyNotFoundError } from '../tenants/api-keys.ts';
+import { AuditTextError } from '../tenants/audit.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
 import { KubectlError, ReadinessError, TenantStateError } from '../tenants/provisioner.ts';
 import { TenantIdError } from '../tenants/tenant-id.ts';
@@ -35,7 +36,7 @@ function clientError(error: FastifyError | Error): { status: number; message: st
   if (error instanceof TenantNotFoundError || error instanceof ApiKeyNotFoundError) {
     return { status: 404, message: error.message };
   }
-  if (error instanceof TierError || error instanceof TenantIdError) {
+  if (error instanceof TierError || error instanceof TenantIdError || error instanceof AuditTextError) {
     return { status: 400, message: error.message };
   }
   if (error instanceof TenantStateError) return { status: 409, message: error.message };

@@ -23,8 +23,38 @@ export interface AuditEvent extends AuditEntry {
   readonly at: Date;
 }
 
+/** Thrown when an audit value holds a NUL character: PostgreSQL text cannot store one. */
+export class AuditTextError extends Error {
+  override readonly name = 'AuditTextError';
+  constructor(
+    readonly field: string,
+    readonly value: string,
+  ) {
+    super(`${field} ${JSON.stringify(value)} contains a NUL character, which PostgreSQL text cannot store`);
+  }
+}
+
+/** Throws AuditTextError when a user-supplied audit value (actor, reason) holds a NUL character. */
+export function checkAuditText(field: string, value: string | undefined): void {
+  if (value?.includes('\u0000')) throw new AuditTextError(field, value);
+}
+
+function checkEntry(entry: AuditEntry): void {
+  for (const field of ['tenantId', 'actor', 'action', 'fromStatus', 'toStatus', 'reason'] as const) {
+    checkAuditText(field, entry[field]);
+  }
+  if (entry.evidence !== undefined) {
+    JSON.stringify(entry.evidence, (key: string, value: unknown) => {
+      checkAuditText('evidence key', key);
+      if (typeof value === 'string') checkAuditText(`evidence.${key}`, value);
+      return value;
+    });
+  }
+}
+
 /** Appends one event to control.audit_events. Run it inside the caller's transaction to keep it atomic. */
 export async function recordAudit(db: pg.Pool | pg.PoolClient, entry: AuditEntry): Promise<void> {
+  checkEntry(entry);
   await db.query(
     `INSERT INTO control.audit_events (tenant_id, actor, action, from_status, to_status, reason, evidence)
      VALUES ($1, $2, $3, $4, $5, $6, $7)`,
@@ -45,6 +75,8 @@ export async function recordAudit(db: pg.Pool | pg.PoolClient, entry: AuditEntry
  * into one multi-statement transaction (the simple query protocol takes no parameters).
  */
 export function auditInsertStatement(entry: AuditEntry): string {
+  // A NUL would otherwise fail the whole batch with a bare protocol error ("invalid message format").
+  checkEntry(entry);
   const literal = (v: string | undefined) => (v === undefined ? 'NULL' : pg.escapeLiteral(v));
   const values = [
     literal(entry.tenantId),

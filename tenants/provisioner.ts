@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { renderTenantManifests } from '../constructs/tenant-namespace.ts';
 import { type EnvironmentConfig, tenantHostname } from '../stacks/config.ts';
 import { apiKeyInsertStatement } from './api-keys.ts';
-import { auditInsertStatement, recordAudit } from './audit.ts';
+import { auditInsertStatement, checkAuditText, recordAudit } from './audit.ts';
 import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
 import {
   type AwsClients,
@@ -672,6 +672,8 @@ export async function createTenant(
 ): Promise<CreateTenantResult> {
   const parsed = requestSchema.parse(request);
   const id = parseTenantId(parsed.id);
+  checkAuditText('actor', parsed.actor);
+  checkAuditText('reason', parsed.reason);
   const tier = getTier(parsed.tier);
   const aws = awsClientsFor(deps);
   if (parsed.dryRun) return plan(deps, id, tier, aws);
@@ -711,6 +713,8 @@ export async function changeTier(
 ): Promise<CreateTenantResult> {
   parseTenantId(id);
   const tier = getTier(tierName);
+  checkAuditText('actor', actor);
+  checkAuditText('reason', options.reason);
   const aws = awsClientsFor(deps);
   const log = deps.logger ?? SILENT;
   if (options.dryRun) {

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { renderTenantManifests } from '../constructs/tenant-namespace.ts';
 import { type EnvironmentConfig, tenantHostname } from '../stacks/config.ts';
-import { recordAudit } from './audit.ts';
+import { checkAuditText, recordAudit } from './audit.ts';
 import { TenantNotFoundError } from './errors.ts';
 import { getTier } from './tiers.ts';
 import { inTransaction, TENANT_LOCK_CLASS } from './transaction.ts';
@@ -144,6 +144,9 @@ async function transition(
   work: (client: pg.PoolClient, row: TenantRow) => Promise<{ toStatus: string; steps: string[] }>,
   action: string,
 ): Promise<SuspensionResult> {
+  // Before any work: ending the role's sessions cannot be rolled back if the audit write then fails.
+  checkAuditText('actor', options.actor);
+  checkAuditText('reason', options.reason);
   try {
     return await inTransaction(deps.pool, async (client) => {
       const row = await lockTenant(client, tenantId);
