@@ -1,10 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { bearer, type ControlPlaneFixture, createFixture } from './testing/fixture.ts';
+import { bearer, type ControlPlaneFixture, createFixture, TEST_JWT_SECRET } from './testing/fixture.ts';
 
 let fx: ControlPlaneFixture;
 let app: FastifyInstance;
+
+const secret = new TextEncoder().encode(TEST_JWT_SECRET);
+const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+const inFiveMinutes = () => Math.floor(Date.now() / 1000) + 300;
 
 beforeAll(async () => {
   fx = await createFixture('auth');
@@ -29,6 +33,24 @@ describe('operator JWTs', () => {
     ['a token signed with another secret', async () => fx.token('admin', { secret: 'x'.repeat(40) })],
     ['a token with an unknown role', async () => fx.token('root')],
     ['garbage', async () => 'not.a.jwt'],
+    // A token without exp would stay valid until the signing secret is rotated.
+    [
+      'a token with no expiry',
+      async () =>
+        new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('x').sign(secret),
+    ],
+    [
+      'a token signed with HS512 and the right secret',
+      async () =>
+        new SignJWT({ role: 'admin' })
+          .setProtectedHeader({ alg: 'HS512' })
+          .setExpirationTime('5m')
+          .sign(secret),
+    ],
+    [
+      'an unsigned token (alg none)',
+      async () => `${b64({ alg: 'none' })}.${b64({ role: 'admin', exp: inFiveMinutes() })}.`,
+    ],
   ])('refuses %s with 401', async (_name, make) => {
     const res = await app.inject({
       method: 'POST',

@@ -42,6 +42,8 @@ export async function createOperatorVerifier(
   }
   const options = {
     algorithms,
+    // jose accepts a token without exp; one that never expires could not be withdrawn short of a key change.
+    requiredClaims: ['exp'],
     ...(config.JWT_ISSUER === undefined ? {} : { issuer: config.JWT_ISSUER }),
     ...(config.JWT_AUDIENCE === undefined ? {} : { audience: config.JWT_AUDIENCE }),
   };
