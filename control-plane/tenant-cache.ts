@@ -39,6 +39,8 @@ interface Entry<T> {
 class TtlCache<T> {
   private readonly entries = new Map<string, Entry<T>>();
   private readonly loading = new Map<string, Promise<T>>();
+  /** Bumped by every delete: a load that began before one may have read the old row, so it is not cached. */
+  private generation = 0;
 
   constructor(private readonly ttlMs: number) {}
 
@@ -56,23 +58,34 @@ class TtlCache<T> {
     if (hit !== undefined) return Promise.resolve(hit);
     const inFlight = this.loading.get(key);
     if (inFlight) return inFlight;
-    const promise = load()
+    const generation = this.generation;
+    const promise: Promise<T> = load()
       .then((value) => {
-        if (this.ttlMs > 0 && cacheIf(value))
+        if (this.ttlMs > 0 && cacheIf(value) && generation === this.generation)
           this.entries.set(key, { value, expiresAt: Date.now() + this.ttlMs });
         return value;
       })
-      .finally(() => this.loading.delete(key));
+      .finally(() => {
+        if (this.loading.get(key) === promise) this.loading.delete(key);
+      });
     this.loading.set(key, promise);
     return promise;
   }
 
   delete(key: string): void {
     this.entries.delete(key);
+    this.forgetLoads();
   }
 
   deleteWhere(match: (value: T) => boolean): void {
     for (const [key, entry] of this.entries) if (match(entry.value)) this.entries.delete(key);
+    this.forgetLoads();
+  }
+
+  /** Later callers load afresh instead of joining a load that may predate the change. */
+  private forgetLoads(): void {
+    this.generation++;
+    this.loading.clear();
   }
 }
 
