@@ -12,15 +12,24 @@ export async function inTransaction<T>(
   work: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
+  // A checked-out client has no 'error' listener, so a dropped connection would crash the process;
+  // the failing query rejects anyway, and that error is what the caller gets.
+  const ignore = () => {};
+  client.on('error', ignore);
+  let broken: Error | undefined;
   try {
     await client.query('BEGIN');
     const result = await work(client);
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await client.query('ROLLBACK');
+    // A lost connection fails the ROLLBACK too: report the first error, and drop the client.
+    await client.query('ROLLBACK').catch((rollbackError: Error) => {
+      broken = rollbackError;
+    });
     throw error;
   } finally {
-    client.release();
+    client.removeListener('error', ignore);
+    client.release(broken);
   }
 }
