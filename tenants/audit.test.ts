@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadEnvironmentConfig } from '../stacks/config.ts';
 import { AuditTextError, auditInsertStatement, auditTrail, recordAudit } from './audit.ts';
 import { migrateCatalog } from './catalog/migrate.ts';
+import { expectedFailure } from './format.ts';
 import { changeTier, createTenant } from './provisioner.ts';
 import { resumeTenant, suspendTenant } from './suspension.ts';
 import { ADMIN_URL, createTestDatabase, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
@@ -98,6 +99,10 @@ describe('audit values from users', () => {
       'actor "before\\u0000after" contains a NUL character, which PostgreSQL text cannot store',
     );
     expect(await count('control.audit_events', id)).toBe(0);
+    // The CLIs print it as one line, not a stack trace.
+    expect(expectedFailure(new AuditTextError('reason', NUL))).toBe(
+      'reason "before\\u0000after" contains a NUL character, which PostgreSQL text cannot store',
+    );
   });
 
   test('createTenant stores a hostile actor verbatim through its batched activation', async () => {

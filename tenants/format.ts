@@ -1,6 +1,7 @@
 import { ZodError } from 'zod';
 import { ConfigError } from '../stacks/config.ts';
 import { ApiKeyNotFoundError } from './api-keys.ts';
+import { AuditTextError } from './audit.ts';
 import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
 import type { CreateTenantResult, TenantDetails, TenantRecord } from './provisioner.ts';
 import { KubectlError, ReadinessError, TenantStateError } from './provisioner.ts';
@@ -20,6 +21,7 @@ const EXPECTED = [
   ReadinessError,
   KubectlError,
   ConfigError,
+  AuditTextError,
 ];
 
 /** One line for an expected failure (bad input, unreachable dependency); undefined for a bug. */
