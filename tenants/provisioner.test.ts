@@ -433,6 +433,34 @@ describe('changeTier', () => {
     expect((await getTenant(fx.pool, id))?.steps.find((s) => s.step === 'budget')?.state).toBe('failed');
   });
 
+  test('a connection dropped mid-transaction fails the call with its own error and does not crash', async () => {
+    const id = fx.tenantId('dropped');
+    await createTenant(fx.deps, { id, tier: 'free', actor: 'test' });
+    // Hold the tenant row so changeTier waits inside its transaction, then end its session.
+    const blocker = await fx.pool.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM control.tenants WHERE id = $1 FOR UPDATE', [id]);
+      const failure = changeTier(fx.deps, id, 'pro', 'ops');
+      let pid: number | undefined;
+      for (let i = 0; i < 200 && pid === undefined; i++) {
+        const { rows } = await fx.pool.query(
+          `SELECT pid FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE control.tenants SET tier%'`,
+        );
+        pid = rows[0]?.pid;
+        if (pid === undefined) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(pid).toBeDefined();
+      await fx.pool.query('SELECT pg_terminate_backend($1)', [pid]);
+      await expect(failure).rejects.toThrow(/terminating connection due to administrator command/);
+    } finally {
+      await blocker.query('ROLLBACK');
+      blocker.release();
+    }
+    expect((await getTenant(fx.pool, id))?.tier).toBe('free');
+  });
+
   test('an unknown tenant is named', async () => {
     await expect(changeTier(fx.deps, 'nobody-here', 'pro', 'ops')).rejects.toThrow(
       "tenant 'nobody-here' does not exist",

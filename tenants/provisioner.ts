@@ -630,6 +630,10 @@ async function withTenantLock<T>(
   work: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await connect(pool);
+  // A checked-out client has no 'error' listener, so a dropped connection would crash the process;
+  // the failing query rejects anyway, and that error is what the caller gets.
+  const ignore = () => {};
+  client.on('error', ignore);
   let broken: Error | undefined;
   try {
     // Commits before activation skip the fsync wait: activation commits synchronously, which flushes
@@ -651,6 +655,7 @@ async function withTenantLock<T>(
         });
     }
   } finally {
+    client.removeListener('error', ignore);
     client.release(broken);
   }
 }
