@@ -11,6 +11,7 @@ import { auditTrail } from './audit.ts';
 import { offboardTenant, verifyArchive } from './offboarding.ts';
 import { createTenant, InjectedFault } from './provisioner.ts';
 import { createProvisioningFixture, type ProvisioningFixture } from './provisioning-fixture.ts';
+import { LIFECYCLE_CHANNEL } from './suspension.ts';
 import { createAwsClients, tenantBudgetName, tenantSecretName } from './tenant-aws.ts';
 import { type MotoServer, startMoto } from './testing/moto.ts';
 
@@ -68,7 +69,16 @@ async function state(id: string) {
 
 test('happy path: verified archive holds the rows, then schema and role are dropped and the tenant is archived', async () => {
   const id = await tenantWithRows('offb');
+  const listener = await fx.pool.connect();
+  const notified: string[] = [];
+  listener.on('notification', (n) => notified.push(n.payload ?? ''));
+  await listener.query(`LISTEN ${LIFECYCLE_CHANNEL}`);
   const result = await offboardTenant(fx.deps, id, { ...who, archiveDir });
+  // A round trip after the commits lets the backend deliver what it queued before we stop listening.
+  await listener.query('SELECT 1');
+  await listener.query(`UNLISTEN ${LIFECYCLE_CHANNEL}`);
+  listener.release();
+  expect(notified.map((p) => JSON.parse(p).status)).toEqual(['offboarding', 'archived']);
 
   expect(result.status).toBe('archived');
   const archive = result.archive!;

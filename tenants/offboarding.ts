@@ -12,9 +12,11 @@ import { DeleteBudgetCommand } from '@aws-sdk/client-budgets';
 import { DeleteSecretCommand, DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import { z } from 'zod';
+import { revokeApiKey } from './api-keys.ts';
 import { recordAudit } from './audit.ts';
 import { TenantNotFoundError } from './errors.ts';
 import { DEFAULT_MANIFESTS_DIR, InjectedFault, type ProvisionerDeps } from './provisioner.ts';
+import { LIFECYCLE_CHANNEL } from './suspension.ts';
 import {
   type AwsClients,
   AwsServiceError,
@@ -139,6 +141,11 @@ async function setStatus(ctx: Ctx, from: string, to: string, evidence: Record<st
       WHERE id = $1`,
     [ctx.id, to],
   );
+  // Task runners listen here and stop the tenant's running tasks, as on a suspension.
+  await ctx.client.query('SELECT pg_notify($1, $2)', [
+    LIFECYCLE_CHANNEL,
+    JSON.stringify({ tenantId: ctx.id, status: to, action: `tenant.${to}` }),
+  ]);
   await recordAudit(ctx.client, {
     tenantId: ctx.id,
     actor: ctx.options.actor,
@@ -160,10 +167,11 @@ async function beginOffboarding(ctx: Ctx, from: string): Promise<void> {
       [ctx.id],
     );
     const keys = await ctx.client.query<{ prefix: string }>(
-      'UPDATE control.api_keys SET revoked_at = now() WHERE tenant_id = $1 AND revoked_at IS NULL RETURNING prefix',
+      'SELECT prefix FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL ORDER BY prefix',
       [ctx.id],
     );
     const revoked = keys.rows.map((r) => r.prefix);
+    for (const prefix of revoked) await revokeApiKey(ctx.client, ctx.id, prefix);
     if (from !== 'offboarding') {
       await setStatus(ctx, from, 'offboarding', {
         login: role ? 'NOLOGIN' : 'no role',
