@@ -34,6 +34,12 @@ SELECT i.tenant_id, i.day, sum(i.agent_minutes), sum(i.api_calls)
 ON CONFLICT (tenant_id, day) DO UPDATE
   SET agent_minutes = u.agent_minutes + EXCLUDED.agent_minutes, api_calls = u.api_calls + EXCLUDED.api_calls`;
 
+/** SQLSTATE classes 22 (data exception) and 23 (integrity): retrying the same rows can never succeed. */
+function isDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
+
 /**
  * Buffers accepted usage reports and writes them in one statement every interval or every
  * `maxReports`, so PostgreSQL stays off the request path. A failed flush keeps the reports for the next one.
@@ -92,29 +98,68 @@ export class UsageBatcher {
     });
     const started = performance.now();
     try {
-      // One JSON parameter (native stringify) and a prepared statement keep the flush cheap for Node and PostgreSQL.
-      await this.pool.query({
-        name: 'control-plane-usage-flush',
-        text: FLUSH_SQL,
-        values: [
-          JSON.stringify(
-            rows.map((r) => ({
-              tenant_id: r.tenantId,
-              idempotency_key: r.idempotencyKey,
-              day: r.day,
-              agent_minutes: r.agentMinutes,
-              api_calls: r.apiCalls,
-            })),
-          ),
-        ],
-      });
+      await this.write(rows);
       this.options.metrics.usageFlushes.inc({ result: 'ok' });
       this.options.metrics.usageFlushReports.observe(rows.length);
       this.options.metrics.usageFlushSeconds.observe((performance.now() - started) / 1000);
     } catch (error) {
-      this.pending = batch.concat(this.pending);
+      if (isDataError(error)) {
+        await this.writePerTenant(rows);
+        return;
+      }
+      this.pending = rows.concat(this.pending);
       this.options.metrics.usageFlushes.inc({ result: 'error' });
-      this.options.logger.error({ err: error, reports: batch.length }, 'usage flush failed; kept for retry');
+      this.options.logger.error({ err: error, reports: rows.length }, 'usage flush failed; kept for retry');
     }
+  }
+
+  /**
+   * A data error in one tenant's reports would fail every retry of the whole batch and stop metering for
+   * all tenants, so each tenant is written on its own and only the tenant whose data PostgreSQL refuses is
+   * dropped (and logged with its reports). Connection errors keep the reports for the next flush.
+   */
+  private async writePerTenant(rows: UsageReport[]): Promise<void> {
+    const byTenant = new Map<string, UsageReport[]>();
+    for (const row of rows) byTenant.set(row.tenantId, [...(byTenant.get(row.tenantId) ?? []), row]);
+    for (const [tenantId, own] of byTenant) {
+      try {
+        await this.write(own);
+        this.options.metrics.usageFlushes.inc({ result: 'ok' });
+      } catch (error) {
+        if (isDataError(error)) {
+          this.options.metrics.usageFlushes.inc({ result: 'rejected' });
+          this.options.logger.error(
+            { err: error, tenantId, reports: own },
+            'usage reports refused by PostgreSQL; dropped',
+          );
+        } else {
+          this.pending = own.concat(this.pending);
+          this.options.metrics.usageFlushes.inc({ result: 'error' });
+          this.options.logger.error(
+            { err: error, tenantId, reports: own.length },
+            'usage flush failed; kept for retry',
+          );
+        }
+      }
+    }
+  }
+
+  private async write(rows: readonly UsageReport[]): Promise<void> {
+    // One JSON parameter (native stringify) and a prepared statement keep the flush cheap for Node and PostgreSQL.
+    await this.pool.query({
+      name: 'control-plane-usage-flush',
+      text: FLUSH_SQL,
+      values: [
+        JSON.stringify(
+          rows.map((r) => ({
+            tenant_id: r.tenantId,
+            idempotency_key: r.idempotencyKey,
+            day: r.day,
+            agent_minutes: r.agentMinutes,
+            api_calls: r.apiCalls,
+          })),
+        ),
+      ],
+    });
   }
 }

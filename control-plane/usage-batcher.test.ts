@@ -1,0 +1,62 @@
+import pg from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { migrateCatalog } from '../tenants/catalog/migrate.ts';
+import { createTestDatabase, type TestDatabase, uniqueTenantId } from '../tenants/testing/pg.ts';
+import { createMetrics } from './metrics.ts';
+import { UsageBatcher } from './usage-batcher.ts';
+
+let db: TestDatabase;
+let pool: pg.Pool;
+const good = uniqueTenantId('good');
+const poisoned = uniqueTenantId('poisoned');
+
+beforeAll(async () => {
+  db = await createTestDatabase('usage_batcher');
+  pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  const client = await pool.connect();
+  try {
+    await migrateCatalog(client);
+  } finally {
+    client.release();
+  }
+  for (const id of [good, poisoned]) {
+    await pool.query(
+      `INSERT INTO control.tenants (id, tier, status, cell_id) VALUES ($1, 'pro', 'active', 'cell-1')`,
+      [id],
+    );
+  }
+});
+
+afterAll(async () => {
+  await pool?.end();
+  await db?.drop();
+});
+
+const usageOf = async (id: string) =>
+  (
+    await pool.query<{ agent_minutes: string; api_calls: string }>(
+      'SELECT agent_minutes, api_calls FROM control.usage WHERE tenant_id = $1',
+      [id],
+    )
+  ).rows;
+
+test('a report PostgreSQL refuses drops only its tenant, and the other tenants are still metered', async () => {
+  const batcher = new UsageBatcher(pool, {
+    intervalMs: 60_000,
+    maxReports: 1_000,
+    logger: pino({ level: 'silent' }),
+    metrics: createMetrics(),
+  });
+  const day = new Date().toISOString().slice(0, 10);
+  batcher.add({ tenantId: good, idempotencyKey: 'g-1', day, agentMinutes: 2.5, apiCalls: 7 });
+  // Past numeric(14, 3): every retry of a batch holding it would fail.
+  batcher.add({ tenantId: poisoned, idempotencyKey: 'p-1', day, agentMinutes: 1e12, apiCalls: 1 });
+  await batcher.close();
+
+  expect(batcher.pendingCount).toBe(0);
+  expect(await usageOf(good)).toEqual([{ agent_minutes: '2.500', api_calls: '7' }]);
+  expect(await usageOf(poisoned)).toEqual([]);
+  const kept = await pool.query('SELECT tenant_id FROM control.usage_reports ORDER BY tenant_id');
+  expect(kept.rows).toEqual([{ tenant_id: good }]);
+});
