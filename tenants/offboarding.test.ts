@@ -191,6 +191,17 @@ describe('refusals: one clear line, nothing changed', () => {
     );
     expect(await state(id)).toMatchObject({ status: 'provisioning', audit: 0 });
   });
+
+  test('a reason the audit trail cannot store, before logins are blocked', async () => {
+    const id = await tenantWithRows('offb-nul');
+    const before = await state(id);
+    await expect(
+      offboardTenant(fx.deps, id, { ...who, reason: 'bad\u0000reason', archiveDir }),
+    ).rejects.toThrow(/reason/);
+    expect(await state(id)).toEqual(before);
+    const { rows } = await fx.pool.query('SELECT rolcanlogin FROM pg_roles WHERE rolname = $1', [id]);
+    expect(rows).toEqual([{ rolcanlogin: true }]);
+  });
 });
 
 test('with AWS: the budget is deleted and the secret scheduled for deletion with a recovery window', async () => {

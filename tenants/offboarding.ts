@@ -13,7 +13,7 @@ import { DeleteSecretCommand, DescribeSecretCommand } from '@aws-sdk/client-secr
 import pg from 'pg';
 import { z } from 'zod';
 import { revokeApiKey } from './api-keys.ts';
-import { recordAudit } from './audit.ts';
+import { checkAuditText, recordAudit } from './audit.ts';
 import { TenantNotFoundError } from './errors.ts';
 import { DEFAULT_MANIFESTS_DIR, InjectedFault, type ProvisionerDeps } from './provisioner.ts';
 import { LIFECYCLE_CHANNEL } from './suspension.ts';
@@ -512,6 +512,9 @@ export async function offboardTenant(
     archiveDir: options.archiveDir,
   });
   const id = parseTenantId(tenantId);
+  // Before any step: a value the audit trail cannot store must not stop the run after logins are blocked.
+  checkAuditText('actor', parsed.actor);
+  checkAuditText('reason', parsed.reason);
   const archiveDir = parsed.archiveDir ?? DEFAULT_ARCHIVE_DIR;
   if (parsed.dryRun) return plan(deps, id, archiveDir);
   const aws = deps.aws?.enabled ? createAwsClients(deps.env) : null;
