@@ -1,8 +1,7 @@
-import pg from 'pg';
+import type pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { migrateCatalog } from '../tenants/catalog/migrate.ts';
-import { createTestDatabase, type TestDatabase, uniqueTenantId } from '../tenants/testing/pg.ts';
+import { createCatalogDatabase, type TestDatabase, uniqueTenantId } from '../tenants/testing/pg.ts';
 import { createMetrics } from './metrics.ts';
 import { UsageBatcher } from './usage-batcher.ts';
 
@@ -12,14 +11,7 @@ const good = uniqueTenantId('good');
 const poisoned = uniqueTenantId('poisoned');
 
 beforeAll(async () => {
-  db = await createTestDatabase('usage_batcher');
-  pool = new pg.Pool({ connectionString: db.url, max: 2 });
-  const client = await pool.connect();
-  try {
-    await migrateCatalog(client);
-  } finally {
-    client.release();
-  }
+  ({ db, pool } = await createCatalogDatabase('usage_batcher', 2));
   for (const id of [good, poisoned]) {
     await pool.query(
       `INSERT INTO control.tenants (id, tier, status, cell_id) VALUES ($1, 'pro', 'active', 'cell-1')`,

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   ApiKeyNotFoundError,
@@ -10,23 +10,14 @@ import {
   verifyApiKey,
 } from './api-keys.ts';
 import { auditTrail, recordAudit } from './audit.ts';
-import { migrateCatalog } from './catalog/migrate.ts';
 import { TenantNotFoundError } from './errors.ts';
-import { createTestDatabase, type TestDatabase } from './testing/pg.ts';
+import { createCatalogDatabase, type TestDatabase } from './testing/pg.ts';
 
 let database: TestDatabase;
 let pool: pg.Pool;
 
 beforeAll(async () => {
-  database = await createTestDatabase('api_keys');
-  pool = new pg.Pool({ connectionString: database.url, max: 4 });
-  pool.on('error', () => {});
-  const client = await pool.connect();
-  try {
-    await migrateCatalog(client);
-  } finally {
-    client.release();
-  }
+  ({ db: database, pool: pool } = await createCatalogDatabase('api_keys', 4));
   await pool.query(
     "INSERT INTO control.tenants (id, tier, cell_id) VALUES ('acme', 'pro', 'cell-1'), ('globex', 'free', 'cell-1')",
   );

@@ -5,11 +5,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadEnvironmentConfig } from '../stacks/config.ts';
 import { AuditTextError, auditInsertStatement, auditTrail, recordAudit } from './audit.ts';
-import { migrateCatalog } from './catalog/migrate.ts';
 import { expectedFailure } from './format.ts';
 import { changeTier, createTenant } from './provisioner.ts';
 import { resumeTenant, suspendTenant } from './suspension.ts';
-import { ADMIN_URL, createTestDatabase, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
+import { ADMIN_URL, createCatalogDatabase, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
 
 const env = loadEnvironmentConfig('dev');
 let db: TestDatabase;
@@ -42,14 +41,7 @@ async function count(table: string, id: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase('audit');
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
-  const client = await pool.connect();
-  try {
-    await migrateCatalog(client);
-  } finally {
-    client.release();
-  }
+  ({ db, pool } = await createCatalogDatabase('audit', 4));
   manifestsDir = await mkdtemp(path.join(tmpdir(), 'audit-'));
 });
 

@@ -3,9 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { loadEnvironmentConfig } from '../stacks/config.ts';
-import { migrateCatalog } from './catalog/migrate.ts';
 import type { ProvisionerDeps } from './provisioner.ts';
-import { ADMIN_URL, createTestDatabase, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
+import { ADMIN_URL, createCatalogDatabase, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
 
 /** A migrated throwaway catalog for one test file, which drops the roles its tenants created. */
 export interface ProvisioningFixture {
@@ -37,16 +36,7 @@ export async function dropRoles(roles: readonly string[]): Promise<void> {
 }
 
 export async function createProvisioningFixture(label: string, poolSize = 10): Promise<ProvisioningFixture> {
-  const database = await createTestDatabase(label);
-  const pool = new pg.Pool({ connectionString: database.url, max: poolSize });
-  // DROP DATABASE ... WITH (FORCE) at teardown may terminate a client that is still closing.
-  pool.on('error', () => {});
-  const client = await pool.connect();
-  try {
-    await migrateCatalog(client);
-  } finally {
-    client.release();
-  }
+  const { db: database, pool } = await createCatalogDatabase(label, poolSize);
   const manifestsDir = await mkdtemp(path.join(tmpdir(), `manifests-${label}-`));
   const ids: string[] = [];
   return {

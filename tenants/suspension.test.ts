@@ -4,7 +4,6 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadEnvironmentConfig } from '../stacks/config.ts';
-import { migrateCatalog } from './catalog/migrate.ts';
 import { TenantNotFoundError } from './errors.ts';
 import { createTenant } from './provisioner.ts';
 import {
@@ -14,7 +13,7 @@ import {
   type SuspensionDeps,
   suspendTenant,
 } from './suspension.ts';
-import { ADMIN_URL, createTestDatabase, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
+import { ADMIN_URL, createCatalogDatabase, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
 
 const env = loadEnvironmentConfig('dev');
 let db: TestDatabase;
@@ -48,14 +47,7 @@ async function status(id: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase('suspension');
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
-  const client = await pool.connect();
-  try {
-    await migrateCatalog(client);
-  } finally {
-    client.release();
-  }
+  ({ db, pool } = await createCatalogDatabase('suspension', 4));
   manifestsDir = await mkdtemp(path.join(tmpdir(), 'suspension-'));
   deps = { pool, env, manifestsDir };
 });

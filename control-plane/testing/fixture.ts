@@ -6,10 +6,9 @@ import pg from 'pg';
 import pino from 'pino';
 import { loadEnvironmentConfig } from '../../stacks/config.ts';
 import { issueApiKey } from '../../tenants/api-keys.ts';
-import { migrateCatalog } from '../../tenants/catalog/migrate.ts';
 import {
   ADMIN_URL,
-  createTestDatabase,
+  createCatalogDatabase,
   type TestDatabase,
   uniqueTenantId,
 } from '../../tenants/testing/pg.ts';
@@ -42,14 +41,7 @@ export function testConfig(keyPrefix: string, env: Record<string, string> = {}):
 }
 
 export async function createFixture(label: string): Promise<ControlPlaneFixture> {
-  const db = await createTestDatabase(label);
-  const pool = new pg.Pool({ connectionString: db.url, max: 5 });
-  const client = await pool.connect();
-  try {
-    await migrateCatalog(client);
-  } finally {
-    client.release();
-  }
+  const { db, pool } = await createCatalogDatabase(label, 5);
   const redis = new Redis(REDIS_TEST_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
   const keyPrefix = `cptest:${label}:${randomBytes(4).toString('hex')}:`;

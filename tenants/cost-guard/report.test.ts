@@ -1,10 +1,9 @@
 import { CreateEmailIdentityCommand, SESv2Client } from '@aws-sdk/client-sesv2';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadEnvironmentConfig } from '../../stacks/config.ts';
-import { migrateCatalog } from '../catalog/migrate.ts';
 import { type MotoServer, startMoto } from '../testing/moto.ts';
-import { createTestDatabase, type TestDatabase } from '../testing/pg.ts';
+import { createCatalogDatabase, type TestDatabase } from '../testing/pg.ts';
 import { type GuardInputs, GuardRunError, storeRunInputs } from './inputs.ts';
 import {
   buildCostReport,
@@ -60,14 +59,7 @@ const inputs: GuardInputs = {
 
 beforeAll(async () => {
   moto = await startMoto();
-  db = await createTestDatabase('cost_report');
-  pool = new pg.Pool({ connectionString: db.url, max: 2 });
-  const client = await pool.connect();
-  try {
-    await migrateCatalog(client);
-  } finally {
-    client.release();
-  }
+  ({ db, pool } = await createCatalogDatabase('cost_report', 2));
 });
 
 afterAll(async () => {

@@ -13,11 +13,10 @@ import {
   type EnvironmentConfig,
   loadEnvironmentConfig,
 } from '../../stacks/config.ts';
-import { migrateCatalog } from '../catalog/migrate.ts';
 import { createTenant } from '../provisioner.ts';
 import { limitTenant } from '../suspension.ts';
 import { type MotoServer, startMoto } from '../testing/moto.ts';
-import { ADMIN_URL, createTestDatabase, type TestDatabase, uniqueTenantId } from '../testing/pg.ts';
+import { ADMIN_URL, createCatalogDatabase, type TestDatabase, uniqueTenantId } from '../testing/pg.ts';
 import { CostDataError } from './costs.ts';
 import { cePage, minutesForBudgetFraction, recordUsage, usdForBudgetFraction } from './fixtures.ts';
 import { type CostGuardDeps, replayRun, runCostGuard } from './run.ts';
@@ -89,14 +88,7 @@ async function role(id: string) {
 
 beforeAll(async () => {
   moto = await startMoto();
-  db = await createTestDatabase('cost_guard_run');
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
-  const client = await pool.connect();
-  try {
-    await migrateCatalog(client);
-  } finally {
-    client.release();
-  }
+  ({ db, pool } = await createCatalogDatabase('cost_guard_run', 4));
 });
 
 afterAll(async () => {

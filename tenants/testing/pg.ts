@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { migrateCatalog } from '../catalog/migrate.ts';
 
 export const ADMIN_URL =
   process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -43,4 +44,22 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
 /** A valid tenant id that no other test run uses, since roles are shared by every database on the server. */
 export function uniqueTenantId(stem: string): string {
   return `${stem}-${randomBytes(4).toString('hex')}`;
+}
+
+/** A fresh database (see createTestDatabase) with the catalog migrated, and a pool on it. */
+export async function createCatalogDatabase(
+  label: string,
+  max = 4,
+): Promise<{ db: TestDatabase; pool: pg.Pool }> {
+  const db = await createTestDatabase(label);
+  const pool = new pg.Pool({ connectionString: db.url, max });
+  // DROP DATABASE ... WITH (FORCE) at teardown may end a client that is still closing.
+  pool.on('error', () => {});
+  const client = await pool.connect();
+  try {
+    await migrateCatalog(client);
+  } finally {
+    client.release();
+  }
+  return { db, pool };
 }
