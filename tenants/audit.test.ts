@@ -1,14 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadEnvironmentConfig } from '../stacks/config.ts';
 import { AuditTextError, auditInsertStatement, auditTrail, recordAudit } from './audit.ts';
 import { expectedFailure } from './format.ts';
 import { changeTier, createTenant } from './provisioner.ts';
 import { resumeTenant, suspendTenant } from './suspension.ts';
-import { ADMIN_URL, createCatalogDatabase, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
+import { createCatalogDatabase, dropRoles, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
 
 const env = loadEnvironmentConfig('dev');
 let db: TestDatabase;
@@ -48,10 +48,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await pool.end();
   await db.drop();
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  for (const id of roles) await admin.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(id)}`);
-  await admin.end();
+  await dropRoles(roles);
   await rm(manifestsDir, { recursive: true, force: true });
 });
 

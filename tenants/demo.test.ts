@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { formatOnboardingDemo, runOnboardingDemo } from './demo.ts';
-import { createProvisioningFixture, dropRoles, type ProvisioningFixture } from './provisioning-fixture.ts';
-import { uniqueTenantId } from './testing/pg.ts';
+import { createProvisioningFixture, type ProvisioningFixture } from './provisioning-fixture.ts';
+import { dropRoles, uniqueTenantId } from './testing/pg.ts';
 import { TIER_NAMES } from './tiers.ts';
 
 let fx: ProvisioningFixture;

@@ -6,10 +6,9 @@ import { type BenchFigure, percentile } from '../bench/figure.ts';
 import { loadEnvironmentConfig } from '../stacks/config.ts';
 import { migrateCatalog } from './catalog/migrate.ts';
 import { createTenant, type ProvisionerDeps } from './provisioner.ts';
-import { dropRoles } from './provisioning-fixture.ts';
 import { applyTenantDatabase, inspectTenantDatabase } from './tenant-database.ts';
 import { startMoto } from './testing/moto.ts';
-import { createTestDatabase } from './testing/pg.ts';
+import { createTestDatabase, dropRoles } from './testing/pg.ts';
 import { getTier, TIER_NAMES } from './tiers.ts';
 
 const SAMPLES = Number(process.env.BENCH_ONBOARDING_SAMPLES ?? 60);

@@ -1,10 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { loadEnvironmentConfig } from '../stacks/config.ts';
 import type { ProvisionerDeps } from './provisioner.ts';
-import { ADMIN_URL, createCatalogDatabase, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
+import { createCatalogDatabase, dropRoles, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
 
 /** A migrated throwaway catalog for one test file, which drops the roles its tenants created. */
 export interface ProvisioningFixture {
@@ -15,24 +15,6 @@ export interface ProvisioningFixture {
   /** A unique tenant id, remembered so its role is dropped at the end. */
   tenantId(stem: string): string;
   close(): Promise<void>;
-}
-
-export async function dropRoles(roles: readonly string[]): Promise<void> {
-  if (roles.length === 0) return;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  try {
-    const { rows } = await admin.query<{ rolname: string }>(
-      'SELECT rolname FROM pg_roles WHERE rolname = ANY($1)',
-      [roles],
-    );
-    for (let i = 0; i < rows.length; i += 500) {
-      const batch = rows.slice(i, i + 500).map((r) => pg.escapeIdentifier(r.rolname));
-      await admin.query(`DROP ROLE IF EXISTS ${batch.join(', ')}`);
-    }
-  } finally {
-    await admin.end();
-  }
 }
 
 export async function createProvisioningFixture(label: string, poolSize = 10): Promise<ProvisioningFixture> {

@@ -13,7 +13,7 @@ import {
   type SuspensionDeps,
   suspendTenant,
 } from './suspension.ts';
-import { ADMIN_URL, createCatalogDatabase, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
+import { createCatalogDatabase, dropRoles, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
 
 const env = loadEnvironmentConfig('dev');
 let db: TestDatabase;
@@ -55,10 +55,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await pool.end();
   await db.drop();
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  for (const id of roles) await admin.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(id)}`);
-  await admin.end();
+  await dropRoles(roles);
   await rm(manifestsDir, { recursive: true, force: true });
 });
 

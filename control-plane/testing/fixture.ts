@@ -2,13 +2,13 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
-import pg from 'pg';
+import type pg from 'pg';
 import pino from 'pino';
 import { loadEnvironmentConfig } from '../../stacks/config.ts';
 import { issueApiKey } from '../../tenants/api-keys.ts';
 import {
-  ADMIN_URL,
   createCatalogDatabase,
+  dropRoles,
   type TestDatabase,
   uniqueTenantId,
 } from '../../tenants/testing/pg.ts';
@@ -92,13 +92,7 @@ export async function createFixture(label: string): Promise<ControlPlaneFixture>
       await pool.end();
       await db.drop();
       // Roles are server-wide; they go once the database that held their objects is gone.
-      const admin = new pg.Client({ connectionString: ADMIN_URL });
-      await admin.connect();
-      try {
-        for (const role of roles) await admin.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(role)}`);
-      } finally {
-        await admin.end();
-      }
+      await dropRoles(roles);
     },
   };
 }

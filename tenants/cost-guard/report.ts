@@ -132,6 +132,41 @@ const percent = (n: number | null) => (n === null ? '-' : `${(n * 100).toFixed(1
 /** Tenants drawn in the chart and listed in the e-mail: the ones closest to (or over) their budget. */
 export const REPORT_TOP_TENANTS = 25;
 
+const TIER_HEADER = ['tier', 'tenants', 'revenue', 'cost', 'margin'];
+const TENANT_HEADER = [
+  'tenant',
+  'tier',
+  'cost',
+  'metered',
+  'agent-min',
+  'api calls',
+  'budget',
+  'used',
+  'state',
+  'status',
+];
+
+/** One table row each, shared by the text and HTML versions so they never disagree. */
+const tierCells = (t: TierLine) => [
+  t.tier,
+  String(t.tenants),
+  money(t.revenueUsd),
+  money(t.costUsd),
+  percent(t.margin),
+];
+const tenantCells = (t: TenantLine) => [
+  t.tenantId,
+  t.tier,
+  money(t.billedUsd),
+  money(t.meteredUsd),
+  String(t.agentMinutes),
+  String(t.apiCalls),
+  money(t.budgetUsd),
+  percent(t.budgetUsed),
+  t.state,
+  t.status,
+];
+
 export function renderCostReportText(report: CostReport): string {
   const shown = report.tenants.slice(0, REPORT_TOP_TENANTS);
   return [
@@ -139,33 +174,10 @@ export function renderCostReportText(report: CostReport): string {
     ...(report.dataProblem ? [`Cost data UNKNOWN: ${report.dataProblem}`] : []),
     '',
     'Per tier',
-    formatTable([
-      ['tier', 'tenants', 'revenue', 'cost', 'margin'],
-      ...report.tiers.map((t) => [
-        t.tier,
-        String(t.tenants),
-        money(t.revenueUsd),
-        money(t.costUsd),
-        percent(t.margin),
-      ]),
-    ]),
+    formatTable([TIER_HEADER, ...report.tiers.map(tierCells)]),
     '',
     `Per tenant (${shown.length} of ${report.tenants.length}, most of budget used first)`,
-    formatTable([
-      ['tenant', 'tier', 'cost', 'metered', 'agent-min', 'api calls', 'budget', 'used', 'state', 'status'],
-      ...shown.map((t) => [
-        t.tenantId,
-        t.tier,
-        money(t.billedUsd),
-        money(t.meteredUsd),
-        String(t.agentMinutes),
-        String(t.apiCalls),
-        money(t.budgetUsd),
-        percent(t.budgetUsed),
-        t.state,
-        t.status,
-      ]),
-    ]),
+    formatTable([TENANT_HEADER, ...shown.map(tenantCells)]),
     '',
     `Untagged cost: ${money(report.untaggedUsd)}`,
     `Cost guard: ${report.guard.runs} run(s), ${report.guard.ceRequests} Cost Explorer request(s), ${money(report.guard.ceCostUsd)}`,
@@ -221,23 +233,8 @@ export function renderCostReportHtml(report: CostReport): string {
   const shown = report.tenants.slice(0, REPORT_TOP_TENANTS);
   const row = (cells: string[], tag = 'td') =>
     `<tr>${cells.map((c) => `<${tag} style="padding:2px 8px;text-align:left">${escapeHtml(c)}</${tag}>`).join('')}</tr>`;
-  const tierRows = report.tiers.map((t) =>
-    row([t.tier, String(t.tenants), money(t.revenueUsd), money(t.costUsd), percent(t.margin)]),
-  );
-  const tenantRows = shown.map((t) =>
-    row([
-      t.tenantId,
-      t.tier,
-      money(t.billedUsd),
-      money(t.meteredUsd),
-      String(t.agentMinutes),
-      String(t.apiCalls),
-      money(t.budgetUsd),
-      percent(t.budgetUsed),
-      t.state,
-      t.status,
-    ]),
-  );
+  const tierRows = report.tiers.map((t) => row(tierCells(t)));
+  const tenantRows = shown.map((t) => row(tenantCells(t)));
   const title = `Cost report ${report.env} ${report.period}`;
   return [
     '<!doctype html>',
@@ -251,9 +248,9 @@ export function renderCostReportHtml(report: CostReport): string {
     '<h2>Budget used (most first)</h2>',
     budgetChartSvg(shown),
     '<h2>Per tier</h2>',
-    `<table>${row(['tier', 'tenants', 'revenue', 'cost', 'margin'], 'th')}${tierRows.join('')}</table>`,
+    `<table>${row(TIER_HEADER, 'th')}${tierRows.join('')}</table>`,
     `<h2>Per tenant (${shown.length} of ${report.tenants.length})</h2>`,
-    `<table>${row(['tenant', 'tier', 'cost', 'metered', 'agent-min', 'api calls', 'budget', 'used', 'state', 'status'], 'th')}${tenantRows.join('')}</table>`,
+    `<table>${row(TENANT_HEADER, 'th')}${tenantRows.join('')}</table>`,
     `<p>Untagged cost: ${money(report.untaggedUsd)}. Cost guard: ${report.guard.runs} run(s), ` +
       `${report.guard.ceRequests} Cost Explorer request(s), ${money(report.guard.ceCostUsd)}.</p>`,
     '</body></html>',

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { CostExplorerClient, GetCostAndUsageCommand } from '@aws-sdk/client-cost-explorer';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
-import pg from 'pg';
+import type pg from 'pg';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import {
@@ -16,7 +16,7 @@ import {
 import { createTenant } from '../provisioner.ts';
 import { limitTenant } from '../suspension.ts';
 import { type MotoServer, startMoto } from '../testing/moto.ts';
-import { ADMIN_URL, createCatalogDatabase, type TestDatabase, uniqueTenantId } from '../testing/pg.ts';
+import { createCatalogDatabase, dropRoles, type TestDatabase, uniqueTenantId } from '../testing/pg.ts';
 import { CostDataError } from './costs.ts';
 import { cePage, minutesForBudgetFraction, recordUsage, usdForBudgetFraction } from './fixtures.ts';
 import { type CostGuardDeps, replayRun, runCostGuard } from './run.ts';
@@ -94,10 +94,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await pool.end();
   await db.drop();
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  for (const id of roles) await admin.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(id)}`);
-  await admin.end();
+  await dropRoles(roles);
   await moto.stop();
 });
 

@@ -63,3 +63,22 @@ export async function createCatalogDatabase(
   }
   return { db, pool };
 }
+
+/** Drops the given roles where they exist; roles are server-wide, so tests drop the ones they made. */
+export async function dropRoles(roles: readonly string[]): Promise<void> {
+  if (roles.length === 0) return;
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query<{ rolname: string }>(
+      'SELECT rolname FROM pg_roles WHERE rolname = ANY($1)',
+      [roles],
+    );
+    for (let i = 0; i < rows.length; i += 500) {
+      const batch = rows.slice(i, i + 500).map((r) => pg.escapeIdentifier(r.rolname));
+      await admin.query(`DROP ROLE IF EXISTS ${batch.join(', ')}`);
+    }
+  } finally {
+    await admin.end();
+  }
+}
