@@ -401,14 +401,7 @@ async function snapshotRestore(ctx: RunContext, rtoTarget: number): Promise<void
   ctx.created.push({ kind: 'db-instance', id, runId: o.runId, status: 'requested' });
   await restoreFromSnapshot(deps.rds, source, id, id, tags);
   rec.step('restore requested', `${id} from snapshot ${id}`);
-  const restored = await waitForInstanceAvailable(deps.rds, id, ctx.wait);
-  rec.step(
-    'restored instance available',
-    `${restored.Endpoint?.Address ?? '?'}:${restored.Endpoint?.Port ?? '?'}`,
-  );
-  await verifyRestored(ctx, databaseUrl, restored, captured);
-  const rto = (Date.now() - rec.startedAt.getTime()) / 1000;
-  rec.measurements.rtoSeconds = rto;
+  const rto = await verifyRestoredAndMeasure(ctx, id, databaseUrl, captured);
   checkTarget(rec, 'restore RTO', rto, rtoTarget);
 }
 
@@ -440,6 +433,19 @@ async function pitr(ctx: RunContext, rtoTarget: number, rpoTarget: number): Prom
   ctx.created.push({ kind: 'db-instance', id, runId: o.runId, status: 'requested' });
   await restoreToPointInTime(deps.rds, source, restorePoint, id, drillTags(o.runId, o.config.name));
   rec.step('point-in-time restore requested', `${id} at ${restorePoint.toISOString()}`);
+  const rto = await verifyRestoredAndMeasure(ctx, id, databaseUrl, captured);
+  checkTarget(rec, 'RPO', rpo, rpoTarget);
+  checkTarget(rec, 'restore RTO', rto, rtoTarget);
+}
+
+/** Both restores end alike: wait for the drill instance, verify it against the source; returns the RTO. */
+async function verifyRestoredAndMeasure(
+  ctx: RunContext,
+  id: string,
+  databaseUrl: string,
+  captured: Awaited<ReturnType<typeof captureSource>>,
+): Promise<number> {
+  const { rec, deps } = ctx;
   const restored = await waitForInstanceAvailable(deps.rds, id, ctx.wait);
   rec.step(
     'restored instance available',
@@ -448,8 +454,7 @@ async function pitr(ctx: RunContext, rtoTarget: number, rpoTarget: number): Prom
   await verifyRestored(ctx, databaseUrl, restored, captured);
   const rto = (Date.now() - rec.startedAt.getTime()) / 1000;
   rec.measurements.rtoSeconds = rto;
-  checkTarget(rec, 'RPO', rpo, rpoTarget);
-  checkTarget(rec, 'restore RTO', rto, rtoTarget);
+  return rto;
 }
 
 function requireInstanceTopology(o: DrillOptions, drill: string): DrillOptions {
