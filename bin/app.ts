@@ -1,5 +1,5 @@
 import { App } from 'aws-cdk-lib';
-import { ConfigError, loadEnvironmentConfig } from '../stacks/config.ts';
+import { ConfigError, loadEnvironmentConfig } from '../config/environments.ts';
 import { createPlatform } from '../stacks/platform.ts';
 
 const app = new App();

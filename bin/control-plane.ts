@@ -1,6 +1,6 @@
+import { ConfigError } from '../config/environments.ts';
 import { ControlPlaneConfigError, loadControlPlaneConfig } from '../control-plane/config.ts';
 import { startControlPlane } from '../control-plane/start.ts';
-import { ConfigError } from '../stacks/config.ts';
 import { DatabaseUnavailableError } from '../tenants/errors.ts';
 
 // Expected failures are one line and exit 2; anything else is a bug and keeps its stack.

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { loadEnvironmentConfig } from '../stacks/config.ts';
+import { loadEnvironmentConfig } from '../config/environments.ts';
 import { CostDataError } from '../tenants/cost-guard/costs.ts';
 import { formatPlan } from '../tenants/cost-guard/format.ts';
 import { GuardRunError } from '../tenants/cost-guard/inputs.ts';

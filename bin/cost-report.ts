@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { SESv2Client } from '@aws-sdk/client-sesv2';
 import { Command } from 'commander';
-import { loadEnvironmentConfig } from '../stacks/config.ts';
+import { loadEnvironmentConfig } from '../config/environments.ts';
 import { GuardRunError } from '../tenants/cost-guard/inputs.ts';
 import {
   buildCostReport,

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
+import { loadEnvironmentConfig } from '../config/environments.ts';
 import { runControlPlaneDemo } from '../control-plane/demo.ts';
-import { loadEnvironmentConfig } from '../stacks/config.ts';
 import { formatSummary, synthesizeAll } from '../stacks/summary.ts';
 import { runCostGuardDemo } from '../tenants/cost-guard/demo.ts';
 import { formatOnboardingDemo, runOnboardingDemo } from '../tenants/demo.ts';

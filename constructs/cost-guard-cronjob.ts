@@ -1,7 +1,7 @@
 import { App, Chart, type ChartProps, Cron, Duration, Size } from 'cdk8s';
 import { ConcurrencyPolicy, Cpu, CronJob, EnvValue, Secret, ServiceAccount, Volume } from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
-import { ENVIRONMENT_NAMES, type EnvironmentName } from '../stacks/config.ts';
+import { ENVIRONMENT_NAMES, type EnvironmentName } from '../config/environments.ts';
 
 /** Thrown for props the chart cannot render; quotes the offending prop and value. */
 export class CostGuardCronJobError extends Error {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ENVIRONMENT_NAMES } from '../stacks/config.ts';
+import { ENVIRONMENT_NAMES } from '../config/environments.ts';
 
 /** Thrown when the service's environment variables are invalid; one line naming the variable and value. */
 export class ControlPlaneConfigError extends Error {

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { EnvironmentConfig } from '../stacks/config.ts';
+import type { EnvironmentConfig } from '../config/environments.ts';
 import type { ControlPlaneConfig } from './config.ts';
 import type { HotStore } from './hot-store.ts';
 import type { Metrics } from './metrics.ts';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type pg from 'pg';
 import pino from 'pino';
-import type { EnvironmentConfig } from '../stacks/config.ts';
+import type { EnvironmentConfig } from '../config/environments.ts';
 import { loadControlPlaneConfig } from './config.ts';
 import { buildServer } from './server.ts';
 

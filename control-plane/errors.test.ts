@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadEnvironmentConfig } from '../stacks/config.ts';
+import { loadEnvironmentConfig } from '../config/environments.ts';
 import { buildServer } from './server.ts';
 import { bearer, type ControlPlaneFixture, createFixture, testConfig } from './testing/fixture.ts';
 

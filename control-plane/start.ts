@@ -2,7 +2,7 @@ import * as Sentry from '@sentry/node';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
-import { loadEnvironmentConfig } from '../stacks/config.ts';
+import { loadEnvironmentConfig } from '../config/environments.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import type { ControlPlaneConfig } from './config.ts';
 import { buildServer } from './server.ts';

@@ -6,7 +6,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { cacheReplicationGroupId, resourcePrefix, secretNames } from './names.ts';
+import { cacheReplicationGroupId, resourcePrefix, secretNames } from '../config/names.ts';
 import { dataStoreRemovalPolicy, PlatformStack, type PlatformStackProps } from './platform-stack.ts';
 import { logRetention } from './retention.ts';
 

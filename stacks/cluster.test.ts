@@ -1,10 +1,10 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { NodegroupAmiType } from 'aws-cdk-lib/aws-eks-v2';
 import { beforeAll, describe, expect, test } from 'vitest';
+import { ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from '../config/environments.ts';
+import { DRILL_ENV_TAG, resourcePrefix, WORKLOAD_IDENTITIES } from '../config/names.ts';
 import { DRILL_ENV_TAG as DRILLS_OWN_TAG, drillResourcePrefix } from '../runbooks/drills/options.ts';
 import { amiTypeFor, CORE_ADDONS } from './cluster.ts';
-import { ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from './config.ts';
-import { DRILL_ENV_TAG, resourcePrefix, WORKLOAD_IDENTITIES } from './names.ts';
 import type { SynthResult } from './synth.ts';
 import { synthesizedAll, templateOf } from './testing/templates.ts';
 

@@ -4,7 +4,7 @@ import * as eks from 'aws-cdk-lib/aws-eks-v2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type { Construct } from 'constructs';
-import { alarmTopicArn, type EnvironmentConfig } from './config.ts';
+import { alarmTopicArn, type EnvironmentConfig } from '../config/environments.ts';
 import {
   APP_NAME,
   cacheReplicationGroupId,
@@ -14,7 +14,7 @@ import {
   resourcePrefix,
   secretNames,
   WORKLOAD_IDENTITIES,
-} from './names.ts';
+} from '../config/names.ts';
 import { PlatformStack, type PlatformStackProps } from './platform-stack.ts';
 
 export interface ClusterStackProps extends PlatformStackProps {

@@ -2,7 +2,7 @@ import * as budgets from 'aws-cdk-lib/aws-budgets';
 import * as ce from 'aws-cdk-lib/aws-ce';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
-import { resourcePrefix } from './names.ts';
+import { resourcePrefix } from '../config/names.ts';
 import { PlatformStack, type PlatformStackProps } from './platform-stack.ts';
 
 export interface CostStackProps extends PlatformStackProps {

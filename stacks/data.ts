@@ -5,8 +5,8 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import type { Construct } from 'constructs';
-import { ConfigError } from './config.ts';
-import { databaseInstanceId, resourcePrefix, secretNames } from './names.ts';
+import { ConfigError } from '../config/environments.ts';
+import { DATABASE_TOPOLOGY, databaseInstanceId, resourcePrefix, secretNames } from '../config/names.ts';
 import { dataStoreRemovalPolicy, PlatformStack, type PlatformStackProps } from './platform-stack.ts';
 import { logRetention } from './retention.ts';
 
@@ -16,7 +16,7 @@ import { logRetention } from './retention.ts';
  * for dev, no m6g.large); and CDK has no L2 for them. Failover is exercised with RebootDBInstance(ForceFailover).
  * The DR drills read this constant to choose that call.
  */
-export const DATABASE_TOPOLOGY = 'multi-az-instance' as const;
+export { DATABASE_TOPOLOGY };
 
 export const DATABASE_PORT = 5432;
 

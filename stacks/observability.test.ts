@@ -3,9 +3,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, test } from 'vitest';
+import {
+  alarmTopicName,
+  ENVIRONMENT_NAMES,
+  type EnvironmentName,
+  loadEnvironmentConfig,
+} from '../config/environments.ts';
+import { cacheNodeIds, databaseInstanceId } from '../config/names.ts';
 import { RUNBOOKS } from '../constructs/monitoring/runbooks.ts';
-import { alarmTopicName, ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from './config.ts';
-import { cacheNodeIds, databaseInstanceId } from './names.ts';
 import type { SynthResult } from './synth.ts';
 import { synthesizedAll, templateOf } from './testing/templates.ts';
 

@@ -6,12 +6,12 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
+import { alarmTopicName } from '../config/environments.ts';
+import { resourcePrefix } from '../config/names.ts';
 import type { AlarmFactoryProps } from '../constructs/monitoring/alarm.ts';
 import { createCacheAlarms } from '../constructs/monitoring/cache-alarms.ts';
 import { createEksAlarms } from '../constructs/monitoring/eks-alarms.ts';
 import { createRdsAlarms } from '../constructs/monitoring/rds-alarms.ts';
-import { alarmTopicName } from './config.ts';
-import { resourcePrefix } from './names.ts';
 import { PlatformStack, type PlatformStackProps } from './platform-stack.ts';
 
 export interface ObservabilityStackProps extends PlatformStackProps {

@@ -1,6 +1,6 @@
 import { RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import type { EnvironmentConfig } from './config.ts';
+import type { EnvironmentConfig } from '../config/environments.ts';
 
 export interface PlatformStackProps extends StackProps {
   /** The validated environment config; it sets account, region and AZs. */

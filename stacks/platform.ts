@@ -1,13 +1,13 @@
 import { type App, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import type { EnvironmentConfig } from '../config/environments.ts';
+import { cacheNodeIds, clusterName, databaseInstanceId, platformTags } from '../config/names.ts';
 import { PlatformChecks } from '../constructs/nag/platform-checks.ts';
 import { UNTAGGABLE_TYPES } from '../constructs/nag/required-tags.ts';
 import { CacheStack } from './cache.ts';
 import { ClusterStack } from './cluster.ts';
-import type { EnvironmentConfig } from './config.ts';
 import { CostStack } from './cost.ts';
 import { DataStack } from './data.ts';
-import { cacheNodeIds, clusterName, databaseInstanceId, platformTags } from './names.ts';
 import { NetworkStack } from './network.ts';
 import { ObservabilityStack } from './observability.ts';
 

@@ -1,6 +1,6 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { expect, test } from 'vitest';
-import { ConfigError } from './config.ts';
+import { ConfigError } from '../config/environments.ts';
 import { logRetention } from './retention.ts';
 
 test('accepts a retention CloudWatch Logs offers', () => {

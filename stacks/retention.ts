@@ -1,5 +1,5 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { ConfigError } from './config.ts';
+import { ConfigError } from '../config/environments.ts';
 
 const ALLOWED = new Set<number>(
   Object.values(RetentionDays).filter((v): v is number => typeof v === 'number' && v > 0),

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, expect, test } from 'vitest';
-import type { EnvironmentName } from './config.ts';
+import type { EnvironmentName } from '../config/environments.ts';
 import { formatSummary, summarize } from './summary.ts';
 import type { SynthResult } from './synth.ts';
 import { synthesizedAll } from './testing/templates.ts';

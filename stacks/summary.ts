@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ENVIRONMENT_NAMES, type EnvironmentName } from './config.ts';
+import { ENVIRONMENT_NAMES, type EnvironmentName } from '../config/environments.ts';
 import { type SynthResult, synthesizeEnvironment } from './synth.ts';
 
 /** CDK's version-reporting resource is bookkeeping, not infrastructure. */

@@ -1,5 +1,5 @@
 import type { BenchFigure } from '../bench/figure.ts';
-import { ENVIRONMENT_NAMES } from './config.ts';
+import { ENVIRONMENT_NAMES } from '../config/environments.ts';
 import { synthesizeAll } from './summary.ts';
 
 const GOAL_SECONDS = 60;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { App, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
-import { type EnvironmentName, loadEnvironmentConfig } from './config.ts';
+import { type EnvironmentName, loadEnvironmentConfig } from '../config/environments.ts';
 import { createPlatform } from './platform.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadEnvironmentConfig } from '../stacks/config.ts';
+import { loadEnvironmentConfig } from '../config/environments.ts';
 import { AuditTextError, auditInsertStatement, auditTrail, recordAudit } from './audit.ts';
 import { expectedFailure } from './format.ts';
 import { changeTier, createTenant } from './provisioner.ts';

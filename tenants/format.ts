@@ -1,5 +1,5 @@
 import { ZodError } from 'zod';
-import { ConfigError } from '../stacks/config.ts';
+import { ConfigError } from '../config/environments.ts';
 import { ApiKeyNotFoundError } from './api-keys.ts';
 import { AuditTextError } from './audit.ts';
 import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';

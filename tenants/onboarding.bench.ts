@@ -3,7 +3,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { type BenchFigure, percentile } from '../bench/figure.ts';
-import { loadEnvironmentConfig } from '../stacks/config.ts';
+import { loadEnvironmentConfig } from '../config/environments.ts';
 import { migrateCatalog } from './catalog/migrate.ts';
 import { createTenant, type ProvisionerDeps } from './provisioner.ts';
 import { applyTenantDatabase, inspectTenantDatabase } from './tenant-database.ts';

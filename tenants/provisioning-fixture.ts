@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { loadEnvironmentConfig } from '../stacks/config.ts';
+import { loadEnvironmentConfig } from '../config/environments.ts';
 import type { ProvisionerDeps } from './provisioner.ts';
 import { createCatalogDatabase, dropRoles, type TestDatabase, uniqueTenantId } from './testing/pg.ts';
 

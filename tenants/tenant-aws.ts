@@ -12,7 +12,7 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
-import { alarmTopicArn, type EnvironmentConfig } from '../stacks/config.ts';
+import { alarmTopicArn, type EnvironmentConfig } from '../config/environments.ts';
 import type { Tier } from './tiers.ts';
 
 /** Thrown when the AWS endpoint cannot be reached; the tenant stays `provisioning` and a rerun resumes. */

@@ -1,8 +1,9 @@
 import { type CfnResource, TagManager } from 'aws-cdk-lib';
 import { NagRuleCompliance, type NagRuleResult } from 'cdk-nag';
 
-/** Tag keys every taggable platform resource carries (env, app, cost-center). */
-export const REQUIRED_TAGS = ['env', 'app', 'cost-center'] as const;
+import { REQUIRED_TAGS } from '../../config/names.ts';
+
+export { REQUIRED_TAGS };
 
 /** Types CDK's tag manager treats as taggable but whose CloudFormation schema rejects `Tags` (cfn-lint E3002). */
 export const UNTAGGABLE_TYPES: readonly string[] = [

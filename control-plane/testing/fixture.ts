@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import type pg from 'pg';
 import pino from 'pino';
-import { loadEnvironmentConfig } from '../../stacks/config.ts';
+import { loadEnvironmentConfig } from '../../config/environments.ts';
 import { issueApiKey } from '../../tenants/api-keys.ts';
 import {
   createCatalogDatabase,

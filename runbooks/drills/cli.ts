@@ -43,7 +43,7 @@ function addDrillOptions(command: Command): Command {
     .addOption(
       new Option(
         '--topology <topology>',
-        'database topology (default: DATABASE_TOPOLOGY in stacks/data.ts)',
+        'database topology (default: DATABASE_TOPOLOGY in config/names.ts)',
       ).choices([...DATABASE_TOPOLOGIES]),
     )
     .option(
@@ -75,7 +75,7 @@ function addDrillOptions(command: Command): Command {
     .option('--junit <file>', 'JUnit XML path (default: reports/dr-drill/<drill>-<run id>.junit.xml)');
 }
 
-// The drill modules load the AWS SDK and the CDK (for DATABASE_TOPOLOGY); importing them on demand keeps --help fast.
+// The drill modules load the AWS SDK; importing them on demand keeps --help fast.
 async function runDrillCommand(name: DrillName, raw: RawDrillOptions, io: CliIo): Promise<number> {
   const [{ resolveDrillOptions }, { runDrill }, { createRdsClient }, { createElastiCacheClient }, reporting] =
     await Promise.all([

@@ -1,8 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { type EnvironmentConfig, loadEnvironmentConfig } from '../../stacks/config.ts';
-import { DATABASE_TOPOLOGY } from '../../stacks/data.ts';
-import { cacheReplicationGroupId, databaseInstanceId, resourcePrefix } from '../../stacks/names.ts';
+import { type EnvironmentConfig, loadEnvironmentConfig } from '../../config/environments.ts';
+import {
+  cacheReplicationGroupId,
+  DATABASE_TOPOLOGY,
+  DRILL_ENV_TAG,
+  databaseInstanceId,
+  resourcePrefix,
+} from '../../config/names.ts';
 import { DATABASE_TOPOLOGIES, type DatabaseTopology } from './constants.ts';
 import { DrillError } from './errors.ts';
 
@@ -10,8 +15,8 @@ export { DATABASE_TOPOLOGIES, type DatabaseTopology, DRILL_NAMES, type DrillName
 
 /** Tag key on every resource a drill creates; the value is the run id. Cleanup only ever touches tagged resources. */
 export const DRILL_TAG = 'dr-drill';
-/** Second tag so a cleanup in one environment never touches another's leftovers. */
-export const DRILL_ENV_TAG = 'dr-drill-env';
+/** Second tag so a cleanup in one environment never touches another's leftovers (config/names.ts). */
+export { DRILL_ENV_TAG };
 
 /** The topology the data stack deploys; `--topology` overrides it. */
 export const DEPLOYED_TOPOLOGY: DatabaseTopology = DATABASE_TOPOLOGY;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Template } from 'aws-cdk-lib/assertions';
 import { inject } from 'vitest';
-import { ENVIRONMENT_NAMES, type EnvironmentName } from '../config.ts';
+import { ENVIRONMENT_NAMES, type EnvironmentName } from '../../config/environments.ts';
 import { type SynthResult, synthesizeEnvironment } from '../synth.ts';
 
 const WAIT_LIMIT_MS = 170_000;

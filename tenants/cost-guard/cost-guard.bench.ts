@@ -2,7 +2,7 @@ import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import pg from 'pg';
 import pino from 'pino';
 import type { BenchFigure } from '../../bench/figure.ts';
-import { alarmTopicName, loadEnvironmentConfig } from '../../stacks/config.ts';
+import { alarmTopicName, loadEnvironmentConfig } from '../../config/environments.ts';
 import { migrateCatalog } from '../catalog/migrate.ts';
 import { startMoto } from '../testing/moto.ts';
 import { createTestDatabase } from '../testing/pg.ts';

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import pino from 'pino';
-import type { EnvironmentConfig } from '../../stacks/config.ts';
+import type { EnvironmentConfig } from '../../config/environments.ts';
 import type { MotoServer } from '../testing/moto.ts';
 import { cePage, minutesForBudgetFraction, recordUsage, usdForBudgetFraction } from './fixtures.ts';
 import { formatPlan } from './format.ts';

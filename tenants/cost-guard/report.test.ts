@@ -1,7 +1,7 @@
 import { CreateEmailIdentityCommand, SESv2Client } from '@aws-sdk/client-sesv2';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { loadEnvironmentConfig } from '../../stacks/config.ts';
+import { loadEnvironmentConfig } from '../../config/environments.ts';
 import { type MotoServer, startMoto } from '../testing/moto.ts';
 import { createCatalogDatabase, type TestDatabase } from '../testing/pg.ts';
 import { type GuardInputs, GuardRunError, storeRunInputs } from './inputs.ts';

@@ -1,6 +1,6 @@
 import { type SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import type pg from 'pg';
-import type { EnvironmentConfig } from '../../stacks/config.ts';
+import type { EnvironmentConfig } from '../../config/environments.ts';
 import { formatTable } from '../format.ts';
 import { getTier, TIER_NAMES } from '../tiers.ts';
 import { CE_REQUEST_COST_USD } from './costs.ts';

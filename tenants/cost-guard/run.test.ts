@@ -12,7 +12,7 @@ import {
   alarmTopicName,
   type EnvironmentConfig,
   loadEnvironmentConfig,
-} from '../../stacks/config.ts';
+} from '../../config/environments.ts';
 import { createTenant } from '../provisioner.ts';
 import { limitTenant } from '../suspension.ts';
 import { type MotoServer, startMoto } from '../testing/moto.ts';

@@ -3,7 +3,7 @@ import type { CostExplorerClient } from '@aws-sdk/client-cost-explorer';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type pg from 'pg';
 import pino from 'pino';
-import { alarmTopicArn, type EnvironmentConfig } from '../../stacks/config.ts';
+import { alarmTopicArn, type EnvironmentConfig } from '../../config/environments.ts';
 import { recordAudit } from '../audit.ts';
 import {
   limitTenant,

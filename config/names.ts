@@ -1,5 +1,7 @@
-import type { REQUIRED_TAGS } from '../constructs/nag/required-tags.ts';
-import type { EnvironmentConfig } from './config.ts';
+import type { EnvironmentConfig } from './environments.ts';
+
+/** Tag keys every taggable platform resource carries (env, app, cost-center). */
+export const REQUIRED_TAGS = ['env', 'app', 'cost-center'] as const;
 
 /** The `app` tag value and the prefix of every physical name. */
 export const APP_NAME = 'agent-platform';
@@ -60,3 +62,6 @@ export const WORKLOAD_IDENTITIES = {
 
 /** Tag the DR drills put on every copy they create (runbooks/drills/options.ts); their IAM role keys on it. */
 export const DRILL_ENV_TAG = 'dr-drill-env';
+
+/** How the database is deployed (stacks/data.ts); the drills choose their failover path by it. */
+export const DATABASE_TOPOLOGY = 'multi-az-instance' as const;

@@ -11,7 +11,7 @@ import {
   type EnvironmentConfig,
   loadEnvironmentConfig,
   parseEnvironmentConfig,
-} from './config.ts';
+} from './environments.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const run = promisify(execFile);
