@@ -6,6 +6,7 @@ import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
 import type { CreateTenantResult, TenantDetails, TenantRecord } from './provisioner.ts';
 import { KubectlError, ReadinessError, TenantStateError } from './provisioner.ts';
 import { AwsServiceError, AwsUnavailableError } from './tenant-aws.ts';
+import { TenantRoleConflictError } from './tenant-database.ts';
 import { TenantIdError } from './tenant-id.ts';
 import { TierError } from './tiers.ts';
 
@@ -22,6 +23,7 @@ const EXPECTED = [
   KubectlError,
   ConfigError,
   AuditTextError,
+  TenantRoleConflictError,
 ];
 
 /** One line for an expected failure (bad input, unreachable dependency); undefined for a bug. */

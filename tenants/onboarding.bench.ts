@@ -58,7 +58,7 @@ async function fill(pool: pg.Pool, ids: readonly string[], streams: number): Pro
              VALUES ($1, $2, 'active', (SELECT id FROM control.cell_placement LIMIT 1), $1 || '.bench')`,
             [id, tier.name],
           );
-          await applyTenantDatabase(client, id, tier, await inspectTenantDatabase(client, id), undefined);
+          await applyTenantDatabase(client, id, tier, await inspectTenantDatabase(client, id));
         }
       } finally {
         await client.query('RESET synchronous_commit');

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
@@ -20,8 +21,8 @@ import {
 } from './tenant-aws.ts';
 import {
   applyTenantDatabase,
+  assertRoleIsOurs,
   databaseChanges,
-  generatePassword,
   inspectTenantDatabase,
   sessionSettings,
 } from './tenant-database.ts';
@@ -225,12 +226,12 @@ async function kubectlApply(context: string, file: string): Promise<void> {
 }
 
 /** Connection settings of the pool with the tenant role as the user. */
-function tenantConnection(pool: pg.Pool, tenantId: string, password: string | undefined): pg.ClientConfig {
+function tenantConnection(pool: pg.Pool, tenantId: string): pg.ClientConfig {
   const options = (pool as unknown as { options: pg.PoolConfig }).options;
   if (options.connectionString) {
     const url = new URL(options.connectionString);
     url.username = encodeURIComponent(tenantId);
-    url.password = password === undefined ? '' : encodeURIComponent(password);
+    url.password = '';
     return { connectionString: url.toString() };
   }
   return {
@@ -238,7 +239,6 @@ function tenantConnection(pool: pg.Pool, tenantId: string, password: string | un
     port: options.port,
     database: options.database,
     user: tenantId,
-    ...(password === undefined ? {} : { password }),
   };
 }
 
@@ -261,13 +261,8 @@ function databaseEndpoint(pool: pg.Pool): { host: string; port: number; dbname: 
 }
 
 /** Logs in as the tenant role, writes and reads its schema in a rolled-back transaction, checks settings. */
-async function checkDatabaseReadiness(
-  pool: pg.Pool,
-  tenantId: string,
-  tier: Tier,
-  password: string | undefined,
-): Promise<string[]> {
-  const client = new pg.Client(tenantConnection(pool, tenantId, password));
+async function checkDatabaseReadiness(pool: pg.Pool, tenantId: string, tier: Tier): Promise<string[]> {
+  const client = new pg.Client(tenantConnection(pool, tenantId));
   const s = pg.escapeIdentifier(tenantId);
   const wanted = sessionSettings(tier);
   try {
@@ -320,8 +315,6 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
   const started = performance.now();
   const steps: StepReport[] = [];
   let tenant = initial;
-  let password: string | undefined;
-  let passwordIsNew = false;
   let apiKey: { key: string; prefix: string } | undefined;
   let activated: TenantRecord | undefined;
 
@@ -338,6 +331,9 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
     if (deps.faultAfter === name) throw new InjectedFault(`injected fault after step '${name}'`);
   };
 
+  // A same-named role onboarding did not create is refused before anything is written.
+  const dbState = await inspectTenantDatabase(client, id);
+  assertRoleIsOurs(dbState, id);
   try {
     await step('catalog', async () => {
       if (tenant) return { action: 'unchanged', changes: [] };
@@ -363,18 +359,15 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
       return { action: 'applied', changes: [`insert tenant (cell ${tenant.cellId}, ${tenant.hostname})`] };
     });
 
-    const dbState = await inspectTenantDatabase(client, id);
-
     await step('secret', async () => {
       if (!ctx.aws) return { action: 'skipped', changes: [] };
-      const { secret, created } = await ensureTenantSecret(ctx.aws, deps.env, {
+      const { created } = await ensureTenantSecret(ctx.aws, deps.env, {
         username: id,
-        password: generatePassword(),
+        // The tenant role has no password (IAM on RDS): this value is never set on the role.
+        password: randomBytes(32).toString('base64url'),
         schema: id,
         ...databaseEndpoint(deps.pool),
       });
-      password = secret.password;
-      passwordIsNew = created || !dbState.roleExists;
       return created
         ? { action: 'applied', changes: ['create secret'] }
         : { action: 'unchanged', changes: [] };
@@ -392,9 +385,8 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
     // The manifests do not depend on the database, so they render while PostgreSQL runs the DDL.
     const databaseStep = step('database', async () => {
       const changes = databaseChanges(dbState, id, tier);
-      if (passwordIsNew && dbState.roleExists) changes.push('role: set password from the secret');
       if (changes.length === 0 && tenant!.schemaVersion > 0) return { action: 'unchanged', changes };
-      await applyTenantDatabase(client, id, tier, dbState, passwordIsNew ? password : undefined);
+      await applyTenantDatabase(client, id, tier, dbState);
       return { action: 'applied', changes: changes.length > 0 ? changes : ['record schema version'] };
     });
 
@@ -417,7 +409,7 @@ async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise
     for (const outcome of [database, manifests]) if (outcome.status === 'rejected') throw outcome.reason;
 
     await step('readiness', async () => {
-      const problems = await checkDatabaseReadiness(deps.pool, id, tier, password);
+      const problems = await checkDatabaseReadiness(deps.pool, id, tier);
       if (ctx.aws && !(await describeTenantBudget(ctx.aws, deps.env, id)).exists)
         problems.push('budget not found');
       if (problems.length > 0)

@@ -1,10 +1,36 @@
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { TENANT_SCHEMA_VERSION, TENANT_TABLES, tenantSchemaStatements } from './tenant-schema.ts';
 import type { Tier } from './tiers.ts';
 
 /** Group role holding CONNECT on the database; every tenant role is a member (see the migration). */
 export const TENANT_GROUP_ROLE = 'agent_platform_tenants';
+
+/**
+ * RDS's role for IAM database authentication: tenants log in with an IAM token through RDS Proxy, never a
+ * password (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.DBAccounts.html).
+ * It exists only on RDS; elsewhere (trust auth locally) it is not granted.
+ */
+export const RDS_IAM_ROLE = 'rds_iam';
+
+/** Role attributes a tenant role must never hold, as pg_roles names them and ALTER ROLE clears them. */
+const ELEVATED_ATTRIBUTES = {
+  rolsuper: 'NOSUPERUSER',
+  rolcreatedb: 'NOCREATEDB',
+  rolcreaterole: 'NOCREATEROLE',
+  rolbypassrls: 'NOBYPASSRLS',
+  rolreplication: 'NOREPLICATION',
+} as const;
+type ElevatedAttribute = keyof typeof ELEVATED_ATTRIBUTES;
+
+/** A role of a tenant's name exists but onboarding did not create it; it is never adopted. */
+export class TenantRoleConflictError extends Error {
+  override readonly name = 'TenantRoleConflictError';
+  constructor(readonly tenantId: string) {
+    super(
+      `role '${tenantId}' already exists and was not created by onboarding: drop or rename it, then run create again`,
+    );
+  }
+}
 
 /** Role-level settings a tier implies, as PostgreSQL stores them in pg_db_role_setting. */
 export function roleSettings(tier: Tier): Record<string, string> {
@@ -48,19 +74,29 @@ export function sessionSettings(tier: Tier): Record<string, string> {
   };
 }
 
-/** A fresh password for a tenant role: 32 random bytes, base64url. */
-export function generatePassword(): string {
-  return randomBytes(32).toString('base64url');
-}
-
 /** What exists in PostgreSQL for one tenant. */
 export interface TenantDatabaseState {
   readonly roleExists: boolean;
+  /** True when the role is the one onboarding created (its oid is recorded in control.tenant_roles). */
+  readonly roleIsOurs: boolean;
   readonly canLogin: boolean;
   readonly connectionLimit: number | null;
+  /** Attributes the role holds that a tenant must not, e.g. `NOBYPASSRLS` for rolbypassrls. */
+  readonly elevated: string[];
   /** Global role settings, parsed from rolconfig. */
   readonly settings: Record<string, string>;
+  /** The database inspected (the tenant's cell). */
+  readonly database: string;
+  /** Settings of the role in this database only (ALTER ROLE … IN DATABASE), which win over the global ones. */
+  readonly databaseSettings: string[];
   readonly inGroup: boolean;
+  /** Roles this role is a member of, other than the group and rds_iam. */
+  readonly foreignMemberships: string[];
+  /** Roles that are members of this role (they could act as the tenant). */
+  readonly members: string[];
+  /** Whether the server has rds_iam (RDS), and whether the role holds it. */
+  readonly iamRoleExists: boolean;
+  readonly hasIamRole: boolean;
   readonly schemaExists: boolean;
   readonly schemaOwnedByRole: boolean;
   /** The schema's ACL, e.g. `{acme=UC/acme}`. */
@@ -68,50 +104,77 @@ export interface TenantDatabaseState {
   readonly tables: string[];
 }
 
-/** One round trip: the role, its settings and membership, the schema, its ACL and its tables. */
+/** One round trip: the role, its attributes, settings and memberships, the schema, its ACL and its tables. */
 export async function inspectTenantDatabase(
   db: pg.ClientBase | pg.Pool,
   tenantId: string,
 ): Promise<TenantDatabaseState> {
-  const { rows } = await db.query<{
-    role_exists: boolean;
-    rolcanlogin: boolean | null;
-    rolconnlimit: number | null;
-    config: string[];
-    in_group: boolean;
-    schema_exists: boolean;
-    schema_owned: boolean | null;
-    schema_acl: string[] | null;
-    tables: string[];
-  }>(
-    `SELECT r.oid IS NOT NULL AS role_exists, r.rolcanlogin, r.rolconnlimit,
+  const { rows } = await db.query<
+    {
+      database: string;
+      role_exists: boolean;
+      role_is_ours: boolean;
+      rolcanlogin: boolean | null;
+      rolconnlimit: number | null;
+      config: string[];
+      database_config: string[];
+      member_of: string[];
+      members: string[];
+      iam_role_exists: boolean;
+      schema_exists: boolean;
+      schema_owned: boolean | null;
+      schema_acl: string[] | null;
+      tables: string[];
+    } & Record<ElevatedAttribute, boolean | null>
+  >(
+    `SELECT current_database() AS database, r.oid IS NOT NULL AS role_exists,
+            EXISTS (SELECT 1 FROM control.tenant_roles tr WHERE tr.tenant_id = x.id AND tr.role_oid = r.oid)
+              AS role_is_ours,
+            r.rolcanlogin, r.rolconnlimit, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolbypassrls,
+            r.rolreplication,
             coalesce(r.rolconfig, '{}') AS config,
-            EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                     WHERE m.member = r.oid AND g.rolname = $2) AS in_group,
+            coalesce((SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+                       WHERE s.setrole = r.oid AND d.datname = current_database()), '{}') AS database_config,
+            ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                   WHERE m.member = r.oid ORDER BY g.rolname) AS member_of,
+            ARRAY(SELECT u.rolname::text FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member
+                   WHERE m.roleid = r.oid ORDER BY u.rolname) AS members,
+            EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $3) AS iam_role_exists,
             n.oid IS NOT NULL AS schema_exists,
             n.nspowner = r.oid AS schema_owned,
             n.nspacl::text[] AS schema_acl,
             ARRAY(SELECT c.relname::text FROM pg_class c
-                   WHERE c.relname = ANY ($3::name[]) AND c.relnamespace = n.oid AND c.relkind = 'r'
+                   WHERE c.relname = ANY ($2::name[]) AND c.relnamespace = n.oid AND c.relkind = 'r'
                    ORDER BY c.relname) AS tables
        FROM (SELECT $1::name AS id) x
        LEFT JOIN pg_roles r ON r.rolname = x.id
        LEFT JOIN pg_namespace n ON n.nspname = x.id`,
     // Looked up by name so the (relname, relnamespace) index serves it: no pg_class scan per tenant.
-    [tenantId, TENANT_GROUP_ROLE, TENANT_TABLES],
+    [tenantId, TENANT_TABLES, RDS_IAM_ROLE],
   );
   const row = rows[0]!;
+  const ours = new Set([TENANT_GROUP_ROLE, RDS_IAM_ROLE]);
   return {
+    database: row.database,
     roleExists: row.role_exists,
+    roleIsOurs: row.role_is_ours,
     canLogin: row.rolcanlogin === true,
     connectionLimit: row.rolconnlimit,
+    elevated: (Object.keys(ELEVATED_ATTRIBUTES) as ElevatedAttribute[])
+      .filter((attribute) => row[attribute] === true)
+      .map((attribute) => ELEVATED_ATTRIBUTES[attribute]),
     settings: Object.fromEntries(
       row.config.map((entry) => {
         const at = entry.indexOf('=');
         return [entry.slice(0, at), entry.slice(at + 1)];
       }),
     ),
-    inGroup: row.in_group,
+    databaseSettings: row.database_config,
+    inGroup: row.member_of.includes(TENANT_GROUP_ROLE),
+    foreignMemberships: row.member_of.filter((name) => !ours.has(name)),
+    members: row.members,
+    iamRoleExists: row.iam_role_exists,
+    hasIamRole: row.member_of.includes(RDS_IAM_ROLE),
     schemaExists: row.schema_exists,
     schemaOwnedByRole: row.schema_owned === true,
     schemaAcl: row.schema_acl ?? [],
@@ -119,9 +182,19 @@ export async function inspectTenantDatabase(
   };
 }
 
-/** The difference between what exists and what the tier wants, in words; empty when in sync. */
+/** Refuses a same-named role that onboarding did not create, before anything is changed. */
+export function assertRoleIsOurs(state: TenantDatabaseState, tenantId: string): void {
+  if (state.roleExists && !state.roleIsOurs) throw new TenantRoleConflictError(tenantId);
+}
+
+/**
+ * The difference between what exists and what the tier wants, in words; empty when in sync.
+ * Throws TenantRoleConflictError for a role onboarding did not create.
+ */
 export function databaseChanges(state: TenantDatabaseState, tenantId: string, tier: Tier): string[] {
+  assertRoleIsOurs(state, tenantId);
   const changes: string[] = [];
+  const wanted = roleSettings(tier);
   if (!state.roleExists) {
     changes.push(`create role ${tenantId} (LOGIN, CONNECTION LIMIT ${tier.database.connectionLimit})`);
   } else {
@@ -129,9 +202,17 @@ export function databaseChanges(state: TenantDatabaseState, tenantId: string, ti
     if (state.connectionLimit !== tier.database.connectionLimit) {
       changes.push(`role: connection limit ${state.connectionLimit} -> ${tier.database.connectionLimit}`);
     }
+    if (state.elevated.length > 0) changes.push(`role: ${state.elevated.join(' ')}`);
     if (!state.inGroup) changes.push(`role: join ${TENANT_GROUP_ROLE}`);
+    if (state.iamRoleExists && !state.hasIamRole) changes.push(`role: join ${RDS_IAM_ROLE}`);
+    for (const name of state.foreignMemberships) changes.push(`role: leave ${name}`);
+    for (const name of state.members) changes.push(`role: remove member ${name}`);
+    for (const name of Object.keys(state.settings).filter((n) => !(n in wanted)))
+      changes.push(`role: reset ${name}`);
+    if (state.databaseSettings.length > 0)
+      changes.push(`role: reset settings in this database (${state.databaseSettings.join(', ')})`);
   }
-  for (const [name, value] of Object.entries(roleSettings(tier))) {
+  for (const [name, value] of Object.entries(wanted)) {
     if (state.settings[name] !== value)
       changes.push(`role: ${name} ${state.settings[name] ?? 'unset'} -> ${value}`);
   }
@@ -145,32 +226,56 @@ export function databaseChanges(state: TenantDatabaseState, tenantId: string, ti
   return changes;
 }
 
+/** Statements that bring an existing role of ours back to a plain tenant role: attributes, memberships, settings. */
+function resetRoleStatements(role: string, state: TenantDatabaseState, tier: Tier): string[] {
+  const wanted = roleSettings(tier);
+  // Only drifted attributes are named: NOSUPERUSER, NOREPLICATION and NOBYPASSRLS need a real superuser even
+  // when nothing changes, which the RDS master user is not.
+  const attributes = state.elevated.map((a) => ` ${a}`).join('');
+  return [
+    `ALTER ROLE ${role} LOGIN CONNECTION LIMIT ${tier.database.connectionLimit}${attributes} PASSWORD NULL`,
+    ...state.foreignMemberships.map((name) => `REVOKE ${pg.escapeIdentifier(name)} FROM ${role}`),
+    ...state.members.map((name) => `REVOKE ${role} FROM ${pg.escapeIdentifier(name)}`),
+    `GRANT ${pg.escapeIdentifier(TENANT_GROUP_ROLE)} TO ${role}`,
+    ...Object.keys(state.settings)
+      .filter((name) => !(name in wanted))
+      .map((name) => `ALTER ROLE ${role} RESET ${pg.escapeIdentifier(name)}`),
+    ...(state.databaseSettings.length > 0
+      ? [`ALTER ROLE ${role} IN DATABASE ${pg.escapeIdentifier(state.database)} RESET ALL`]
+      : []),
+  ];
+}
+
 /**
  * Brings role, settings, schema and tables to the tier in ONE transaction, sent as one round trip.
+ * A new role is recorded in control.tenant_roles so later runs know it as ours; an existing one is reset to
+ * a plain tenant role on every run. The role has no password: on RDS it logs in with IAM (rds_iam), locally
+ * with trust auth, so no secret ever reaches the server or its log.
  * The tables are created as the tenant role, so it owns them and their sequences.
- * `password` is set when given (new role or a freshly created secret).
  */
 export async function applyTenantDatabase(
   client: pg.ClientBase,
   tenantId: string,
   tier: Tier,
   state: TenantDatabaseState,
-  password: string | undefined,
 ): Promise<void> {
+  assertRoleIsOurs(state, tenantId);
   const role = pg.escapeIdentifier(tenantId);
-  const limit = tier.database.connectionLimit;
-  const pw = password === undefined ? '' : ` PASSWORD ${pg.escapeLiteral(password)}`;
+  const id = pg.escapeLiteral(tenantId);
   const statements = [
     'BEGIN',
     ...(state.roleExists
-      ? [
-          `ALTER ROLE ${role} LOGIN CONNECTION LIMIT ${limit}${pw}`,
-          `GRANT ${pg.escapeIdentifier(TENANT_GROUP_ROLE)} TO ${role}`,
-        ]
+      ? resetRoleStatements(role, state, tier)
       : [
-          `CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE CONNECTION LIMIT ${limit}${pw}
-             IN ROLE ${pg.escapeIdentifier(TENANT_GROUP_ROLE)}`,
+          `CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION
+             CONNECTION LIMIT ${tier.database.connectionLimit} IN ROLE ${pg.escapeIdentifier(TENANT_GROUP_ROLE)}`,
+          `INSERT INTO control.tenant_roles (tenant_id, role_oid)
+             SELECT ${id}, oid FROM pg_roles WHERE rolname = ${id}
+             ON CONFLICT (tenant_id) DO UPDATE SET role_oid = EXCLUDED.role_oid, created_at = now()`,
         ]),
+    ...(state.iamRoleExists && !state.hasIamRole
+      ? [`GRANT ${pg.escapeIdentifier(RDS_IAM_ROLE)} TO ${role}`]
+      : []),
     ...Object.entries(roleSettings(tier)).map(([name, value]) => `ALTER ROLE ${role} SET ${name} = ${value}`),
     state.schemaExists
       ? `ALTER SCHEMA ${role} OWNER TO ${role}`
@@ -181,7 +286,7 @@ export async function applyTenantDatabase(
     ...tenantSchemaStatements(tenantId),
     'RESET ROLE',
     `UPDATE control.tenants SET schema_version = GREATEST(schema_version, ${TENANT_SCHEMA_VERSION}), updated_at = now()
-      WHERE id = ${pg.escapeLiteral(tenantId)}`,
+      WHERE id = ${id}`,
     'COMMIT',
   ];
   try {
