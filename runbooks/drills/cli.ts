@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { DATABASE_TOPOLOGIES, DRILL_NAMES, type DrillName } from './constants.ts';
 import { DrillError } from './errors.ts';
 import type { RawDrillOptions } from './options.ts';
+import { redactCredentials } from './redact.ts';
 
 /** Exit codes: 0 passed, 1 drill failed or missed a target, 2 bad input, 130 interrupted. */
 export const EXIT = { passed: 0, failed: 1, usage: 2, interrupted: 130 } as const;
@@ -172,12 +173,34 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
   return program;
 }
 
-/** Parses argv and runs; expected failures print one line and exit 2. */
-export async function main(argv: string[], io: CliIo): Promise<number> {
+/**
+ * Parses argv and runs; expected failures print one line and exit 2, and so does a run with no arguments
+ * (after the help). Every message, commander's own included, goes out with credentials redacted.
+ */
+export async function main(argv: string[], rawIo: CliIo): Promise<number> {
+  const io: CliIo = {
+    ...rawIo,
+    out: (text) => rawIo.out(redactCredentials(text)),
+    err: (text) => rawIo.err(redactCredentials(text)),
+  };
   let code: number = EXIT.passed;
   const program = buildProgram(io, (c) => {
     code = c;
   });
+  const trimEnd = (text: string) => text.replace(/\n$/, '');
+  program.configureOutput({
+    writeOut: (text) => io.out(trimEnd(text)),
+    writeErr: (text) => io.err(trimEnd(text)),
+  });
+  for (const command of program.commands)
+    command.configureOutput({
+      writeOut: (text) => io.out(trimEnd(text)),
+      writeErr: (text) => io.err(trimEnd(text)),
+    });
+  if (argv.length === 0) {
+    io.err(trimEnd(program.helpInformation()));
+    return EXIT.usage;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;
@@ -195,6 +218,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       io.err(`dr-drill: ${e.message}`);
       return EXIT.usage;
     }
+    // A bug still shows its stack, without any credential a driver put into the message.
+    e.message = redactCredentials(e.message);
+    if (e.stack) e.stack = redactCredentials(e.stack);
     throw error;
   }
 }
