@@ -16,6 +16,7 @@ import {
   runLoadGate,
   scriptPath,
 } from './gate.ts';
+import { K6_PROCESS_STANDIN } from './testing/k6-standin.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SYSTEM_PATH = '/usr/local/bin:/usr/bin:/bin';
@@ -165,47 +166,108 @@ describe('bin/load-gate.ts', () => {
     expect(fake.argv()).toContain(`REPORT_DIR=${path.join(work, 'reports')}`);
   });
 
-  test('survives SIGINT (k6 gets it from the terminal), passes SIGTERM on, exits with the code k6 gives', async () => {
-    const slowBin = path.join(work, 'slow');
-    mkdirSync(slowBin);
-    const marker = path.join(work, 'k6-got-term');
-    // Stands in for k6 stopping gracefully on SIGTERM (it writes its summary, then exits).
-    writeFileSync(
-      path.join(slowBin, 'k6'),
-      [
-        '#!/bin/sh',
-        `trap 'touch "${marker}"; exit 105' TERM`,
-        'echo started',
-        'while :; do sleep 0.1; done',
-        '',
-      ].join('\n'),
-    );
-    chmodSync(path.join(slowBin, 'k6'), 0o755);
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        TSX,
-        path.join(ROOT, 'bin', 'load-gate.ts'),
-        '--suite',
-        'smoke',
-        '--base-url',
-        'http://127.0.0.1:9',
-      ],
-      { cwd: work, env: { PATH: `${slowBin}:${SYSTEM_PATH}`, OPERATOR_TOKEN: 't', HOME: work } },
-    );
-    await new Promise<void>((resolve) =>
-      child.stdout.on('data', (chunk) => String(chunk).includes('started') && resolve()),
-    );
-    child.kill('SIGINT');
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(child.exitCode).toBeNull();
-    child.kill('SIGTERM');
-    const code = await new Promise<number | null>((resolve) =>
-      child.on('exit', (exitCode) => resolve(exitCode)),
-    );
-    expect(code).toBe(105);
-    expect(existsSync(marker)).toBe(true);
+  describe('signals', () => {
+    let signalBin: string;
+    beforeAll(() => {
+      signalBin = path.join(work, 'signal-bin');
+      mkdirSync(signalBin);
+      writeFileSync(path.join(signalBin, 'k6'), K6_PROCESS_STANDIN);
+      chmodSync(path.join(signalBin, 'k6'), 0o755);
+    });
+
+    /** Starts the gate on the signal-modelling k6, in its own process group like a CI job step. */
+    async function startGate(name: string) {
+      const events = path.join(work, `${name}.events`);
+      const pidFile = path.join(work, `${name}.pid`);
+      const reportsDir = path.join(work, `${name}-reports`);
+      const gate = spawn(
+        process.execPath,
+        [
+          '--import',
+          TSX,
+          path.join(ROOT, 'bin', 'load-gate.ts'),
+          '--suite',
+          'smoke',
+          '--base-url',
+          'http://127.0.0.1:9',
+          '--reports-dir',
+          reportsDir,
+        ],
+        {
+          cwd: work,
+          detached: true,
+          env: {
+            PATH: `${signalBin}:${SYSTEM_PATH}`,
+            OPERATOR_TOKEN: 't',
+            HOME: work,
+            K6_EVENTS: events,
+            K6_PID_FILE: pidFile,
+            K6_STOP_TENTHS: '4',
+          },
+        },
+      );
+      let stdout = '';
+      gate.stdout.on('data', (chunk) => {
+        stdout += String(chunk);
+      });
+      await new Promise<void>((resolve) =>
+        gate.stdout.on('data', () => stdout.includes('started') && resolve()),
+      );
+      const exited = new Promise<number | null>((resolve) => gate.on('exit', (code) => resolve(code)));
+      return {
+        gate,
+        exited,
+        stdout: () => stdout,
+        events: () => readFileSync(events, 'utf8').trim().split('\n'),
+        k6Pid: Number(readFileSync(pidFile, 'utf8')),
+        report: () =>
+          JSON.parse(readFileSync(path.join(reportsDir, 'smoke-summary.json'), 'utf8')) as {
+            result: { passed: boolean; aborted?: { exitCode: number } };
+          },
+        junit: () => readFileSync(path.join(reportsDir, 'smoke-junit.xml'), 'utf8'),
+      };
+    }
+
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+
+    test('SIGTERM to the gate reaches k6, the gate waits for its teardown, and the reports say aborted', async () => {
+      const run = await startGate('term-gate');
+      run.gate.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      // k6 is still stopping: the gate has not left it behind.
+      expect(run.gate.exitCode).toBeNull();
+      expect(await run.exited).toBe(105);
+      expect(alive(run.k6Pid)).toBe(false);
+      expect(run.events()).toEqual(['started', 'teardown']);
+      expect(run.report().result.passed).toBe(false);
+      expect(run.report().result.aborted?.exitCode).toBe(105);
+      expect(run.junit()).toContain('k6 run aborted (exit 105)');
+      expect(run.stdout()).toContain('load-gate smoke: ABORTED (k6 run aborted (exit 105))');
+    });
+
+    test('SIGTERM to the whole process group still ends in one graceful stop with teardown', async () => {
+      const run = await startGate('term-group');
+      process.kill(-run.gate.pid!, 'SIGTERM');
+      expect(await run.exited).toBe(105);
+      expect(run.events()).toEqual(['started', 'teardown']);
+      expect(run.report().result.aborted?.exitCode).toBe(105);
+    });
+
+    test('Ctrl-C then SIGTERM: k6 is stopped once and its teardown still runs', async () => {
+      const run = await startGate('int-then-term');
+      process.kill(-run.gate.pid!, 'SIGINT');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      process.kill(-run.gate.pid!, 'SIGTERM');
+      expect(await run.exited).toBe(105);
+      expect(run.events()).toEqual(['started', 'teardown']);
+    });
   });
 
   test('exits non-zero with the install hint when k6 is missing', () => {

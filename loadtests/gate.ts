@@ -2,13 +2,14 @@
 // runs `k6 run` on the suite script and hands back k6's exit code unchanged.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import pino from 'pino';
 import { z } from 'zod';
+import { abortedReports, reportPaths } from './lib/report.ts';
 import { SUITE_NAMES, type SuiteName } from './suites.ts';
 
 /** Bad input or missing configuration; one line naming the value. */
@@ -133,6 +134,8 @@ export interface RunOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Where the install hint goes when k6 is missing. @default - process.stderr */
   readonly stderr?: NodeJS.WritableStream;
+  /** Where the verdict of an aborted run goes. @default - process.stdout */
+  readonly stdout?: NodeJS.WritableStream;
 }
 
 /**
@@ -151,15 +154,30 @@ export async function runLoadGate(request: GateRequest, options: RunOptions = {}
   await mkdir(valid.reportsDir, { recursive: true });
   const log = pino({ name: 'load-gate' }, pino.destination(2));
   log.info({ suite: valid.suite, baseUrl: valid.baseUrl, k6, reportsDir: valid.reportsDir }, 'running k6');
-  // A CI runner stops the job with SIGTERM: pass it on so k6 stops, writes its summary and exits.
-  // Ctrl-C already reaches k6 (same process group) and a second SIGINT would make k6 skip its summary,
-  // so SIGINT is only kept from killing the gate before k6 reports its exit code.
-  // Listen before spawning: k6 can be running (and the job stopped) before spawn() returns.
-  const forwardTerm = () => child.kill('SIGTERM');
-  const waitForK6 = () => undefined;
-  process.on('SIGTERM', forwardTerm);
-  process.on('SIGINT', waitForK6);
-  const child = spawn(k6, k6Arguments(valid), { env: { ...env, OPERATOR_TOKEN: token }, stdio: 'inherit' });
+  // k6 runs in its own process group and gets exactly one signal, from the gate: a second signal makes k6
+  // abort without summary or teardown (leaving the suite's tenant active), and a CI runner's SIGTERM to
+  // the whole group, or Ctrl-C in a terminal, would otherwise reach k6 directly and once more through the gate.
+  // The gate then waits for k6 to finish its graceful stop. Listen before spawning: k6 can be running
+  // (and the job stopped) before spawn() returns.
+  let forwarded: NodeJS.Signals | undefined;
+  const forward = (signal: NodeJS.Signals) => {
+    if (forwarded) {
+      log.warn({ signal }, 'k6 is stopping: waiting for its summary and teardown');
+      return;
+    }
+    forwarded = signal;
+    log.warn({ signal }, 'stopping k6: it writes its summary and runs teardown');
+    child.kill(signal);
+  };
+  const onTerm = () => forward('SIGTERM');
+  const onInt = () => forward('SIGINT');
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  const child = spawn(k6, k6Arguments(valid), {
+    env: { ...env, OPERATOR_TOKEN: token },
+    stdio: 'inherit',
+    detached: true,
+  });
   const code = await new Promise<number>((resolve, reject) => {
     child.on('error', reject);
     child.on('exit', (exitCode, signal) => {
@@ -167,9 +185,29 @@ export async function runLoadGate(request: GateRequest, options: RunOptions = {}
       else resolve(128 + (signal ? (osConstants.signals[signal] ?? 0) : 0));
     });
   }).finally(() => {
-    process.off('SIGTERM', forwardTerm);
-    process.off('SIGINT', waitForK6);
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
   });
+  if (forwarded !== undefined || (code !== 0 && code !== K6_EXIT_THRESHOLDS_CROSSED)) {
+    await markReportsAborted(valid, code, options.stdout ?? process.stdout);
+  }
   log.info({ suite: valid.suite, exitCode: code, passed: code === 0 }, 'k6 finished');
   return code;
+}
+
+/**
+ * Rewrites the suite's JSON and JUnit reports after a run k6 did not finish (a signal, or an exit code
+ * other than 0 and 99), so they never say PASS; written even when k6 left no summary at all.
+ */
+async function markReportsAborted(
+  request: ValidRequest,
+  exitCode: number,
+  stdout: NodeJS.WritableStream,
+): Promise<void> {
+  const paths = reportPaths(request.suite, request.reportsDir);
+  const summary = await readFile(paths.json, 'utf8').catch(() => undefined);
+  const reports = abortedReports(request.suite, summary, exitCode);
+  await writeFile(paths.json, reports.json);
+  await writeFile(paths.junit, reports.junit);
+  stdout.write(reports.text.replace(/\n$/, `\n  reports: ${paths.json}, ${paths.junit}\n`));
 }

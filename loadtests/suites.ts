@@ -1,6 +1,7 @@
 // Pure suite definitions shared by the k6 scripts and the Node-side gate and tests.
 // No k6 or Node imports: k6 modules cannot load in Node, and Node modules cannot load in k6.
 import type { Options, Threshold } from 'k6/options';
+import { SUMMARY_TREND_STATS } from './lib/report.ts';
 
 export const SUITE_NAMES = ['smoke', 'load', 'peak', 'ratelimit', 'isolation'] as const;
 export type SuiteName = (typeof SUITE_NAMES)[number];
@@ -228,7 +229,7 @@ export const SUITES: Readonly<Record<SuiteName, SuiteDefinition>> = {
 
 /** Options for one suite, for a script's `export const options`. */
 export function suiteOptions(name: SuiteName): Options {
-  return SUITES[name].options;
+  return { ...SUITES[name].options, summaryTrendStats: SUMMARY_TREND_STATS };
 }
 
 /** Threshold expressions as text, `metric: expression`, in declaration order. */

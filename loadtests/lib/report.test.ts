@@ -1,6 +1,16 @@
 import { describe, expect, test } from 'vitest';
+import { SUITE_NAMES, suiteOptions } from '../suites.ts';
 import { escapeXml, renderJUnit } from './junit.ts';
-import { gateResult, junitReport, type SummaryData, summaryOutputs, textReport } from './report.ts';
+import {
+  abortedReports,
+  type GateResult,
+  gateResult,
+  junitReport,
+  SUMMARY_TREND_STATS,
+  type SummaryData,
+  summaryOutputs,
+  textReport,
+} from './report.ts';
 
 // Shaped like k6 v1 handleSummary data: metrics with thresholds, checks in the root group and a sub-group.
 const crossed: SummaryData = {
@@ -106,7 +116,7 @@ describe('textReport and summaryOutputs', () => {
   test('the text names the verdict, the figures and what failed', () => {
     const text = textReport(gateResult('load', crossed), ['reports/load-summary.json']);
     expect(text.split('\n')[0]).toBe('load-gate load: FAIL in 61.5s');
-    expect(text).toContain('requests 2400, failed 0.40%, p95 612.5 ms, checks 99.80%');
+    expect(text).toContain('requests 2400, failed 0.40%, p95 612.5 ms, p99 no data, checks 99.80%');
     expect(text).toContain('FAIL http_req_duration: p(95)<500');
     expect(text).toContain('ok   http_reqs: count>600');
     expect(text).toContain('FAIL check admission / release "own" <task>: 5 of 600 failed');
@@ -127,6 +137,71 @@ describe('textReport and summaryOutputs', () => {
     const json = JSON.parse(outputs['/tmp/reports/smoke-summary.json']!);
     expect(json.result.passed).toBe(true);
     expect(json.k6.metrics.http_reqs.values.count).toBe(120);
-    expect(outputs.stdout).toMatch(/^load-gate smoke: PASS in 30\.0s/);
+    expect(outputs.stdout).toMatch(/^k6 end-of-test summary:\n[\s\S]*\nload-gate smoke: PASS in 30\.0s/);
+  });
+});
+
+describe('reports of an aborted run and their order', () => {
+  test('a run k6 aborted (exit 105) is not a pass, even when its summary says every threshold held', () => {
+    const outputs = summaryOutputs('smoke', held, '/tmp/r');
+    const aborted = abortedReports('smoke', outputs['/tmp/r/smoke-summary.json'], 105);
+    const json = JSON.parse(aborted.json) as { result: GateResult };
+    expect(json.result.passed).toBe(false);
+    expect(json.result.aborted).toEqual({ exitCode: 105, reason: 'k6 run aborted (exit 105)' });
+    expect(aborted.junit).toMatch(/failures="1"/);
+    expect(aborted.junit).toContain('k6 run aborted (exit 105)');
+    expect(aborted.text).toMatch(/^load-gate smoke: ABORTED/);
+  });
+
+  test('with no summary at all (a hard abort) the reports still say aborted', () => {
+    const aborted = abortedReports('smoke', undefined, 143);
+    const json = JSON.parse(aborted.json) as { result: GateResult };
+    expect(json.result.passed).toBe(false);
+    expect(json.result.aborted?.exitCode).toBe(143);
+    expect(aborted.junit).toContain('k6 run aborted (exit 143)');
+  });
+
+  test('thresholds come out in one order whatever order k6 gives them', () => {
+    const reversed: SummaryData = {
+      ...crossed,
+      metrics: Object.fromEntries(
+        Object.entries(crossed.metrics!)
+          .reverse()
+          .map(([name, m]) => [
+            name,
+            { ...m, thresholds: m.thresholds && Object.fromEntries(Object.entries(m.thresholds).reverse()) },
+          ]),
+      ),
+    };
+    expect(junitReport(gateResult('load', reversed))).toBe(junitReport(gateResult('load', crossed)));
+    expect(gateResult('load', crossed).thresholds.map((t) => `${t.metric} ${t.expression}`)).toEqual([
+      'http_req_duration p(95)<500',
+      'http_req_duration p(99)<1500',
+      'http_req_failed rate<0.01',
+      'http_reqs count>600',
+    ]);
+  });
+
+  test('p99 is a headline figure and stdout carries every metric, as the end-of-test summary does', () => {
+    const data: SummaryData = {
+      ...crossed,
+      metrics: {
+        ...crossed.metrics,
+        http_req_duration: {
+          ...crossed.metrics!.http_req_duration!,
+          values: { avg: 120, 'p(95)': 612.5, 'p(99)': 980.25 },
+        },
+      },
+    };
+    expect(gateResult('load', data).figures.p99Ms).toBe(980.25);
+    const stdout = summaryOutputs('load', data, '/tmp/r').stdout!;
+    expect(stdout).toContain('p99 980.3 ms');
+    for (const metric of Object.keys(data.metrics!)) expect(stdout).toContain(metric);
+    expect(stdout).toMatch(/http_req_duration\.+: avg=120 p\(95\)=612\.5 p\(99\)=980\.25/);
+  });
+
+  test('every suite asks k6 for p(99) in its summary', () => {
+    for (const name of SUITE_NAMES) expect(suiteOptions(name).summaryTrendStats).toContain('p(99)');
+    expect(SUMMARY_TREND_STATS).toContain('p(99)');
   });
 });

@@ -2,6 +2,9 @@
 // Pure (no k6 or Node imports) so Node tests can feed it recorded summary data.
 import { type JUnitCase, renderJUnit } from './junit.ts';
 
+/** Trend statistics k6 computes for the summary; without `summaryTrendStats` it has no p(99). */
+export const SUMMARY_TREND_STATS = ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'];
+
 /** The parts of k6's handleSummary data (k6 v1 shape) the reports read. */
 export interface SummaryData {
   readonly metrics?: Record<
@@ -49,8 +52,10 @@ export interface CheckResult {
 export interface GateResult {
   /** Suite name. */
   readonly suite: string;
-  /** True when there were thresholds, every one held, and no check failed. */
+  /** True when there were thresholds, every one held, no check failed, and k6 was not aborted. */
   readonly passed: boolean;
+  /** Present when k6 ended early (e.g. SIGTERM, exit 105): the run is not a pass whatever its summary says. */
+  readonly aborted?: { readonly exitCode: number; readonly reason: string };
   /** Run time, seconds. */
   readonly durationSeconds: number;
   /** Every threshold with its outcome. */
@@ -62,6 +67,7 @@ export interface GateResult {
     readonly requests?: number;
     readonly failedRate?: number;
     readonly p95Ms?: number;
+    readonly p99Ms?: number;
     readonly checksRate?: number;
   };
 }
@@ -74,6 +80,8 @@ function collectChecks(group: SummaryGroup | undefined, prefix: string, out: Che
   for (const child of group.groups ?? []) collectChecks(child, `${prefix}${child.name ?? ''} / `, out);
 }
 
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 /** Reads k6 summary data into the gate's result. */
 export function gateResult(suite: string, data: SummaryData): GateResult {
   const metrics = data.metrics ?? {};
@@ -83,6 +91,8 @@ export function gateResult(suite: string, data: SummaryData): GateResult {
       thresholds.push({ metric, expression, ok: outcome.ok });
     }
   }
+  // k6 hands metrics and thresholds over as maps in no fixed order; reports must not change between runs.
+  thresholds.sort((a, b) => compare(a.metric, b.metric) || compare(a.expression, b.expression));
   const checks: CheckResult[] = [];
   collectChecks(data.root_group, '', checks);
   const value = (metric: string, key: string) => metrics[metric]?.values?.[key];
@@ -97,14 +107,16 @@ export function gateResult(suite: string, data: SummaryData): GateResult {
       requests: value('http_reqs', 'count'),
       failedRate: value('http_req_failed', 'rate'),
       p95Ms: value('http_req_duration', 'p(95)'),
+      p99Ms: value('http_req_duration', 'p(99)'),
       checksRate: value('checks', 'rate'),
     },
   };
 }
 
-/** JUnit XML: one case per threshold and one per check. */
+/** JUnit XML: one case per threshold and one per check, and one failed case when k6 was aborted. */
 export function junitReport(result: GateResult): string {
   const cases: JUnitCase[] = [
+    ...(result.aborted ? [{ name: 'k6 run completed', failure: result.aborted.reason }] : []),
     ...result.thresholds.map((t) => ({
       name: `threshold ${t.metric}: ${t.expression}`,
       ...(t.ok ? {} : { failure: `threshold crossed: ${t.metric} ${t.expression}` }),
@@ -125,8 +137,8 @@ const fixed = (n: number | undefined, digits: number, unit = '') =>
 export function textReport(result: GateResult, reportPaths: readonly string[]): string {
   const f = result.figures;
   const lines = [
-    `load-gate ${result.suite}: ${result.passed ? 'PASS' : 'FAIL'} in ${result.durationSeconds.toFixed(1)}s`,
-    `  requests ${f.requests ?? 'no data'}, failed ${f.failedRate === undefined ? 'no data' : fixed(f.failedRate * 100, 2, '%')}, p95 ${fixed(f.p95Ms, 1, ' ms')}, checks ${f.checksRate === undefined ? 'no data' : fixed(f.checksRate * 100, 2, '%')}`,
+    `load-gate ${result.suite}: ${result.aborted ? `ABORTED (${result.aborted.reason})` : result.passed ? 'PASS' : 'FAIL'} in ${result.durationSeconds.toFixed(1)}s`,
+    `  requests ${f.requests ?? 'no data'}, failed ${f.failedRate === undefined ? 'no data' : fixed(f.failedRate * 100, 2, '%')}, p95 ${fixed(f.p95Ms, 1, ' ms')}, p99 ${fixed(f.p99Ms, 1, ' ms')}, checks ${f.checksRate === undefined ? 'no data' : fixed(f.checksRate * 100, 2, '%')}`,
   ];
   for (const t of result.thresholds) lines.push(`  ${t.ok ? 'ok  ' : 'FAIL'} ${t.metric}: ${t.expression}`);
   for (const c of result.checks.filter((check) => check.fails > 0)) {
@@ -142,12 +154,56 @@ export function reportPaths(suite: string, dir: string): { json: string; junit: 
   return { json: `${base}/${suite}-summary.json`, junit: `${base}/${suite}-junit.xml` };
 }
 
+/**
+ * Every metric with every value k6 computed, one line each in k6's layout. handleSummary replaces k6's own
+ * end-of-test summary, and k6's textSummary helper loads from the network at run time, so the gate prints
+ * the same data itself.
+ */
+export function metricsSummary(data: SummaryData): string {
+  const entries = Object.entries(data.metrics ?? {}).sort(([a], [b]) => compare(a, b));
+  const width = Math.max(30, ...entries.map(([name]) => name.length + 4));
+  const lines = entries.map(([name, metric]) => {
+    const values = Object.entries(metric.values ?? {})
+      .map(([key, v]) => `${key}=${Number.isInteger(v) ? v : Number(v.toFixed(4))}`)
+      .join(' ');
+    return `  ${`${name}`.padEnd(width, '.')}: ${values}`;
+  });
+  return `${['k6 end-of-test summary:', ...lines].join('\n')}\n`;
+}
+
+/**
+ * The reports of a run k6 did not finish (exit code other than 0 and 99, e.g. 105 after SIGTERM), from the
+ * JSON summary it wrote if any: never a pass, and they say so.
+ */
+export function abortedReports(
+  suite: string,
+  summaryJson: string | undefined,
+  exitCode: number,
+): { json: string; junit: string; text: string } {
+  let data: SummaryData = {};
+  try {
+    if (summaryJson !== undefined) data = (JSON.parse(summaryJson) as { k6?: SummaryData }).k6 ?? {};
+  } catch {
+    // A summary cut short by the abort holds nothing to keep.
+  }
+  const result: GateResult = {
+    ...gateResult(suite, data),
+    passed: false,
+    aborted: { exitCode, reason: `k6 run aborted (exit ${exitCode})` },
+  };
+  return {
+    json: `${JSON.stringify({ result, k6: data }, null, 2)}\n`,
+    junit: junitReport(result),
+    text: textReport(result, []),
+  };
+}
+
 /** The map k6's handleSummary returns: stdout text, JSON and JUnit files. */
 export function summaryOutputs(suite: string, data: SummaryData, dir: string): Record<string, string> {
   const result = gateResult(suite, data);
   const paths = reportPaths(suite, dir);
   return {
-    stdout: textReport(result, [paths.json, paths.junit]),
+    stdout: `${metricsSummary(data)}${textReport(result, [paths.json, paths.junit])}`,
     [paths.json]: `${JSON.stringify({ result, k6: data }, null, 2)}\n`,
     [paths.junit]: junitReport(result),
   };
