@@ -6,6 +6,7 @@ import { formatSummary, synthesizeAll } from '../stacks/summary.ts';
 import { runCostGuardDemo } from '../tenants/cost-guard/demo.ts';
 import { formatOnboardingDemo, runOnboardingDemo } from '../tenants/demo.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
+import { DatabaseUnavailableError } from '../tenants/errors.ts';
 import { createTenant } from '../tenants/provisioner.ts';
 import { type MotoServer, startMoto } from '../tenants/testing/moto.ts';
 
@@ -32,7 +33,11 @@ console.log(formatSummary(await synthesizeAll()));
 console.log(`synthesized in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
 const env = loadEnvironmentConfig('dev');
-const db = await openDatabase();
+const db = await openDatabase().catch((error: unknown) => {
+  if (!(error instanceof DatabaseUnavailableError)) throw error;
+  console.error(`demo: ${error.message}`);
+  process.exit(1);
+});
 let aws: MotoServer | undefined;
 try {
   console.log(`\ncatalog: ${db.embedded ? `embedded PostgreSQL (${db.url})` : 'DATABASE_URL'}`);

