@@ -89,6 +89,7 @@ describe('hygiene', () => {
       'a secret pasted into a script',
       'load-gate.yml',
       '--suite "$SUITE"',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub expression, not a JavaScript template
       '--suite ${{ inputs.suite }}',
       "an expression inside 'run:'",
     ],
