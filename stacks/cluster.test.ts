@@ -1,12 +1,12 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { NodegroupAmiType } from 'aws-cdk-lib/aws-eks-v2';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from '../config/environments.ts';
+import { ENVIRONMENT_NAMES, type EnvironmentName } from '../config/environments.ts';
 import { DRILL_ENV_TAG, resourcePrefix, WORKLOAD_IDENTITIES } from '../config/names.ts';
 import { DRILL_ENV_TAG as DRILLS_OWN_TAG, drillResourcePrefix } from '../runbooks/drills/options.ts';
 import { amiTypeFor, CORE_ADDONS } from './cluster.ts';
 import type { SynthResult } from './synth.ts';
-import { synthesizedAll, templateOf } from './testing/templates.ts';
+import { fixtureConfig, synthesizedAll, templateOf } from './testing/templates.ts';
 
 let synth: Record<EnvironmentName, SynthResult>;
 beforeAll(async () => {
@@ -32,7 +32,7 @@ function statementsOf(template: ReturnType<typeof templateOf>, rolePrefix: strin
 const actions = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
 
 describe.each(ENVIRONMENT_NAMES)('cluster stack in %s', (env) => {
-  const config = loadEnvironmentConfig(env);
+  const config = fixtureConfig(env);
   const cluster = () => templateOf(synth[env], 'Cluster');
 
   test('runs the configured Kubernetes version with access entries, private endpoint and KMS-encrypted secrets', () => {
@@ -76,7 +76,7 @@ describe.each(ENVIRONMENT_NAMES)('cluster stack in %s', (env) => {
   });
 
   test('grants the configured admin roles cluster-admin through access entries', () => {
-    for (const arn of config.cluster.adminRoleArns) {
+    for (const arn of config.cluster.adminPrincipalArns) {
       cluster().hasResourceProperties('AWS::EKS::AccessEntry', {
         PrincipalArn: arn,
         AccessPolicies: [Match.objectLike({ AccessScope: { Type: 'cluster' } })],

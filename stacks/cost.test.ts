@@ -1,8 +1,8 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from '../config/environments.ts';
+import { ENVIRONMENT_NAMES, type EnvironmentName } from '../config/environments.ts';
 import type { SynthResult } from './synth.ts';
-import { synthesizedAll, templateOf } from './testing/templates.ts';
+import { fixtureConfig, synthesizedAll, templateOf } from './testing/templates.ts';
 
 let synth: Record<EnvironmentName, SynthResult>;
 beforeAll(async () => {
@@ -10,7 +10,7 @@ beforeAll(async () => {
 });
 
 describe.each(ENVIRONMENT_NAMES)('cost stack in %s', (env) => {
-  const config = loadEnvironmentConfig(env);
+  const config = fixtureConfig(env);
   const cost = () => templateOf(synth[env], 'Cost');
   const topic = { 'Fn::ImportValue': Match.stringLikeRegexp('AlarmTopic') };
 

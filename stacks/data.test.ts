@@ -1,9 +1,9 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from '../config/environments.ts';
+import { ENVIRONMENT_NAMES, type EnvironmentName } from '../config/environments.ts';
 import { DATABASE_TOPOLOGY, SLOW_STATEMENT_MS } from './data.ts';
 import type { SynthResult } from './synth.ts';
-import { synthesizedAll, templateOf } from './testing/templates.ts';
+import { fixtureConfig, synthesizedAll, templateOf } from './testing/templates.ts';
 
 let synth: Record<EnvironmentName, SynthResult>;
 beforeAll(async () => {
@@ -22,7 +22,7 @@ test('the drills can read the database topology', () => {
 });
 
 describe.each(ENVIRONMENT_NAMES)('data stack in %s', (env) => {
-  const config = loadEnvironmentConfig(env);
+  const config = fixtureConfig(env);
   const db = config.database;
   const data = () => templateOf(synth[env], 'Data');
 

@@ -4,7 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { PlatformStack, type PlatformStackProps } from './platform-stack.ts';
+import { logRemovalPolicy, PlatformStack, type PlatformStackProps } from './platform-stack.ts';
 import { logRetention } from './retention.ts';
 
 /** Interface endpoints that keep ECR pulls, STS, secrets and logs off the NAT gateways. */
@@ -33,7 +33,7 @@ export class NetworkStack extends PlatformStack {
     const flowLogGroup = new logs.LogGroup(this, 'FlowLogGroup', {
       retention: logRetention(network.flowLogRetentionDays, 'network.flowLogRetentionDays'),
       encryptionKey: flowLogKey,
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy: logRemovalPolicy(this.config),
     });
 
     this.vpc = new ec2.Vpc(this, 'Vpc', {
