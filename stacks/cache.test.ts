@@ -50,7 +50,8 @@ describe.each(ENVIRONMENT_NAMES)('cache stack in %s', (env) => {
     expect(subnetGroup.Properties.SubnetIds).toHaveLength(config.availabilityZones.length);
     const ingress = Object.values(cache().findResources('AWS::EC2::SecurityGroupIngress'));
     expect(ingress).toHaveLength(1);
-    expect(JSON.stringify(ingress[0]!.Properties.SourceSecurityGroupId)).toContain('ClusterSecurityGroupId');
+    // The cluster security group, read from the SSM parameter the cluster stack writes.
+    expect(JSON.stringify(ingress[0]!.Properties.SourceSecurityGroupId)).toContain('SsmParameterValue');
   });
 });
 
