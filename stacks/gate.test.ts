@@ -47,4 +47,4 @@ test('cfn-lint finds no error or warning in any template of any environment (W30
   );
   expect(result.out).toBe('');
   expect(result.code & 6).toBe(0);
-});
+}, 180_000);
