@@ -140,6 +140,29 @@ export const environmentConfigSchema = z
       /** Source's last write minus the restored point. 300: RDS ships transaction logs about every 5 min. */
       rpoSeconds: z.number().positive(),
     }),
+    /** GitHub Actions reach this environment through GitHub's OIDC provider (stacks/github.ts, .github/). */
+    github: z.object({
+      /** `owner/name` of the only repository whose workflows may assume the roles. */
+      repository: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be a repository such as owner/name'),
+      /**
+       * An account holds one GitHub OIDC provider: `create` makes it, `import` uses the one another
+       * environment's stack made in the same account.
+       */
+      oidcProvider: z.enum(['create', 'import']),
+      /** GitHub Environments whose jobs may assume each role; a role exists only where one is named. */
+      environments: z.object({
+        /** cdk diff and deploy through the CDK bootstrap roles. */
+        deploy: z.string().min(1).optional(),
+        /** Read-only cdk diff: the CDK lookup role only. */
+        diff: z.string().min(1).optional(),
+        /** The k6 gates: read the stacks' outputs (the endpoint), nothing else. */
+        loadGate: z.string().min(1).optional(),
+        /** The DR drills, scoped to the drill-tagged copies. */
+        drills: z.string().min(1).optional(),
+      }),
+    }),
   })
   .superRefine((config, ctx) => {
     if (config.name === 'prod') {
@@ -159,6 +182,15 @@ export const environmentConfigSchema = z
           code: 'custom',
           path: ['availabilityZones', i],
           message: `is not in region ${config.region}`,
+        });
+      }
+    }
+    for (const use of ['drills', 'loadGate'] as const) {
+      if (config.name === 'prod' && config.github.environments[use] !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['github', 'environments', use],
+          message: 'is refused in prod: CI runs load gates and drills against staging only',
         });
       }
     }
@@ -199,6 +231,9 @@ export type EnvironmentConfig = z.infer<typeof environmentConfigSchema>;
 /** The pinned versions; config/support-calendar.ts holds their end-of-standard-support dates. */
 export const POSTGRES_VERSION = '16.11';
 export const KUBERNETES_VERSION = '1.35';
+
+/** The repository whose GitHub Actions workflows deploy and test the platform. */
+const GITHUB_REPOSITORY = 'generic-corp/agent-platform-infra';
 
 const shared = {
   account: PLACEHOLDER_ACCOUNT,
@@ -256,6 +291,7 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
       maxDataAgeHours: 36,
     },
     drills: { failoverRtoSeconds: 120, restoreRtoSeconds: 1800, rpoSeconds: 300 },
+    github: { repository: GITHUB_REPOSITORY, oidcProvider: 'import', environments: {} },
   },
   staging: {
     ...shared,
@@ -301,6 +337,11 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
       maxDataAgeHours: 36,
     },
     drills: { failoverRtoSeconds: 120, restoreRtoSeconds: 1800, rpoSeconds: 300 },
+    github: {
+      repository: GITHUB_REPOSITORY,
+      oidcProvider: 'create',
+      environments: { deploy: 'staging', loadGate: 'staging-load-gate' },
+    },
   },
   prod: {
     ...shared,
@@ -354,6 +395,12 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
       maxDataAgeHours: 36,
     },
     drills: { failoverRtoSeconds: 120, restoreRtoSeconds: 1800, rpoSeconds: 300 },
+    // staging made the account's provider; set 'create' when prod has an account of its own.
+    github: {
+      repository: GITHUB_REPOSITORY,
+      oidcProvider: 'import',
+      environments: { deploy: 'prod', diff: 'prod-diff' },
+    },
   },
 };
 

@@ -8,6 +8,7 @@ import { CacheStack } from './cache.ts';
 import { ClusterStack } from './cluster.ts';
 import { CostStack } from './cost.ts';
 import { DataStack } from './data.ts';
+import { GitHubStack, needsGitHubStack } from './github.ts';
 import { NetworkStack } from './network.ts';
 import { ObservabilityStack } from './observability.ts';
 
@@ -19,6 +20,8 @@ export interface PlatformStacks {
   readonly cache: CacheStack;
   readonly observability: ObservabilityStack;
   readonly cost: CostStack;
+  /** Roles for GitHub Actions; absent where the config names no GitHub Environment. */
+  readonly github?: GitHubStack;
 }
 
 /** Stack id of one part of one environment, e.g. `AgentPlatform-prod-Data`. */
@@ -51,10 +54,13 @@ export function createPlatform(app: App, config: EnvironmentConfig): PlatformSta
   observability.addStackDependency(cluster);
   const cost = new CostStack(app, stackId(config, 'Cost'), base);
   cost.addStackDependency(observability);
+  const github = needsGitHubStack(config)
+    ? new GitHubStack(app, stackId(config, 'GitHub'), { ...base, drillStatements: [] })
+    : undefined;
 
   for (const [key, value] of Object.entries(platformTags(config))) {
     Tags.of(app).add(key, value, { excludeResourceTypes: [...UNTAGGABLE_TYPES] });
   }
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new PlatformChecks(app));
-  return { network, cluster, data, cache, observability, cost };
+  return { network, cluster, data, cache, observability, cost, ...(github ? { github } : {}) };
 }
