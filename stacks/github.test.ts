@@ -90,7 +90,7 @@ test('the prod diff role may assume only the CDK lookup role', () => {
 });
 
 test('the staging drill role has the in-cluster drills’ scope, plus publishing a failure to the alarm topic', () => {
-  const role = roles('staging')[githubRoleName(loadEnvironmentConfig('staging'), 'drills')]!;
+  const role = roles('staging')[githubRoleName(fixtureConfig('staging'), 'drills')]!;
   const sids = role.Policies.flatMap((p) => p.PolicyDocument.Statement).map(
     (st) => (st as { Sid?: string }).Sid,
   );
