@@ -7,7 +7,9 @@ import { limitTenant, suspendTenant } from '../tenants/suspension.ts';
 import { getTier } from '../tenants/tiers.ts';
 import { AdmissionError, TaskRunner, TaskStopped } from './task-runner.ts';
 
-const HEARTBEAT_MS = 100;
+const HEARTBEAT_MS = 250;
+// On a busy shared machine a beat can be late; a lease lost to that is not what these tests are about.
+const EXPIRY_HEARTBEATS = '20';
 let fx: ControlPlaneFixture;
 let app: FastifyInstance;
 let baseUrl: string;
@@ -17,7 +19,11 @@ beforeAll(async () => {
   fx = await createFixture('runner');
   // The real service on a real port: Fastify, PostgreSQL and Redis. The tenant cache is off so a
   // status written by another process (the cost guard) is seen at the next heartbeat.
-  app = await fx.server({ LEASE_HEARTBEAT_MS: String(HEARTBEAT_MS), TENANT_CACHE_TTL_MS: '0' });
+  app = await fx.server({
+    LEASE_HEARTBEAT_MS: String(HEARTBEAT_MS),
+    LEASE_EXPIRY_HEARTBEATS: EXPIRY_HEARTBEATS,
+    TENANT_CACHE_TTL_MS: '0',
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });
