@@ -20,7 +20,8 @@ async function refreshLive(force) {
   const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');
   for (const region of regions) {
     const next = fresh.getElementById(region.id);
-    if (next && (force || !region.contains(document.activeElement))) region.replaceWith(document.adoptNode(next));
+    if (next && (force || !region.contains(document.activeElement)))
+      region.replaceWith(document.adoptNode(next));
   }
 }
 
