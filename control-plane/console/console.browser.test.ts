@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { issueApiKey } from '../../tenants/api-keys.ts';
 import { recordAudit } from '../../tenants/audit.ts';
 import { bearer, type ControlPlaneFixture, createFixture } from '../testing/fixture.ts';
-import { launchChromium } from './testing/browser.ts';
+import { launchChromium, signInToConsole } from './testing/browser.ts';
 import {
   freePort,
   startIdentityProvider,
@@ -28,18 +28,7 @@ let manifestsDir: string;
 let provisioned: string;
 let other: { id: string; key: string };
 
-async function signIn(context: BrowserContext, account: string): Promise<Page> {
-  const page = await context.newPage();
-  await page.goto(`${base}/console/`);
-  await page.getByRole('link', { name: /sign in with/i }).click();
-  await page.locator('input[name="login"]').fill(account);
-  await page.locator('input[name="password"]').fill('any');
-  await page.locator('button[type="submit"]').click();
-  // The provider's consent step, then back through /console/callback.
-  await page.locator('button[type="submit"]').click();
-  await page.waitForURL(`${base}/console/tenants`);
-  return page;
-}
+const signIn = (context: BrowserContext, account: string) => signInToConsole(context, base, account);
 
 beforeAll(async () => {
   await mkdir(SCREENSHOTS, { recursive: true });

@@ -107,17 +107,16 @@ export async function tenantPage(pool: pg.Pool, query: TenantQuery, now = new Da
   const needsUsage = query.sort === 'agent-minutes' || query.sort === 'api-calls';
   // Sorting by usage aggregates the month for every tenant; any other sort reads usage for the page only.
   const usageJoin = needsUsage
-    ? `LEFT JOIN (SELECT tenant_id, sum(agent_minutes)::float8 AS agent_minutes, sum(api_calls)::float8 AS api_calls
+    ? `JOIN tq ON tq.tier = t.tier
+       LEFT JOIN (SELECT tenant_id, sum(agent_minutes)::float8 AS agent_minutes, sum(api_calls)::float8 AS api_calls
                     FROM control.usage WHERE day >= $4::date AND day < $5::date GROUP BY tenant_id) u ON u.tenant_id = t.id`
     : '';
   params.push(query.size, (query.page - 1) * query.size);
   const sql = `
     WITH tq AS (${TIER_QUOTAS_SQL}),
     page AS (
-      SELECT t.id, t.status::text AS status, t.tier, t.cell_id, coalesce(q.guard_state, 'ok') AS guard_state,
-             count(*) OVER () AS total
+      SELECT t.id, t.status::text AS status, t.tier, t.cell_id, coalesce(q.guard_state, 'ok') AS guard_state
         FROM control.tenants t
-        JOIN tq ON tq.tier = t.tier
         LEFT JOIN control.quota_state q ON q.tenant_id = t.id
         ${usageJoin}
         ${filter}
@@ -130,27 +129,24 @@ export async function tenantPage(pool: pg.Pool, query: TenantQuery, now = new Da
       FROM page p
       LEFT JOIN LATERAL (SELECT sum(agent_minutes) AS agent_minutes, sum(api_calls) AS api_calls
                            FROM control.usage WHERE tenant_id = p.id AND day >= $4::date AND day < $5::date) u ON true`;
+  // Counted apart and at the same time: a window count would make PostgreSQL join and sort every
+  // tenant even for a page the primary key index serves directly.
+  const counted = filterClause(query, 0);
+  const totalPromise = pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM control.tenants t ${counted.sql}`,
+    counted.params,
+  );
   const { rows } = await pool.query<{
     id: string;
     status: string;
     tier: string;
     cell_id: string;
     guard_state: string;
-    total: string;
     agent_minutes: number;
     api_calls: number;
     billed_usd: number | null;
   }>(sql, params);
-  let total = rows.length === 0 ? 0 : Number(rows[0]!.total);
-  if (rows.length === 0 && query.page > 1) {
-    // Past the last page: count alone, so the pager can still lead back.
-    const counted = filterClause(query, 0);
-    const { rows: n } = await pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM control.tenants t ${counted.sql}`,
-      counted.params,
-    );
-    total = n[0]?.n ?? 0;
-  }
+  const total = (await totalPromise).rows[0]?.n ?? 0;
   return {
     period: month.start.slice(0, 7),
     total,

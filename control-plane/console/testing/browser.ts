@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium } from 'playwright-core';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 
@@ -27,4 +27,18 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
       await rm(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** Signs in to the console through the test identity provider's login and consent forms. */
+export async function signInToConsole(context: BrowserContext, base: string, account: string): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(`${base}/console/`);
+  await page.getByRole('link', { name: /sign in with/i }).click();
+  await page.locator('input[name="login"]').fill(account);
+  await page.locator('input[name="password"]').fill('any');
+  await page.locator('button[type="submit"]').click();
+  // The provider's consent step, then back through /console/callback.
+  await page.locator('button[type="submit"]').click();
+  await page.waitForURL(`${base}/console/tenants`);
+  return page;
 }
