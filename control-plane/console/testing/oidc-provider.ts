@@ -28,8 +28,11 @@ export interface TestIdentityProvider {
  * form with any password; the account name picks the role claim: `<name>-admin`, `<name>-viewer`, …,
  * and `nobody` gets no role.
  */
-export async function startIdentityProvider(redirectUri: string): Promise<TestIdentityProvider> {
-  const port = await freePort();
+export async function startIdentityProvider(
+  redirectUri: string,
+  options: { port?: number } = {},
+): Promise<TestIdentityProvider> {
+  const port = options.port ?? (await freePort());
   const issuer = `http://127.0.0.1:${port}`;
   const provider = new Provider(issuer, {
     clients: [
