@@ -3,6 +3,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   LogController,
 } from 'fastify';
 import { ApiKeyNotFoundError } from '../tenants/api-keys.ts';
@@ -127,6 +128,10 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: trustProxyOption(config.TRUST_PROXY),
     clientErrorHandler,
+    // The router's own refusals (malformed percent-encoding, overlong parameter) in the `{ error }` shape.
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: error.message });
+    },
   });
   // JSON only: any other body is a 415.
   app.removeContentTypeParser('text/plain');
