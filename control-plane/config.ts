@@ -42,11 +42,11 @@ const configSchema = z
     KEY_CACHE_TTL_MS: int(0).default(10_000),
     /** How long a tenant's tier and status stay cached in this process. */
     TENANT_CACHE_TTL_MS: int(0).default(2_000),
-    USAGE_FLUSH_INTERVAL_MS: int(10).default(1_000),
+    /** Most usage reports written in one group commit. */
     USAGE_FLUSH_MAX_REPORTS: int(1).default(2_000),
     /** How long an Idempotency-Key is remembered in Redis; PostgreSQL keeps it for good. */
     IDEMPOTENCY_TTL_SECONDS: int(1).default(172_800),
-    /** Failed authentications one IP may make per minute before it is blocked. */
+    /** Failed authentications one source IP, or one key prefix, may make per minute before it is blocked. */
     AUTH_FAILURES_PER_MINUTE: int(1).default(20),
     AUTH_BLOCK_SECONDS: int(1).default(300),
     /** A slot never released is freed after this long. */
@@ -55,11 +55,36 @@ const configSchema = z
     LEASE_HEARTBEAT_MS: int(50).default(30_000),
     /** A lease expires, and frees its slot, after this many heartbeat intervals without one. */
     LEASE_EXPIRY_HEARTBEATS: int(2).default(3),
-    /** Trust X-Forwarded-For from the ingress, so the failed-auth limit sees client IPs. */
+    /**
+     * Proxies whose X-Forwarded-For is trusted: `false`, a hop count (e.g. `1` behind one load balancer),
+     * or a comma-separated list of IPs and CIDRs (e.g. `10.0.0.0/16`). `true` would trust any forged hop.
+     */
     TRUST_PROXY: z
-      .enum(['true', 'false'])
+      .string()
       .default('false')
-      .transform((v) => v === 'true'),
+      .transform((v, ctx): false | number | string[] => {
+        const text = v.trim();
+        if (text === 'false' || text === '' || text === '0') return false;
+        if (/^\d+$/.test(text)) return Number(text);
+        const entries = text.split(',').map((e) => e.trim());
+        if (
+          entries.every((e) => z.union([z.cidrv4(), z.cidrv6(), z.ipv4(), z.ipv6()]).safeParse(e).success)
+        ) {
+          return entries;
+        }
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'give false, a hop count, or a comma-separated list of proxy IPs/CIDRs (true trusts forged hops)',
+        });
+        return z.NEVER;
+      }),
+    /** Longest lifetime (exp - iat) and age an operator JWT may have. */
+    JWT_MAX_LIFETIME_SECONDS: int(60).default(43_200),
+    /** While PostgreSQL is unreachable, cached tenant status and keys are served this long past their TTL. */
+    CATALOG_OUTAGE_GRACE_MS: int(0).default(60_000),
+    /** While a store is down, one summary log line per this interval instead of one per request. */
+    OUTAGE_LOG_INTERVAL_MS: int(100).default(10_000),
     SHUTDOWN_TIMEOUT_MS: int(100).default(10_000),
     /** Tenant manifests directory (create, tier, suspend, resume). @default - out/manifests, as the tenant CLI */
     MANIFESTS_DIR: optionalText,

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { hashApiKey } from '../../tenants/api-keys.ts';
+import { hashApiKey, parseApiKeyPrefix } from '../../tenants/api-keys.ts';
 import { page, type SafeHtml } from '../console/html.ts';
 import { registerAssets, registerBrowserSecurity, requireCsrf } from '../console/security.ts';
 import { type SessionStore, sessionCookie, type TenantSession } from '../console/sessions.ts';
@@ -105,13 +105,19 @@ export async function portalRoutes(
 
     scope.post('/portal/session', { onRequest: requireCsrf(scope) }, async (request, reply) => {
       const { key } = parseInput(signInBody, request.body, 'body');
-      const blocked = await ctx.authFailures.blockedFor(request.ip);
-      if (blocked > 0) {
-        throw new HttpError(429, 'too many failed sign-ins from this address', { 'Retry-After': blocked });
-      }
+      // As on the API: a valid key is never refused by the guessing limit; only failures count.
       const owner = await ctx.keys.verify(hashApiKey(key), key);
       if (owner === null) {
-        await ctx.authFailures.fail(request.ip);
+        const prefix = parseApiKeyPrefix(key);
+        const sources = prefix === null ? [`ip:${request.ip}`] : [`ip:${request.ip}`, `prefix:${prefix}`];
+        const blocked = Math.max(
+          ...(await Promise.all(sources.map((source) => ctx.authFailures.fail(source)))),
+        );
+        if (blocked > 0) {
+          throw new HttpError(429, 'too many failed sign-ins from this address or for this key', {
+            'Retry-After': blocked,
+          });
+        }
         throw new HttpError(401, 'invalid or revoked API key');
       }
       const host = hostTenant(request);
