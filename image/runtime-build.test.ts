@@ -11,7 +11,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = path.join(ROOT, 'dist');
 
 /** The entry points the image runs; each must start from compiled JavaScript alone. */
-const ENTRY_POINTS = ['control-plane', 'cost-guard', 'dr-drill', 'tenant'] as const;
+const ENTRY_POINTS = ['control-plane', 'cost-guard', 'dr-drill', 'tenant', 'with-heartbeat'] as const;
 
 /** Plain node: no tsx loader, no inherited NODE_OPTIONS, no AWS variables. */
 function runtimeEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
