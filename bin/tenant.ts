@@ -5,6 +5,7 @@ import { loadEnvironmentConfig } from '../config/environments.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
 import { expectedFailure, formatCreateResult, formatTenant, formatTenantList } from '../tenants/format.ts';
+import { stepLines } from '../tenants/lifecycle/steps.ts';
 import { DEFAULT_ARCHIVE_DIR, OffboardingError, offboardTenant } from '../tenants/offboarding.ts';
 import {
   changeTier,
@@ -182,7 +183,7 @@ program
       const head = result.dryRun
         ? `plan for tenant ${id} (${result.status}) (dry run, nothing changed):`
         : `tenant ${id}: ${result.status}${result.archive ? `, archive ${result.archive.path} sha256 ${result.archive.sha256}` : ''}`;
-      print(options.json, result, [head, ...result.steps.map((s) => `  - ${s}`)].join('\n'));
+      print(options.json, result, [head, ...stepLines(result.steps).map((s) => `  - ${s}`)].join('\n'));
     },
   );
 

@@ -17,7 +17,6 @@ import {
   DRILL_ENV_TAG,
   databaseInstanceId,
   resourcePrefix,
-  secretNames,
   WORKLOAD_IDENTITIES,
 } from '../config/names.ts';
 import { logRemovalPolicy, PlatformStack, type PlatformStackProps } from './platform-stack.ts';
@@ -261,34 +260,16 @@ export class ClusterStack extends PlatformStack {
     return `arn:${this.partition}:budgets::${config.account}:budget/${resourcePrefix(config)}-tenant-*`;
   }
 
-  private tenantSecretsArn(config: EnvironmentConfig): string {
-    return this.formatArn({
-      service: 'secretsmanager',
-      resource: 'secret',
-      resourceName: `${secretNames(config).tenantsPrefix}*`,
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-    });
-  }
-
-  /** Budgets and tenant secrets, as onboarding, tier changes and resumes reconcile them. */
+  /**
+   * Budgets, as onboarding, tier changes and resumes reconcile them. Tenants get no database secret: their
+   * roles authenticate with IAM through RDS Proxy.
+   */
   private addTenantReconcileStatements(role: iam.Role, workload: Workload, config: EnvironmentConfig): void {
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ReconcileTenantBudgets',
         actions: listed(workload, 'budgets:ViewBudget', 'budgets:ModifyBudget'),
         resources: [this.tenantBudgetsArn(config)],
-      }),
-    );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'ReconcileTenantSecrets',
-        actions: listed(
-          workload,
-          'secretsmanager:CreateSecret',
-          'secretsmanager:TagResource',
-          'secretsmanager:GetSecretValue',
-        ),
-        resources: [this.tenantSecretsArn(config)],
       }),
     );
   }
@@ -298,10 +279,6 @@ export class ClusterStack extends PlatformStack {
       [
         'Resource',
         `arn:<AWS::Partition>:budgets::${config.account}:budget/${resourcePrefix(config)}-tenant-*`,
-      ],
-      [
-        'Resource',
-        `arn:<AWS::Partition>:secretsmanager:${config.region}:${config.account}:secret:${secretNames(config).tenantsPrefix}*`,
       ],
     ];
   }

@@ -29,14 +29,6 @@ const TENANT_BUDGET_CALLS = {
   'client-budgets:CreateNotification': MODIFY_BUDGET,
 } as const;
 
-/** The per-tenant database secret (tenants/tenant-aws.ts) that the IAM-auth design retires (stacks/README.md). */
-const TENANT_SECRET_CALLS = {
-  'client-secrets-manager:CreateSecret': {
-    actions: ['secretsmanager:CreateSecret', 'secretsmanager:TagResource'],
-  },
-  'client-secrets-manager:GetSecretValue': same('secretsmanager', 'GetSecretValue'),
-} as const;
-
 /**
  * One list per workload of the AWS calls its code makes; each role's policy is built from it
  * (stacks/cluster.ts), and a test fails when the code sends a call the list lacks, or the list keeps one the
@@ -45,7 +37,7 @@ const TENANT_SECRET_CALLS = {
 export const WORKLOAD_ACTIONS: Record<Workload, WorkloadActions> = {
   controlPlane: {
     entryPoints: ['bin/control-plane.ts'],
-    calls: { ...TENANT_BUDGET_CALLS, ...TENANT_SECRET_CALLS },
+    calls: { ...TENANT_BUDGET_CALLS },
   },
   costGuard: {
     entryPoints: ['bin/cost-guard.ts', 'bin/cost-report.ts'],
@@ -55,7 +47,6 @@ export const WORKLOAD_ACTIONS: Record<Workload, WorkloadActions> = {
       'client-sns:Publish': { actions: ['sns:Publish', 'kms:GenerateDataKey*', 'kms:Decrypt'] },
       'client-sesv2:SendEmail': same('ses', 'SendEmail'),
       ...TENANT_BUDGET_CALLS,
-      ...TENANT_SECRET_CALLS,
     },
   },
   drills: {

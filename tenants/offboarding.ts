@@ -8,8 +8,11 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip, createGzip } from 'node:zlib';
+import { DeleteBudgetCommand } from '@aws-sdk/client-budgets';
+import { DeleteSecretCommand, DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import { z } from 'zod';
+import type { EnvironmentConfig } from '../config/environments.ts';
 import { revokeApiKey } from './api-keys.ts';
 import { checkAuditText } from './audit.ts';
 import { TenantNotFoundError } from './errors.ts';
@@ -26,11 +29,10 @@ import { transition } from './lifecycle/transition.ts';
 import type { ProvisionerDeps } from './provisioner.ts';
 import {
   type AwsClients,
+  callAws,
   createAwsClients,
-  deleteTenantBudget,
   describeTenantBudget,
-  SECRET_RECOVERY_WINDOW_DAYS,
-  scheduleTenantSecretDeletion,
+  errorName,
   tenantBudgetName,
   tenantSecretName,
 } from './tenant-aws.ts';
@@ -137,6 +139,56 @@ async function activeKeys(db: pg.Pool | pg.PoolClient, id: string): Promise<stri
     [id],
   );
   return rows.map((r) => r.prefix);
+}
+
+// Only offboarding (the operator CLI) deletes AWS resources, so the workloads' roles never get these calls.
+/** Days Secrets Manager keeps a deleted tenant secret recoverable. */
+export const SECRET_RECOVERY_WINDOW_DAYS = 30;
+
+/**
+ * Schedules deletion of the tenant's database secret, which tenants onboarded before database IAM
+ * authentication still have. Returns false when there is none, or its deletion is already scheduled.
+ */
+export async function scheduleTenantSecretDeletion(
+  clients: AwsClients,
+  env: EnvironmentConfig,
+  tenantId: string,
+  options: { readonly dryRun?: boolean } = {},
+): Promise<boolean> {
+  const name = tenantSecretName(env, tenantId);
+  return callAws(clients, `scheduling deletion of secret ${name}`, async () => {
+    try {
+      const described = await clients.secrets.send(new DescribeSecretCommand({ SecretId: name }));
+      if (described.DeletedDate) return false;
+      if (!options.dryRun) {
+        await clients.secrets.send(
+          new DeleteSecretCommand({ SecretId: name, RecoveryWindowInDays: SECRET_RECOVERY_WINDOW_DAYS }),
+        );
+      }
+      return true;
+    } catch (error) {
+      if (errorName(error) === 'ResourceNotFoundException') return false;
+      throw error;
+    }
+  });
+}
+
+/** Deletes the tenant's budget; false when it did not exist. */
+export async function deleteTenantBudget(
+  clients: AwsClients,
+  env: EnvironmentConfig,
+  tenantId: string,
+): Promise<boolean> {
+  const name = tenantBudgetName(env, tenantId);
+  return callAws(clients, `deleting budget ${name}`, async () => {
+    try {
+      await clients.budgets.send(new DeleteBudgetCommand({ AccountId: env.account, BudgetName: name }));
+      return true;
+    } catch (error) {
+      if (errorName(error) === 'NotFoundException') return false;
+      throw error;
+    }
+  });
 }
 
 function client(ctx: Ctx): pg.PoolClient {

@@ -2,16 +2,11 @@ import {
   BudgetsClient,
   CreateBudgetCommand,
   CreateNotificationCommand,
-  DeleteBudgetCommand,
   DescribeBudgetCommand,
   DescribeNotificationsForBudgetCommand,
   UpdateBudgetCommand,
 } from '@aws-sdk/client-budgets';
-import {
-  DeleteSecretCommand,
-  DescribeSecretCommand,
-  SecretsManagerClient,
-} from '@aws-sdk/client-secrets-manager';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { alarmTopicArn, type EnvironmentConfig } from '../config/environments.ts';
 import { secretNames } from '../config/names.ts';
 import { BUDGET_LINE_PERCENTS } from './budget-lines.ts';
@@ -67,12 +62,12 @@ export function createAwsClients(env: EnvironmentConfig): AwsClients {
   };
 }
 
-function errorName(error: unknown): string | undefined {
+export function errorName(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'name' in error ? String(error.name) : undefined;
 }
 
 /** Network failures (no HTTP answer at all) become AwsUnavailableError; service errors pass through. */
-async function call<T>(clients: AwsClients, what: string, run: () => Promise<T>): Promise<T> {
+export async function callAws<T>(clients: AwsClients, what: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
@@ -93,55 +88,6 @@ async function call<T>(clients: AwsClients, what: string, run: () => Promise<T>)
     }
     throw new AwsServiceError(`AWS ${what} failed with HTTP ${status}: ${errorName(error)}: ${message}`);
   }
-}
-
-/** Days Secrets Manager keeps a deleted tenant secret recoverable. */
-export const SECRET_RECOVERY_WINDOW_DAYS = 30;
-
-/**
- * Schedules deletion of the tenant's database secret, which tenants onboarded before database IAM
- * authentication still have. Returns false when there is none, or its deletion is already scheduled.
- */
-export async function scheduleTenantSecretDeletion(
-  clients: AwsClients,
-  env: EnvironmentConfig,
-  tenantId: string,
-  options: { readonly dryRun?: boolean } = {},
-): Promise<boolean> {
-  const name = tenantSecretName(env, tenantId);
-  return call(clients, `scheduling deletion of secret ${name}`, async () => {
-    try {
-      const described = await clients.secrets.send(new DescribeSecretCommand({ SecretId: name }));
-      if (described.DeletedDate) return false;
-      if (!options.dryRun) {
-        await clients.secrets.send(
-          new DeleteSecretCommand({ SecretId: name, RecoveryWindowInDays: SECRET_RECOVERY_WINDOW_DAYS }),
-        );
-      }
-      return true;
-    } catch (error) {
-      if (errorName(error) === 'ResourceNotFoundException') return false;
-      throw error;
-    }
-  });
-}
-
-/** Deletes the tenant's budget; false when it did not exist. */
-export async function deleteTenantBudget(
-  clients: AwsClients,
-  env: EnvironmentConfig,
-  tenantId: string,
-): Promise<boolean> {
-  const name = tenantBudgetName(env, tenantId);
-  return call(clients, `deleting budget ${name}`, async () => {
-    try {
-      await clients.budgets.send(new DeleteBudgetCommand({ AccountId: env.account, BudgetName: name }));
-      return true;
-    } catch (error) {
-      if (errorName(error) === 'NotFoundException') return false;
-      throw error;
-    }
-  });
 }
 
 function desiredBudget(env: EnvironmentConfig, tenantId: string, tier: Tier) {
@@ -168,7 +114,7 @@ export async function describeTenantBudget(
   tenantId: string,
 ): Promise<BudgetState> {
   const name = tenantBudgetName(env, tenantId);
-  return call(clients, `describing budget ${name}`, async () => {
+  return callAws(clients, `describing budget ${name}`, async () => {
     try {
       const out = await clients.budgets.send(
         new DescribeBudgetCommand({ AccountId: env.account, BudgetName: name }),
@@ -226,7 +172,7 @@ export async function ensureTenantBudget(
 ): Promise<void> {
   const budget = desiredBudget(env, tenantId, tier);
   if (!state.exists) {
-    await call(clients, `creating budget ${budget.BudgetName}`, async () => {
+    await callAws(clients, `creating budget ${budget.BudgetName}`, async () => {
       try {
         await clients.budgets.send(
           new CreateBudgetCommand({
@@ -242,13 +188,13 @@ export async function ensureTenantBudget(
     return;
   }
   if (state.limitUsd !== tier.monthlyCostBudgetUsd) {
-    await call(clients, `updating budget ${budget.BudgetName}`, () =>
+    await callAws(clients, `updating budget ${budget.BudgetName}`, () =>
       clients.budgets.send(new UpdateBudgetCommand({ AccountId: env.account, NewBudget: budget })),
     );
   }
   for (const threshold of BUDGET_THRESHOLDS_PERCENT.filter((t) => !state.thresholds.includes(t))) {
     const { Notification, Subscribers } = notification(env, threshold);
-    await call(clients, `adding a ${threshold}% alert to budget ${budget.BudgetName}`, () =>
+    await callAws(clients, `adding a ${threshold}% alert to budget ${budget.BudgetName}`, () =>
       clients.budgets.send(
         new CreateNotificationCommand({
           AccountId: env.account,
