@@ -40,14 +40,13 @@ const print = (json: boolean | undefined, value: unknown, text: string) =>
 /** Opens the catalog (DATABASE_URL or embedded), runs `work`, and always closes it. */
 async function withDeps<T>(
   options: GlobalOptions,
-  work: (deps: Parameters<typeof createTenant>[0] & { databaseUrl: string }) => Promise<T>,
+  work: (deps: Parameters<typeof createTenant>[0]) => Promise<T>,
 ) {
   const env = loadEnvironmentConfig(options.env);
   const db = await openDatabase();
   try {
     return await work({
       pool: db.pool,
-      databaseUrl: db.url,
       env,
       aws: { enabled: awsEnabled(options.aws) },
       manifestsDir: options.manifestsDir,
@@ -74,10 +73,10 @@ const program = new Command('tenant')
   .addOption(
     new Option(
       '--aws',
-      'create the Secrets Manager secret and the AWS Budget (default: on when AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID or AWS_PROFILE is set)',
+      'manage the AWS Budget (and, on offboarding, a database secret left from before IAM auth) (default: on when AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID or AWS_PROFILE is set)',
     ),
   )
-  .addOption(new Option('--no-aws', 'skip the AWS steps (secret, budget)'))
+  .addOption(new Option('--no-aws', 'skip the AWS steps (budget, legacy secret)'))
   .option('--json', 'print JSON instead of text')
   .showHelpAfterError();
 
@@ -111,7 +110,7 @@ program
       process.exit(2);
     }
     const result = await withDeps(options, (deps) =>
-      changeTier(deps, id, cmd.tier, actor(), { dryRun: cmd.dryRun ?? false }),
+      changeTier(deps, { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false }),
     );
     print(options.json, result, formatCreateResult(result));
   });

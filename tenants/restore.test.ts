@@ -29,7 +29,7 @@ afterAll(async () => {
   await rm(archiveDir, { recursive: true, force: true });
 });
 
-const deps = () => ({ pool: fx.pool, databaseUrl: fx.database.url });
+const deps = () => ({ pool: fx.pool });
 
 function asTenant(id: string): pg.Client {
   const url = new URL(fx.database.url);

@@ -8,15 +8,20 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import pg from 'pg';
 import { z } from 'zod';
-import { checkAuditText, recordAudit } from './audit.ts';
+import { checkAuditText } from './audit.ts';
 import { TenantNotFoundError } from './errors.ts';
+import {
+  inClientTransaction,
+  libpqEnvironment,
+  poolConnection,
+  withTenantLock,
+} from './lifecycle/session.ts';
+import { transition } from './lifecycle/transition.ts';
 import { verifyArchive } from './offboarding.ts';
 import type { SavedSettings } from './suspension.ts';
-import { LIFECYCLE_CHANNEL } from './suspension.ts';
 import { roleSettings, TENANT_GROUP_ROLE } from './tenant-database.ts';
 import { parseTenantId } from './tenant-id.ts';
 import { getTier } from './tiers.ts';
-import { TENANT_LOCK_CLASS } from './transaction.ts';
 
 /** Restore refused, or stopped with nothing changed; one line naming the tenant. */
 export class RestoreError extends Error {
@@ -26,8 +31,6 @@ export class RestoreError extends Error {
 export interface RestoreDeps {
   /** The catalog database, which is also the tenant's cell today. */
   readonly pool: pg.Pool;
-  /** libpq connection string of the same database, for psql. */
-  readonly databaseUrl: string;
 }
 
 const optionsSchema = z.object({
@@ -174,11 +177,10 @@ $restore$;
 
 /** Runs the archive through psql in a single transaction; the first error line on failure. */
 async function runRestore(deps: RestoreDeps, file: string, script: { before: string; after: string }) {
-  const child = spawn(
-    'psql',
-    ['-X', '-q', '--single-transaction', '-v', 'ON_ERROR_STOP=1', `--dbname=${deps.databaseUrl}`],
-    { stdio: ['pipe', 'ignore', 'pipe'] },
-  );
+  const child = spawn('psql', ['-X', '-q', '--single-transaction', '-v', 'ON_ERROR_STOP=1'], {
+    env: libpqEnvironment(poolConnection(deps.pool)),
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d) => {
     stderr += d;
@@ -265,67 +267,43 @@ export async function restoreTenant(
     return { tenantId: id, dryRun: true, archive: parsed.from, rowCounts, status: before.status, steps };
   }
 
-  const client = await deps.pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [TENANT_LOCK_CLASS, id]);
-    try {
-      const now = await readTenant(client, id);
-      if (now.status !== 'archived') refuseState(id, now.status);
-      if (!now.schema) {
-        await runRestore(deps, parsed.from, restoreScript(id, now.tier, rowCounts));
-      } else if (!sameCounts(await countRows(client, id), rowCounts)) {
-        throw new RestoreError(
-          `schema '${id}' exists but its rows differ from ${parsed.from}; inspect it before restoring; nothing changed`,
-        );
-      }
-      await client.query('BEGIN');
-      try {
-        const saved: SavedSettings = {
-          previousStatus: 'archived',
-          role: { connectionLimit: getTier(now.tier).database.connectionLimit, canLogin: true },
-          suspendedAt: new Date().toISOString(),
-        };
+  return withTenantLock(deps.pool, id, async (client, spoil) => {
+    const now = await readTenant(client, id);
+    if (now.status !== 'archived') refuseState(id, now.status);
+    if (!now.schema) {
+      await runRestore(deps, parsed.from, restoreScript(id, now.tier, rowCounts));
+    } else if (!sameCounts(await countRows(client, id), rowCounts)) {
+      throw new RestoreError(
+        `schema '${id}' exists but its rows differ from ${parsed.from}; inspect it before restoring; nothing changed`,
+      );
+    }
+    const saved: SavedSettings = {
+      previousStatus: 'archived',
+      role: { connectionLimit: getTier(now.tier).database.connectionLimit, canLogin: true },
+      suspendedAt: new Date().toISOString(),
+    };
+    await inClientTransaction(
+      client,
+      async () => {
+        // What resume gives back: LOGIN and the tier's connection limit.
         await client.query(
           `INSERT INTO control.quota_state (tenant_id, period, saved_settings)
            VALUES ($1, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM'), $2)
            ON CONFLICT (tenant_id) DO UPDATE SET saved_settings = EXCLUDED.saved_settings, updated_at = now()`,
           [id, JSON.stringify(saved)],
         );
-        await client.query(
-          `UPDATE control.tenants SET status = 'suspended', updated_at = now(), status_changed_at = now()
-            WHERE id = $1`,
-          [id],
-        );
-        await client.query('SELECT pg_notify($1, $2)', [
-          LIFECYCLE_CHANNEL,
-          JSON.stringify({ tenantId: id, status: 'suspended', action: 'tenant.restored' }),
-        ]);
-        await recordAudit(client, {
+        await transition(client, {
           tenantId: id,
-          actor: parsed.actor,
+          from: 'archived',
+          to: 'suspended',
           action: 'tenant.restored',
-          fromStatus: 'archived',
-          toStatus: 'suspended',
+          actor: parsed.actor,
           reason: parsed.reason,
           evidence: { archive: recorded.path, sha256: recorded.sha256, rowCounts },
         });
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch((rollbackError: Error) => {
-          broken = rollbackError;
-        });
-        throw error;
-      }
-      return { tenantId: id, dryRun: false, archive: parsed.from, rowCounts, status: 'suspended', steps };
-    } finally {
-      await client
-        .query('SELECT pg_advisory_unlock($1, hashtext($2))', [TENANT_LOCK_CLASS, id])
-        .catch((error: Error) => {
-          broken = error;
-        });
-    }
-  } finally {
-    client.release(broken);
-  }
+      },
+      spoil,
+    );
+    return { tenantId: id, dryRun: false, archive: parsed.from, rowCounts, status: 'suspended', steps };
+  });
 }

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { z } from 'zod';
+import { TENANT_LOCK_CLASS } from '../lifecycle/session.ts';
 import { tenantSchemaStatements } from '../tenant-schema.ts';
-import { TENANT_LOCK_CLASS } from '../transaction.ts';
 import { type CellDirectory, singleDatabaseCells } from './cells.ts';
 import {
   latestVersion,
