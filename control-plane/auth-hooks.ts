@@ -11,41 +11,44 @@ function bearer(request: FastifyRequest): string | null {
   return token === '' ? null : token;
 }
 
-async function refuseBlockedIp(ctx: ControlPlaneContext, ip: string): Promise<void> {
-  const blocked = await ctx.authFailures.blockedFor(ip);
+/**
+ * Counts a failed authentication against the source IP and, for a well-formed API key, its prefix; throws
+ * 401, or 429 once either is blocked. Only failures count: a valid credential is checked first and never
+ * refused by this limit, so one guesser behind a shared address cannot lock out the others.
+ */
+async function failAuthentication(
+  ctx: ControlPlaneContext,
+  request: FastifyRequest,
+  message: string,
+  credential: string | null,
+): Promise<never> {
+  const prefix = credential === null ? null : parseApiKeyPrefix(credential);
+  const sources = prefix === null ? [`ip:${request.ip}`] : [`ip:${request.ip}`, `prefix:${prefix}`];
+  const blocked = Math.max(...(await Promise.all(sources.map((source) => ctx.authFailures.fail(source)))));
   if (blocked > 0) {
     ctx.metrics.rateLimitRejections.inc({ limiter: 'auth-failures' });
-    throw new HttpError(429, 'too many failed authentications from this address', { 'Retry-After': blocked });
-  }
-}
-
-/** Counts the failure against the client IP and throws 401, or 429 once the IP is blocked. */
-async function failAuthentication(ctx: ControlPlaneContext, ip: string, message: string): Promise<never> {
-  const blocked = await ctx.authFailures.fail(ip);
-  if (blocked > 0) {
-    ctx.metrics.rateLimitRejections.inc({ limiter: 'auth-failures' });
-    throw new HttpError(429, 'too many failed authentications from this address', { 'Retry-After': blocked });
+    throw new HttpError(429, 'too many failed authentications from this address or for this key', {
+      'Retry-After': blocked,
+    });
   }
   throw new HttpError(401, message, { 'WWW-Authenticate': 'Bearer' });
 }
 
 /**
  * onRequest hook of tenant routes: API key -> tenant (cached), then the tier's rate limit.
- * A cached key never touches PostgreSQL; an unknown key is checked against the failed-auth limit first.
+ * A cached key never touches PostgreSQL; only a credential that fails is counted by the failed-auth limit.
  */
 export function tenantAuthHook(ctx: ControlPlaneContext) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const key = bearer(request);
-    if (key === null) return failAuthentication(ctx, request.ip, 'missing Authorization: Bearer <api key>');
-    const hash = hashApiKey(key);
-    let owner = ctx.keys.peek(hash);
-    if (owner === undefined) {
-      await refuseBlockedIp(ctx, request.ip);
-      owner = (await ctx.keys.verify(hash, key)) ?? undefined;
-      if (owner === undefined) return failAuthentication(ctx, request.ip, 'invalid or revoked API key');
+    if (key === null) {
+      return failAuthentication(ctx, request, 'missing Authorization: Bearer <api key>', null);
     }
+    const hash = hashApiKey(key);
+    const owner = ctx.keys.peek(hash) ?? (await ctx.keys.verify(hash, key));
+    if (owner === null) return failAuthentication(ctx, request, 'invalid or revoked API key', key);
     const tenant = await ctx.tenants.get(owner.tenantId);
-    if (tenant === null) return failAuthentication(ctx, request.ip, 'invalid or revoked API key');
+    if (tenant === null) return failAuthentication(ctx, request, 'invalid or revoked API key', key);
     const decision = await ctx.limiter.consume(tenant.id, tenant.tier);
     const headers = {
       'RateLimit-Limit': decision.limit,
@@ -70,14 +73,16 @@ export function tenantAuthHook(ctx: ControlPlaneContext) {
 export function operatorAuthHook(ctx: ControlPlaneContext) {
   return async (request: FastifyRequest): Promise<void> => {
     const token = bearer(request);
-    if (token === null)
-      return failAuthentication(ctx, request.ip, 'missing Authorization: Bearer <operator JWT>');
+    if (token === null) {
+      return failAuthentication(ctx, request, 'missing Authorization: Bearer <operator JWT>', null);
+    }
     if (parseApiKeyPrefix(token) !== null) {
       throw new HttpError(403, 'operator routes need an operator JWT; API keys are not accepted');
     }
-    await refuseBlockedIp(ctx, request.ip);
     const operator = await ctx.verifyOperator(token);
-    if (operator === null) return failAuthentication(ctx, request.ip, 'invalid or expired operator token');
+    if (operator === null) {
+      return failAuthentication(ctx, request, 'invalid or expired operator token', null);
+    }
     const reads = request.method === 'GET' || request.method === 'HEAD';
     if (!reads && !canWrite(operator.role)) {
       throw new HttpError(403, `role '${operator.role}' may only read`);

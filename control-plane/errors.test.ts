@@ -81,9 +81,34 @@ describe('error responses', () => {
     expect(res.json()).toEqual({ error: 'no route GET /v1/nothing-here' });
   });
 
-  test('an unexpected failure is a bare 500 with no stack or internal message', async () => {
+  test('an unreachable catalog is a 503 with Retry-After, not a 500', async () => {
     const deadPool = new pg.Pool({
       connectionString: `postgresql://postgres@127.0.0.1:${await closedPort()}/x`,
+    });
+    const broken = await buildServer({
+      config: testConfig(fx.keyPrefix),
+      pool: deadPool,
+      redis: fx.redis,
+      environment: loadEnvironmentConfig('dev'),
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      for (const url of ['/v1/me', '/v1/tenants']) {
+        const credential = url === '/v1/me' ? key : await fx.token('admin');
+        const res = await broken.inject({ url, headers: bearer(credential) });
+        expect([url, res.statusCode, res.headers['retry-after']]).toEqual([url, 503, '2']);
+        expect(res.json()).toEqual({ error: 'the catalog (PostgreSQL) is unavailable; retry later' });
+      }
+    } finally {
+      await broken.close();
+      await deadPool.end();
+    }
+  });
+
+  test('an unexpected failure is a bare 500 with no stack or internal message', async () => {
+    // A database that does not exist: PostgreSQL answers, with an error that is no outage.
+    const deadPool = new pg.Pool({
+      connectionString: `postgresql://postgres@127.0.0.1:5432/no_such_db_${Date.now()}`,
     });
     const broken = await buildServer({
       config: testConfig(fx.keyPrefix),

@@ -12,9 +12,19 @@ export interface Operator {
   readonly subject: string;
 }
 
+/** `sub` goes into the audit trail, so it is bounded and printable. */
+export const MAX_SUBJECT_LENGTH = 200;
+
 const claimsSchema = z.object({
   role: z.enum(OPERATOR_ROLES),
-  sub: z.string().min(1).optional(),
+  sub: z
+    .string()
+    .min(1)
+    .max(MAX_SUBJECT_LENGTH)
+    .regex(/^[\x21-\x7e]+$/)
+    .optional(),
+  iat: z.number(),
+  exp: z.number(),
 });
 
 export type OperatorVerifier = (token: string) => Promise<Operator | null>;
@@ -23,7 +33,13 @@ export type OperatorVerifier = (token: string) => Promise<Operator | null>;
 export async function createOperatorVerifier(
   config: Pick<
     ControlPlaneConfig,
-    'JWT_SECRET' | 'JWT_PUBLIC_KEY' | 'JWT_JWKS_URL' | 'JWT_ALGORITHM' | 'JWT_ISSUER' | 'JWT_AUDIENCE'
+    | 'JWT_SECRET'
+    | 'JWT_PUBLIC_KEY'
+    | 'JWT_JWKS_URL'
+    | 'JWT_ALGORITHM'
+    | 'JWT_ISSUER'
+    | 'JWT_AUDIENCE'
+    | 'JWT_MAX_LIFETIME_SECONDS'
   >,
 ): Promise<OperatorVerifier> {
   let key: Uint8Array | CryptoKey | JWTVerifyGetKey;
@@ -43,7 +59,9 @@ export async function createOperatorVerifier(
   const options = {
     algorithms,
     // jose accepts a token without exp; one that never expires could not be withdrawn short of a key change.
-    requiredClaims: ['exp'],
+    requiredClaims: ['exp', 'iat'],
+    // A stolen token is good for at most this long after it was issued.
+    maxTokenAge: config.JWT_MAX_LIFETIME_SECONDS,
     ...(config.JWT_ISSUER === undefined ? {} : { issuer: config.JWT_ISSUER }),
     ...(config.JWT_AUDIENCE === undefined ? {} : { audience: config.JWT_AUDIENCE }),
   };
@@ -55,6 +73,8 @@ export async function createOperatorVerifier(
           : await jwtVerify(token, key, options);
       const claims = claimsSchema.safeParse(payload);
       if (!claims.success) return null;
+      // maxTokenAge bounds the age now; this bounds how long the issuer made it valid for.
+      if (claims.data.exp - claims.data.iat > config.JWT_MAX_LIFETIME_SECONDS) return null;
       return { role: claims.data.role, subject: claims.data.sub ?? 'unknown' };
     } catch {
       return null;

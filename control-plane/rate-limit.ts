@@ -79,7 +79,7 @@ export class TenantRateLimiter {
   }
 }
 
-/** Counts failed authentications per client IP and blocks an IP that fails too often (key guessing). */
+/** Counts failed authentications per source (client IP, key prefix) and blocks one that fails too often. */
 export class AuthFailureLimiter {
   private readonly limiter: RateLimiterAbstract;
 
@@ -96,17 +96,10 @@ export class AuthFailureLimiter {
           });
   }
 
-  /** Seconds the IP remains blocked, or 0 when it may try. */
-  async blockedFor(ip: string): Promise<number> {
-    const res = await this.limiter.get(ip);
-    if (res === null || res.consumedPoints <= this.limiter.points) return 0;
-    return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
-  }
-
-  /** Records a failure; returns the seconds the IP is now blocked, or 0. */
-  async fail(ip: string): Promise<number> {
+  /** Records a failure of the source; returns the seconds it is now blocked, or 0. */
+  async fail(source: string): Promise<number> {
     try {
-      await this.limiter.consume(ip);
+      await this.limiter.consume(source);
       return 0;
     } catch (rejection) {
       if (!(rejection instanceof RateLimiterRes)) throw rejection;

@@ -1,5 +1,12 @@
-import type { Redis } from 'ioredis';
+import { type Redis, ReplyError } from 'ioredis';
+import { StoreUnavailableError } from './errors.ts';
 import type { AdmissionLimits, AdmitResult, HotStore, MonthUsage } from './hot-store.ts';
+
+/** A reply error is a bug in a script or a key; anything else means Redis could not be reached. */
+function unavailable(error: unknown): never {
+  if (error instanceof ReplyError) throw error;
+  throw new StoreUnavailableError('redis', error);
+}
 
 /** Month counters outlive their month long enough for the last reports to land. */
 const USAGE_TTL_SECONDS = 40 * 86_400;
@@ -70,32 +77,22 @@ export class RedisHotStore implements HotStore {
     const usageKey = this.usageKey(tenantId, month);
     const idemKey = idempotencyKey === null ? usageKey : this.key('idem', tenantId, idempotencyKey);
     const ttl = idempotencyKey === null ? 0 : this.options.idempotencyTtlSeconds;
-    const counted = await this.redis.cpRecordUsage(
-      idemKey,
-      usageKey,
-      ttl,
-      usage.agentMinutes,
-      usage.apiCalls,
-      USAGE_TTL_SECONDS,
-    );
+    const counted = await this.redis
+      .cpRecordUsage(idemKey, usageKey, ttl, usage.agentMinutes, usage.apiCalls, USAGE_TTL_SECONDS)
+      .catch(unavailable);
     return counted === 1;
   }
 
   async seedMonthUsage(tenantId: string, month: string, usage: MonthUsage) {
-    await this.redis.cpSeedUsage(
-      this.usageKey(tenantId, month),
-      usage.agentMinutes,
-      usage.apiCalls,
-      USAGE_TTL_SECONDS,
-    );
+    await this.redis
+      .cpSeedUsage(this.usageKey(tenantId, month), usage.agentMinutes, usage.apiCalls, USAGE_TTL_SECONDS)
+      .catch(unavailable);
   }
 
   async monthUsage(tenantId: string, month: string): Promise<MonthUsage> {
-    const [minutes, calls] = await this.redis.hmget(
-      this.usageKey(tenantId, month),
-      'agentMinutes',
-      'apiCalls',
-    );
+    const [minutes, calls] = await this.redis
+      .hmget(this.usageKey(tenantId, month), 'agentMinutes', 'apiCalls')
+      .catch(unavailable);
     return { agentMinutes: Number(minutes ?? 0), apiCalls: Number(calls ?? 0) };
   }
 
@@ -106,17 +103,19 @@ export class RedisHotStore implements HotStore {
     limits: AdmissionLimits,
   ): Promise<AdmitResult> {
     const now = Date.now();
-    const [outcome, value] = await this.redis.cpAdmit(
-      this.slotsKey(tenantId),
-      this.usageKey(tenantId, month),
-      taskId,
-      now,
-      now - this.options.slotTtlSeconds * 1000,
-      limits.concurrentTasks,
-      limits.agentMinutesPerMonth,
-      limits.apiCallsPerMonth,
-      this.options.slotTtlSeconds,
-    );
+    const [outcome, value] = await this.redis
+      .cpAdmit(
+        this.slotsKey(tenantId),
+        this.usageKey(tenantId, month),
+        taskId,
+        now,
+        now - this.options.slotTtlSeconds * 1000,
+        limits.concurrentTasks,
+        limits.agentMinutesPerMonth,
+        limits.apiCallsPerMonth,
+        this.options.slotTtlSeconds,
+      )
+      .catch(unavailable);
     if (outcome === 'allow') return { allowed: true, activeTasks: Number(value) };
     return {
       allowed: false,
@@ -126,16 +125,16 @@ export class RedisHotStore implements HotStore {
   }
 
   async release(tenantId: string, taskId: string) {
-    return (await this.redis.zrem(this.slotsKey(tenantId), taskId)) === 1;
+    return (await this.redis.zrem(this.slotsKey(tenantId), taskId).catch(unavailable)) === 1;
   }
 
   async activeTasks(tenantId: string) {
     const staleBefore = Date.now() - this.options.slotTtlSeconds * 1000;
-    return this.redis.zcount(this.slotsKey(tenantId), `(${staleBefore}`, '+inf');
+    return this.redis.zcount(this.slotsKey(tenantId), `(${staleBefore}`, '+inf').catch(unavailable);
   }
 
   async ping() {
-    await this.redis.ping();
+    await this.redis.ping().catch(unavailable);
   }
 
   private key(...parts: string[]): string {

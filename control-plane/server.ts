@@ -3,6 +3,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   LogController,
 } from 'fastify';
 import { ApiKeyNotFoundError } from '../tenants/api-keys.ts';
@@ -12,19 +13,30 @@ import { KubectlError, ReadinessError, TenantStateError } from '../tenants/provi
 import { TenantIdError } from '../tenants/tenant-id.ts';
 import { TierError } from '../tenants/tiers.ts';
 import { operatorAuthHook, tenantAuthHook } from './auth-hooks.ts';
+import { CacheInvalidation } from './cache-invalidation.ts';
+import { registerWebUi } from './console/index.ts';
 import type { ControlPlaneContext, ControlPlaneDeps } from './context.ts';
-import { HttpError } from './errors.ts';
+import {
+  HttpError,
+  isCatalogUnreachable,
+  STORE_RETRY_AFTER_SECONDS,
+  StoreUnavailableError,
+} from './errors.ts';
 import { type HotStore, MemoryHotStore } from './hot-store.ts';
+import { type LeaseStore, MemoryLeaseStore, RedisLeaseStore } from './lease-store.ts';
 import { createMetrics } from './metrics.ts';
 import { createOperatorVerifier } from './operator-auth.ts';
+import { OutageLog } from './outage-log.ts';
 import { AuthFailureLimiter, TenantRateLimiter } from './rate-limit.ts';
 import { RedisHotStore } from './redis-store.ts';
+import { clientErrorHandler, requireUtf8, validatePathParams } from './request-guards.ts';
 import { admissionRoutes } from './routes/admission.ts';
 import { operatorKeyRoutes } from './routes/operator-keys.ts';
 import { operatorStatusRoutes } from './routes/operator-status.ts';
 import { operatorTenantRoutes } from './routes/operator-tenants.ts';
 import { probeRoutes } from './routes/probes.ts';
 import { tenantSelfRoutes } from './routes/tenant-self.ts';
+import { operatorUsageViewRoutes, tenantUsageViewRoutes } from './routes/usage-view.ts';
 import { ApiKeyCache, TenantStateCache } from './tenant-cache.ts';
 import { UsageBatcher } from './usage-batcher.ts';
 
@@ -50,6 +62,19 @@ function clientError(error: FastifyError | Error): { status: number; message: st
   return null;
 }
 
+/** A store outage behind an error, whoever threw it: the hot store, a cache load or an operator route's query. */
+function storeOutage(error: unknown): StoreUnavailableError | null {
+  if (error instanceof StoreUnavailableError) return error;
+  if (isCatalogUnreachable(error)) return new StoreUnavailableError('postgres', error);
+  return null;
+}
+
+/** Fastify's trustProxy: a hop count becomes "the nearest N hops", which its types take as a function. */
+function trustProxyOption(trust: false | number | string[]) {
+  if (typeof trust === 'number') return (_address: string, hop: number) => hop < trust;
+  return trust;
+}
+
 /**
  * Builds the control-plane HTTP service. Closing the app flushes buffered usage; the caller closes
  * the pool and the Redis client it passed in.
@@ -66,17 +91,41 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     deps.redis === null
       ? new MemoryHotStore(storeOptions)
       : new RedisHotStore(deps.redis, { ...storeOptions, keyPrefix: config.REDIS_KEY_PREFIX });
+  const leaseOptions = {
+    ttlMs: config.LEASE_HEARTBEAT_MS * config.LEASE_EXPIRY_HEARTBEATS,
+    ...(deps.clock ? { clock: deps.clock } : {}),
+  };
+  const leases: LeaseStore =
+    deps.redis === null
+      ? new MemoryLeaseStore(leaseOptions)
+      : new RedisLeaseStore(deps.redis, { ...leaseOptions, keyPrefix: config.REDIS_KEY_PREFIX });
   const metrics = createMetrics();
+  const keys = new ApiKeyCache(deps.pool, config.KEY_CACHE_TTL_MS, config.CATALOG_OUTAGE_GRACE_MS);
+  const tenants = new TenantStateCache(
+    deps.pool,
+    store,
+    config.TENANT_CACHE_TTL_MS,
+    config.CATALOG_OUTAGE_GRACE_MS,
+  );
+  const invalidation = new CacheInvalidation(
+    deps.redis,
+    config.REDIS_KEY_PREFIX,
+    { keys, tenants },
+    deps.logger,
+  );
+  await invalidation.start();
   const ctx: ControlPlaneContext = {
     ...deps,
     store,
+    leases,
     metrics,
-    keys: new ApiKeyCache(deps.pool, config.KEY_CACHE_TTL_MS),
-    tenants: new TenantStateCache(deps.pool, store, config.TENANT_CACHE_TTL_MS),
+    keys,
+    tenants,
+    invalidation,
+    outages: new OutageLog(deps.logger, config.OUTAGE_LOG_INTERVAL_MS),
     limiter: new TenantRateLimiter(backend),
     authFailures: new AuthFailureLimiter(backend, config.AUTH_FAILURES_PER_MINUTE, config.AUTH_BLOCK_SECONDS),
     usage: new UsageBatcher(deps.pool, {
-      intervalMs: config.USAGE_FLUSH_INTERVAL_MS,
       maxReports: config.USAGE_FLUSH_MAX_REPORTS,
       logger: deps.logger,
       metrics,
@@ -89,7 +138,12 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     // Per-request lines are logged at debug level by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.BODY_LIMIT_BYTES,
-    trustProxy: config.TRUST_PROXY,
+    trustProxy: trustProxyOption(config.TRUST_PROXY),
+    clientErrorHandler,
+    // The router's own refusals (malformed percent-encoding, overlong parameter) in the `{ error }` shape.
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: error.message });
+    },
   });
   // JSON only: any other body is a 415.
   app.removeContentTypeParser('text/plain');
@@ -115,11 +169,23 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     request.log.debug({ route, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
     done();
   });
+  app.addHook('onRequest', validatePathParams);
+  app.addHook('onRequest', requireUtf8);
   app.addHook('onClose', async () => {
     await ctx.usage.close();
+    await ctx.invalidation.close();
+    ctx.outages.close();
   });
 
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
+    const outage = storeOutage(error);
+    if (outage !== null) {
+      ctx.outages.refused(outage.store, outage.cause);
+      return reply
+        .code(503)
+        .header('Retry-After', STORE_RETRY_AFTER_SECONDS)
+        .send({ error: `${outage.message}; retry later` });
+    }
     const known = clientError(error);
     if (known !== null) {
       if (error instanceof HttpError) reply.headers(error.headers);
@@ -138,12 +204,15 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     scope.addHook('onRequest', tenantAuthHook(ctx));
     tenantSelfRoutes(scope, ctx);
     admissionRoutes(scope, ctx);
+    tenantUsageViewRoutes(scope, ctx);
   });
   await app.register(async (scope) => {
     scope.addHook('onRequest', operatorAuthHook(ctx));
     operatorTenantRoutes(scope, ctx);
     operatorKeyRoutes(scope, ctx);
     operatorStatusRoutes(scope, ctx);
+    operatorUsageViewRoutes(scope, ctx);
   });
+  await registerWebUi(app, ctx);
   return app;
 }

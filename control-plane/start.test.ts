@@ -21,7 +21,7 @@ beforeAll(async () => {
 afterAll(() => fx.close());
 
 describe('startControlPlane', () => {
-  test('listens, and a graceful stop flushes buffered usage before closing the pools', async () => {
+  test('listens, and an accepted report is already committed, and a graceful stop closes the pools', async () => {
     const running = await startControlPlane(
       testConfig(fx.keyPrefix, {
         DATABASE_URL: fx.db.url,
@@ -29,7 +29,6 @@ describe('startControlPlane', () => {
         PORT: '0',
         HOST: '127.0.0.1',
         LOG_LEVEL: 'silent',
-        USAGE_FLUSH_INTERVAL_MS: '600000',
       }),
     );
     const t = await fx.tenant('pro');
@@ -39,8 +38,9 @@ describe('startControlPlane', () => {
       body: JSON.stringify({ agentMinutes: 1.25, apiCalls: 3 }),
     });
     expect(res.status).toBe(202);
+    // 202 means committed: the report is in PostgreSQL before the answer, not at shutdown.
     const before = await fx.pool.query('SELECT 1 FROM control.usage WHERE tenant_id = $1', [t.id]);
-    expect(before.rowCount).toBe(0);
+    expect(before.rowCount).toBe(1);
     await running.close();
     const { rows } = await fx.pool.query(
       'SELECT agent_minutes::float8 AS minutes, api_calls::int AS calls FROM control.usage WHERE tenant_id = $1',

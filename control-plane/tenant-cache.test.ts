@@ -37,7 +37,7 @@ describe('caches and a change made while a load is in flight', () => {
   test('a key revoked while its verification is in flight is not cached as valid', async () => {
     const t = await fx.tenant('pro');
     const held = heldPool();
-    const keys = new ApiKeyCache(held.pool, 10_000);
+    const keys = new ApiKeyCache(held.pool, 10_000, 0);
     const hash = hashApiKey(t.key);
     const inFlight = keys.verify(hash, t.key);
     await held.started;
@@ -54,7 +54,7 @@ describe('caches and a change made while a load is in flight', () => {
     const t = await fx.tenant('pro');
     const held = heldPool();
     const store = new MemoryHotStore({ idempotencyTtlSeconds: 60, slotTtlSeconds: 60 });
-    const tenants = new TenantStateCache(held.pool, store, 10_000);
+    const tenants = new TenantStateCache(held.pool, store, 10_000, 0);
     const inFlight = tenants.get(t.id);
     await held.started;
     await fx.pool.query("UPDATE control.tenants SET status = 'suspended' WHERE id = $1", [t.id]);

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { verifyApiKey } from '../tenants/api-keys.ts';
 import { getTier, type Tier } from '../tenants/tiers.ts';
+import { isCatalogUnreachable, StoreUnavailableError } from './errors.ts';
 import type { HotStore } from './hot-store.ts';
 
 /** What the hot path needs to know about a tenant. */
@@ -34,7 +35,8 @@ interface Entry<T> {
 
 /**
  * A small TTL cache whose loads are shared: concurrent misses for one key make one load.
- * TTL 0 disables caching but keeps the sharing.
+ * TTL 0 disables caching but keeps the sharing. While the catalog is unreachable, an expired value is
+ * served for up to `graceMs` past its TTL; values deleted (revoked, changed) are never served again.
  */
 class TtlCache<T> {
   private readonly entries = new Map<string, Entry<T>>();
@@ -42,14 +44,16 @@ class TtlCache<T> {
   /** Bumped by every delete: a load that began before one may have read the old row, so it is not cached. */
   private generation = 0;
 
-  constructor(private readonly ttlMs: number) {}
+  constructor(
+    private readonly ttlMs: number,
+    private readonly graceMs: number,
+  ) {}
 
   /** The cached value without loading; undefined when absent or expired. */
   peek(key: string): T | undefined {
     const entry = this.entries.get(key);
     if (entry === undefined) return undefined;
     if (entry.expiresAt > Date.now()) return entry.value;
-    this.entries.delete(key);
     return undefined;
   }
 
@@ -60,11 +64,21 @@ class TtlCache<T> {
     if (inFlight) return inFlight;
     const generation = this.generation;
     const promise: Promise<T> = load()
-      .then((value) => {
-        if (this.ttlMs > 0 && cacheIf(value) && generation === this.generation)
-          this.entries.set(key, { value, expiresAt: Date.now() + this.ttlMs });
-        return value;
-      })
+      .then(
+        (value) => {
+          if (this.ttlMs > 0 && cacheIf(value) && generation === this.generation)
+            this.entries.set(key, { value, expiresAt: Date.now() + this.ttlMs });
+          else this.entries.delete(key);
+          return value;
+        },
+        (error: unknown) => {
+          if (!isCatalogUnreachable(error)) throw error;
+          const stale = this.entries.get(key);
+          if (stale !== undefined && stale.expiresAt + this.graceMs > Date.now()) return stale.value;
+          this.entries.delete(key);
+          throw new StoreUnavailableError('postgres', error);
+        },
+      )
       .finally(() => {
         if (this.loading.get(key) === promise) this.loading.delete(key);
       });
@@ -82,6 +96,11 @@ class TtlCache<T> {
     this.forgetLoads();
   }
 
+  clear(): void {
+    this.entries.clear();
+    this.forgetLoads();
+  }
+
   /** Later callers load afresh instead of joining a load that may predate the change. */
   private forgetLoads(): void {
     this.generation++;
@@ -96,8 +115,9 @@ export class ApiKeyCache {
   constructor(
     private readonly pool: pg.Pool,
     ttlMs: number,
+    graceMs: number,
   ) {
-    this.cache = new TtlCache(ttlMs);
+    this.cache = new TtlCache(ttlMs, graceMs);
   }
 
   /** Cached tenant of a key hash; undefined on a miss (call verify). */
@@ -118,6 +138,11 @@ export class ApiKeyCache {
   invalidatePrefix(prefix: string): void {
     this.cache.deleteWhere((v) => v?.prefix === prefix);
   }
+
+  /** Forgets every key (after missing invalidations, e.g. a lost Redis subscription). */
+  clear(): void {
+    this.cache.clear();
+  }
 }
 
 /** Tenant tier and status, plus seeding of the month's usage counters in the hot store. */
@@ -128,8 +153,9 @@ export class TenantStateCache {
     private readonly pool: pg.Pool,
     private readonly store: HotStore,
     ttlMs: number,
+    graceMs: number,
   ) {
-    this.cache = new TtlCache(ttlMs);
+    this.cache = new TtlCache(ttlMs, graceMs);
   }
 
   get(tenantId: string): Promise<TenantState | null> {
@@ -138,6 +164,10 @@ export class TenantStateCache {
 
   invalidate(tenantId: string): void {
     this.cache.delete(tenantId);
+  }
+
+  clear(): void {
+    this.cache.clear();
   }
 
   private async load(tenantId: string): Promise<TenantState | null> {

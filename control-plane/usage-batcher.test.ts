@@ -33,17 +33,38 @@ const usageOf = async (id: string) =>
     )
   ).rows;
 
-test('a report PostgreSQL refuses drops only its tenant, and the other tenants are still metered', async () => {
+test('a report PostgreSQL refuses fails only its tenant, and the other tenants are still metered', async () => {
   const batcher = new UsageBatcher(pool, {
-    intervalMs: 60_000,
     maxReports: 1_000,
     logger: pino({ level: 'silent' }),
     metrics: createMetrics(),
   });
   const day = new Date().toISOString().slice(0, 10);
-  batcher.add({ tenantId: good, idempotencyKey: 'g-1', day, agentMinutes: 2.5, apiCalls: 7 });
+  const accepted = batcher.record({
+    tenantId: good,
+    idempotencyKey: 'g-1',
+    day,
+    agentMinutes: 2.5,
+    apiCalls: 7,
+  });
   // Past numeric(14, 3): every retry of a batch holding it would fail.
-  batcher.add({ tenantId: poisoned, idempotencyKey: 'p-1', day, agentMinutes: 1e12, apiCalls: 1 });
+  const refused = batcher.record({
+    tenantId: poisoned,
+    idempotencyKey: 'p-1',
+    day,
+    agentMinutes: 1e12,
+    apiCalls: 1,
+  });
+  const repeat = batcher.record({
+    tenantId: good,
+    idempotencyKey: 'g-1',
+    day,
+    agentMinutes: 2.5,
+    apiCalls: 7,
+  });
+  await expect(accepted).resolves.toBe(true);
+  await expect(repeat).resolves.toBe(false);
+  await expect(refused).rejects.toMatchObject({ statusCode: 422 });
   await batcher.close();
 
   expect(batcher.pendingCount).toBe(0);
@@ -51,4 +72,27 @@ test('a report PostgreSQL refuses drops only its tenant, and the other tenants a
   expect(await usageOf(poisoned)).toEqual([]);
   const kept = await pool.query('SELECT tenant_id FROM control.usage_reports ORDER BY tenant_id');
   expect(kept.rows).toEqual([{ tenant_id: good }]);
+});
+
+test('record resolves only after the report is committed, and a second record of its key is a duplicate', async () => {
+  const batcher = new UsageBatcher(pool, {
+    maxReports: 10,
+    logger: pino({ level: 'silent' }),
+    metrics: createMetrics(),
+  });
+  const tenantId = uniqueTenantId('durable');
+  await pool.query(
+    `INSERT INTO control.tenants (id, tier, status, cell_id) VALUES ($1, 'pro', 'active', 'cell-1')`,
+    [tenantId],
+  );
+  const day = new Date().toISOString().slice(0, 10);
+  expect(await batcher.record({ tenantId, idempotencyKey: 'd-1', day, agentMinutes: 1, apiCalls: 3 })).toBe(
+    true,
+  );
+  // No flush in between: the answer above already means the row is there.
+  expect(await usageOf(tenantId)).toEqual([{ agent_minutes: '1.000', api_calls: '3' }]);
+  expect(await batcher.record({ tenantId, idempotencyKey: 'd-1', day, agentMinutes: 1, apiCalls: 3 })).toBe(
+    false,
+  );
+  expect(await usageOf(tenantId)).toEqual([{ agent_minutes: '1.000', api_calls: '3' }]);
 });

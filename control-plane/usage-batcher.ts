@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { HttpError, isCatalogUnreachable, StoreUnavailableError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 
-/** One accepted usage report, waiting to be written to PostgreSQL. */
+/** One usage report, to be written to PostgreSQL before it is acknowledged. */
 export interface UsageReport {
   readonly tenantId: string;
   /** Null when the client sent no Idempotency-Key. */
@@ -13,8 +14,14 @@ export interface UsageReport {
   readonly apiCalls: number;
 }
 
-// Reports whose idempotency key PostgreSQL already holds are dropped here too, so a report the cache
-// forgot (after a Redis restart) is still counted once.
+interface Waiting {
+  readonly report: UsageReport;
+  resolve(fresh: boolean): void;
+  reject(error: unknown): void;
+}
+
+// The idempotency key becomes final in the same statement that counts the report, so a report is either
+// counted with its key or not at all. RETURNING names the keys this statement stored (the fresh reports).
 const FLUSH_SQL = `
 WITH incoming AS (
   SELECT * FROM json_to_recordset($1::json)
@@ -24,15 +31,18 @@ WITH incoming AS (
   SELECT tenant_id, idempotency_key FROM incoming WHERE idempotency_key IS NOT NULL
   ON CONFLICT DO NOTHING
   RETURNING tenant_id, idempotency_key
+), counted AS (
+  INSERT INTO control.usage AS u (tenant_id, day, agent_minutes, api_calls)
+  SELECT i.tenant_id, i.day, sum(i.agent_minutes), sum(i.api_calls)
+    FROM incoming i
+   WHERE i.idempotency_key IS NULL
+      OR EXISTS (SELECT 1 FROM fresh f WHERE f.tenant_id = i.tenant_id AND f.idempotency_key = i.idempotency_key)
+   GROUP BY i.tenant_id, i.day
+  ON CONFLICT (tenant_id, day) DO UPDATE
+    SET agent_minutes = u.agent_minutes + EXCLUDED.agent_minutes, api_calls = u.api_calls + EXCLUDED.api_calls
+  RETURNING 1
 )
-INSERT INTO control.usage AS u (tenant_id, day, agent_minutes, api_calls)
-SELECT i.tenant_id, i.day, sum(i.agent_minutes), sum(i.api_calls)
-  FROM incoming i
- WHERE i.idempotency_key IS NULL
-    OR EXISTS (SELECT 1 FROM fresh f WHERE f.tenant_id = i.tenant_id AND f.idempotency_key = i.idempotency_key)
- GROUP BY i.tenant_id, i.day
-ON CONFLICT (tenant_id, day) DO UPDATE
-  SET agent_minutes = u.agent_minutes + EXCLUDED.agent_minutes, api_calls = u.api_calls + EXCLUDED.api_calls`;
+SELECT tenant_id, idempotency_key FROM fresh`;
 
 /** SQLSTATE classes 22 (data exception) and 23 (integrity): retrying the same rows can never succeed. */
 function isDataError(error: unknown): boolean {
@@ -40,114 +50,150 @@ function isDataError(error: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
 }
 
+/** What the waiting request fails with: 503 while the catalog is down, 422 for data it refuses. */
+function refusalOf(error: unknown): unknown {
+  if (isCatalogUnreachable(error)) return new StoreUnavailableError('postgres', error);
+  if (isDataError(error)) {
+    return new HttpError(422, `usage report refused by the catalog: ${(error as Error).message}`);
+  }
+  return error;
+}
+
+const keyOf = (tenantId: string, idempotencyKey: string) => `${tenantId}\u0000${idempotencyKey}`;
+
 /**
- * Buffers accepted usage reports and writes them in one statement every interval or every
- * `maxReports`, so PostgreSQL stays off the request path. A failed flush keeps the reports for the next one.
+ * Writes usage reports to PostgreSQL in group commits: a write starts as soon as the previous one ends and
+ * takes every report that arrived meanwhile (up to `maxReports`). `record` resolves only once the report
+ * is committed, so an acknowledged report survives a crash, and a retry of an unanswered one counts once.
  */
 export class UsageBatcher {
-  private pending: UsageReport[] = [];
-  private flushing: Promise<void> = Promise.resolve();
-  private readonly timer: NodeJS.Timeout;
+  private waiting: Waiting[] = [];
+  private writing: Promise<void> | null = null;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly options: {
-      readonly intervalMs: number;
       readonly maxReports: number;
       readonly logger: Logger;
       readonly metrics: Metrics;
     },
-  ) {
-    this.timer = setInterval(() => void this.flush(), options.intervalMs);
-    this.timer.unref();
-  }
+  ) {}
 
   get pendingCount(): number {
-    return this.pending.length;
+    return this.waiting.length;
   }
 
-  add(report: UsageReport): void {
-    this.pending.push(report);
-    // Only on crossing the threshold: a slow flush must not queue one more flush per report.
-    if (this.pending.length === this.options.maxReports) void this.flush();
-  }
-
-  /** Writes everything buffered so far; concurrent calls run one after another. */
-  flush(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.writePending());
-    return this.flushing;
-  }
-
-  /** Stops the timer and writes what is left. */
-  async close(): Promise<void> {
-    clearInterval(this.timer);
-    await this.flush();
-  }
-
-  private async writePending(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
-    const seen = new Set<string>();
-    const rows = batch.filter((r) => {
-      if (r.idempotencyKey === null) return true;
-      const key = `${r.tenantId}\u0000${r.idempotencyKey}`;
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
+  /**
+   * Resolves true once the report is committed, false when PostgreSQL already held its idempotency key.
+   * Rejects with StoreUnavailableError when the catalog cannot be reached (nothing was written).
+   */
+  record(report: UsageReport): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.waiting.push({ report, resolve, reject });
+      if (this.writing === null) this.writing = this.drain();
     });
+  }
+
+  /** Resolves once every report recorded so far is written or refused. */
+  async flush(): Promise<void> {
+    while (this.writing !== null) await this.writing;
+  }
+
+  close(): Promise<void> {
+    return this.flush();
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.waiting.length > 0) {
+        const batch = this.waiting.splice(0, this.options.maxReports);
+        await this.writeBatch(batch);
+      }
+    } finally {
+      this.writing = null;
+    }
+  }
+
+  private async writeBatch(batch: Waiting[]): Promise<void> {
+    // A key twice in one batch: the first is written, the others are duplicates of it.
+    const first = new Map<string, Waiting>();
+    const rows: Waiting[] = [];
+    const repeats: { of: Waiting; entry: Waiting }[] = [];
+    for (const entry of batch) {
+      const { idempotencyKey, tenantId } = entry.report;
+      if (idempotencyKey === null) {
+        rows.push(entry);
+        continue;
+      }
+      const seen = first.get(keyOf(tenantId, idempotencyKey));
+      if (seen === undefined) {
+        first.set(keyOf(tenantId, idempotencyKey), entry);
+        rows.push(entry);
+      } else repeats.push({ of: seen, entry });
+    }
+    const outcome = new Map<Waiting, { fresh: boolean } | { error: unknown }>();
     const started = performance.now();
     try {
-      await this.write(rows);
+      const fresh = await this.write(rows.map((w) => w.report));
+      for (const w of rows) outcome.set(w, { fresh: this.isFresh(w.report, fresh) });
       this.options.metrics.usageFlushes.inc({ result: 'ok' });
       this.options.metrics.usageFlushReports.observe(rows.length);
       this.options.metrics.usageFlushSeconds.observe((performance.now() - started) / 1000);
     } catch (error) {
-      if (isDataError(error)) {
-        await this.writePerTenant(rows);
-        return;
+      if (isDataError(error)) await this.writePerTenant(rows, outcome);
+      else {
+        this.options.metrics.usageFlushes.inc({ result: 'error' });
+        for (const w of rows) outcome.set(w, { error: refusalOf(error) });
       }
-      this.pending = rows.concat(this.pending);
-      this.options.metrics.usageFlushes.inc({ result: 'error' });
-      this.options.logger.error({ err: error, reports: rows.length }, 'usage flush failed; kept for retry');
     }
+    for (const [w, result] of outcome) {
+      if ('fresh' in result) w.resolve(result.fresh);
+      else w.reject(result.error);
+    }
+    for (const { of, entry } of repeats) {
+      const result = outcome.get(of)!;
+      if ('fresh' in result) entry.resolve(false);
+      else entry.reject(result.error);
+    }
+  }
+
+  private isFresh(report: UsageReport, fresh: Set<string>): boolean {
+    return report.idempotencyKey === null || fresh.has(keyOf(report.tenantId, report.idempotencyKey));
   }
 
   /**
-   * A data error in one tenant's reports would fail every retry of the whole batch and stop metering for
-   * all tenants, so each tenant is written on its own and only the tenant whose data PostgreSQL refuses is
-   * dropped (and logged with its reports). Connection errors keep the reports for the next flush.
+   * A data error in one tenant's reports would fail the whole batch for every tenant, so each tenant is
+   * written on its own and only the requests whose data PostgreSQL refuses fail.
    */
-  private async writePerTenant(rows: UsageReport[]): Promise<void> {
-    const byTenant = new Map<string, UsageReport[]>();
-    for (const row of rows) byTenant.set(row.tenantId, [...(byTenant.get(row.tenantId) ?? []), row]);
+  private async writePerTenant(
+    rows: Waiting[],
+    outcome: Map<Waiting, { fresh: boolean } | { error: unknown }>,
+  ): Promise<void> {
+    const byTenant = new Map<string, Waiting[]>();
+    for (const row of rows)
+      byTenant.set(row.report.tenantId, [...(byTenant.get(row.report.tenantId) ?? []), row]);
     for (const [tenantId, own] of byTenant) {
       try {
-        await this.write(own);
+        const fresh = await this.write(own.map((w) => w.report));
+        for (const w of own) outcome.set(w, { fresh: this.isFresh(w.report, fresh) });
         this.options.metrics.usageFlushes.inc({ result: 'ok' });
       } catch (error) {
+        this.options.metrics.usageFlushes.inc({ result: isDataError(error) ? 'rejected' : 'error' });
         if (isDataError(error)) {
-          this.options.metrics.usageFlushes.inc({ result: 'rejected' });
-          this.options.logger.error(
-            { err: error, tenantId, reports: own },
-            'usage reports refused by PostgreSQL; dropped',
-          );
-        } else {
-          this.pending = own.concat(this.pending);
-          this.options.metrics.usageFlushes.inc({ result: 'error' });
           this.options.logger.error(
             { err: error, tenantId, reports: own.length },
-            'usage flush failed; kept for retry',
+            'usage reports refused by PostgreSQL',
           );
         }
+        for (const w of own) outcome.set(w, { error: refusalOf(error) });
       }
     }
   }
 
-  private async write(rows: readonly UsageReport[]): Promise<void> {
-    // One JSON parameter (native stringify) and a prepared statement keep the flush cheap for Node and PostgreSQL.
-    await this.pool.query({
-      name: 'control-plane-usage-flush',
+  private async write(rows: readonly UsageReport[]): Promise<Set<string>> {
+    // One JSON parameter (native stringify) and a prepared statement keep the write cheap for Node and PostgreSQL.
+    const result = await this.pool.query<{ tenant_id: string; idempotency_key: string }>({
+      name: 'control-plane-usage-write',
       text: FLUSH_SQL,
       values: [
         JSON.stringify(
@@ -161,5 +207,6 @@ export class UsageBatcher {
         ),
       ],
     });
+    return new Set(result.rows.map((r) => keyOf(r.tenant_id, r.idempotency_key)));
   }
 }

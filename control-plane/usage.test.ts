@@ -86,13 +86,40 @@ describe('usage ingest', () => {
     expect((await stored(t.id)).apiCalls).toBe(7);
   });
 
-  test('a full batch is written without waiting for the interval, and close() writes the rest', async () => {
-    const batched = await fx.server({ USAGE_FLUSH_INTERVAL_MS: '600000', USAGE_FLUSH_MAX_REPORTS: '3' });
+  test('concurrent reports share group commits of at most USAGE_FLUSH_MAX_REPORTS, each answered once committed', async () => {
+    const batched = await fx.server({ USAGE_FLUSH_MAX_REPORTS: '3' });
     const t = await fx.tenant('enterprise');
-    for (let i = 0; i < 4; i++) await report(batched, t.key, { apiCalls: 1 });
-    await expect.poll(() => stored(t.id)).toEqual({ agentMinutes: 0, apiCalls: 3 });
-    await batched.close();
-    expect(await stored(t.id)).toEqual({ agentMinutes: 0, apiCalls: 4 });
+    const answers = await Promise.all(
+      Array.from({ length: 7 }, (_, i) => report(batched, t.key, { apiCalls: 1 }, `group-${i}`)),
+    );
+    expect(answers.map((a) => a.statusCode)).toEqual(Array(7).fill(202));
+    expect(await stored(t.id)).toEqual({ agentMinutes: 0, apiCalls: 7 });
+  });
+
+  test('a JSON null body is a 400, not an empty report', async () => {
+    const t = await fx.tenant('pro');
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/usage',
+      headers: { ...bearer(t.key), 'content-type': 'application/json' },
+      payload: 'null',
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatch(/^invalid body: /);
+    expect(await stored(t.id)).toEqual({ agentMinutes: 0, apiCalls: 0 });
+  });
+
+  test.each(['utf-16', 'UTF-16LE', 'iso-8859-1'])('a body declared charset=%s is a 415', async (charset) => {
+    const t = await fx.tenant('pro');
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/usage',
+      headers: { ...bearer(t.key), 'content-type': `application/json; charset=${charset}` },
+      payload: '{"apiCalls":1}',
+    });
+    expect(res.statusCode).toBe(415);
+    expect(res.json()).toEqual({ error: `unsupported charset '${charset}': send application/json in UTF-8` });
+    expect(await stored(t.id)).toEqual({ agentMinutes: 0, apiCalls: 0 });
   });
 
   test.each([

@@ -37,7 +37,7 @@ export function operatorKeyRoutes(app: FastifyInstance, ctx: ControlPlaneContext
       });
       return key;
     });
-    ctx.keys.invalidatePrefix(prefix);
+    await ctx.invalidation.keyRevoked(prefix);
     return issued;
   });
 
@@ -54,7 +54,7 @@ export function operatorKeyRoutes(app: FastifyInstance, ctx: ControlPlaneContext
       return true;
     });
     if (!revoked) throw new HttpError(404, `tenant '${tenantId}' has no active API key '${prefix}'`);
-    ctx.keys.invalidatePrefix(prefix);
+    await ctx.invalidation.keyRevoked(prefix);
     return reply.code(204).send();
   });
 }

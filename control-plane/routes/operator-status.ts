@@ -35,7 +35,7 @@ export function operatorStatusRoutes(app: FastifyInstance, ctx: ControlPlaneCont
         request.params.id,
         options,
       );
-      ctx.tenants.invalidate(request.params.id);
+      await ctx.invalidation.tenantChanged(request.params.id);
       return result;
     });
   route('suspend', suspendTenant);

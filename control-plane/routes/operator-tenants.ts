@@ -70,7 +70,7 @@ export function operatorTenantRoutes(app: FastifyInstance, ctx: ControlPlaneCont
       dryRun: body.dryRun,
       ...(body.reason === undefined ? {} : { reason: body.reason }),
     });
-    ctx.tenants.invalidate(id);
+    await ctx.invalidation.tenantChanged(id);
     return result;
   });
 }

@@ -23,7 +23,7 @@ export function tenantSelfRoutes(app: FastifyInstance, ctx: ControlPlaneContext)
     const month = billingMonth();
     const [usage, activeTasks] = await Promise.all([
       ctx.store.monthUsage(tenant.id, month),
-      ctx.store.activeTasks(tenant.id),
+      ctx.leases.activeLeases(tenant.id),
     ]);
     return {
       id: tenant.id,
@@ -42,25 +42,23 @@ export function tenantSelfRoutes(app: FastifyInstance, ctx: ControlPlaneContext)
 
   app.post('/v1/usage', async (request, reply) => {
     const tenant = request.tenant!;
-    const body = parseInput(usageBody, request.body ?? {}, 'body');
+    // No body is an empty report; a JSON null is not.
+    const body = parseInput(usageBody, request.body === undefined ? {} : request.body, 'body');
     const key = parseInput(idempotencyKey, request.headers['idempotency-key'], 'Idempotency-Key header');
     const now = Date.now();
     // numeric(14,3) in the catalog: round here so Redis and PostgreSQL agree.
     const agentMinutes = Math.round(body.agentMinutes * 1000) / 1000;
-    const counted = await ctx.store.recordUsage(tenant.id, billingMonth(now), key ?? null, {
-      agentMinutes,
-      apiCalls: body.apiCalls,
+    const usage = { agentMinutes, apiCalls: body.apiCalls };
+    // PostgreSQL first: the answer 202 means the report is committed with its key. The Redis counters follow,
+    // deduplicated by the same key, so a retry after a crash between the two still brings them level.
+    const fresh = await ctx.usage.record({
+      tenantId: tenant.id,
+      idempotencyKey: key ?? null,
+      day: utcDay(now),
+      ...usage,
     });
-    ctx.metrics.usageReports.inc({ duplicate: String(!counted) });
-    if (counted) {
-      ctx.usage.add({
-        tenantId: tenant.id,
-        idempotencyKey: key ?? null,
-        day: utcDay(now),
-        agentMinutes,
-        apiCalls: body.apiCalls,
-      });
-    }
-    return reply.code(202).send({ duplicate: !counted });
+    await ctx.store.recordUsage(tenant.id, billingMonth(now), key ?? null, usage);
+    ctx.metrics.usageReports.inc({ duplicate: String(!fresh) });
+    return reply.code(202).send({ duplicate: !fresh });
   });
 }

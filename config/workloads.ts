@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import { ConfigError, type EnvironmentName } from './environments.ts';
+
+const quantity = z
+  .string()
+  .regex(/^\d+(\.\d+)?(m|Mi|Gi)?$/, 'must be a Kubernetes quantity such as 250m or 512Mi');
+
+/** Sizes of the platform's own workloads in one environment; the charts read nothing else for them. */
+export const workloadsConfigSchema = z
+  .object({
+    controlPlane: z.object({
+      /** HorizontalPodAutoscaler bounds; the PodDisruptionBudget keeps minReplicas - 1 available. */
+      minReplicas: z.number().int().min(1),
+      maxReplicas: z.number().int().min(1),
+      /** Average CPU use, in percent of the request, that the autoscaler aims for. */
+      targetCpuPercent: z.number().int().min(10).max(100),
+      cpu: z.object({ request: quantity, limit: quantity }),
+      memory: z.object({ request: quantity, limit: quantity }),
+    }),
+    /** The DR-drill CronJob runs only where this is set (staging). */
+    drillSchedule: z
+      .string()
+      .regex(/^(\S+\s+){4}\S+$/, 'must be a five-field cron schedule')
+      .nullable(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.controlPlane.maxReplicas < c.controlPlane.minReplicas) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['controlPlane', 'maxReplicas'],
+        message: 'must be >= minReplicas',
+      });
+    }
+  });
+
+export type WorkloadsConfig = z.infer<typeof workloadsConfigSchema>;
+
+const controlPlane = (minReplicas: number, maxReplicas: number) => ({
+  minReplicas,
+  maxReplicas,
+  targetCpuPercent: 70,
+  cpu: { request: '250m', limit: '1' },
+  memory: { request: '256Mi', limit: '512Mi' },
+});
+
+export const WORKLOADS: Record<EnvironmentName, unknown> = {
+  dev: { controlPlane: controlPlane(2, 3), drillSchedule: null },
+  // Weekly, on a weekday morning (UTC), so that a failed drill meets people at work.
+  staging: { controlPlane: controlPlane(2, 4), drillSchedule: '30 9 * * 2' },
+  prod: { controlPlane: controlPlane(3, 12), drillSchedule: null },
+};
+
+/** The validated workload sizes of one environment; throws ConfigError naming the field. */
+export function loadWorkloadsConfig(env: EnvironmentName): WorkloadsConfig {
+  const result = workloadsConfigSchema.safeParse(WORKLOADS[env]);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new ConfigError(`invalid workloads of '${env}': '${issue.path.join('.')}' ${issue.message}`);
+  }
+  return result.data;
+}

@@ -1,0 +1,428 @@
+import { ApiObject, App, Chart, type ChartProps, JsonPatch } from 'cdk8s';
+import {
+  type Container,
+  IntOrString,
+  KubeClusterRole,
+  KubeClusterRoleBinding,
+  KubeCronJob,
+  KubeDeployment,
+  KubeHorizontalPodAutoscalerV2,
+  KubeIngress,
+  KubeNamespace,
+  KubeNetworkPolicy,
+  KubePodDisruptionBudget,
+  KubeService,
+  KubeServiceAccount,
+  type NetworkPolicyEgressRule,
+  type PodSpec,
+  Quantity,
+} from 'cdk8s-plus-28/lib/imports/k8s.js';
+import type { Construct } from 'constructs';
+import type { EnvironmentName } from '../config/environments.ts';
+import { WORKLOAD_IDENTITIES } from '../config/names.ts';
+import type { WorkloadsConfig } from '../config/workloads.ts';
+
+/** Thrown for props the chart cannot render; quotes the offending prop and value. */
+export class PlatformWorkloadsError extends Error {
+  override readonly name = 'PlatformWorkloadsError';
+}
+
+/** Where the manifests go: EKS (deployed by the cluster stack, AWS APIs) or a customer's cluster (no AWS). */
+export type WorkloadsTarget = 'eks' | 'self-hosted';
+
+export interface PlatformWorkloadsProps {
+  readonly target: WorkloadsTarget;
+  /** Environment config the services load (`ENV`, `--env`). */
+  readonly env: EnvironmentName;
+  /** The platform image (Dockerfile at the repository root), by digest or tag. */
+  readonly image: string;
+  /** Tenants are `{tenant}.app.<domain>`, operators use `api.<domain>`. */
+  readonly domain: string;
+  readonly sizes: WorkloadsConfig;
+  /** Ingress class: `alb` on EKS (AWS Load Balancer Controller), the customer's controller otherwise. */
+  readonly ingressClassName: string;
+  /** Namespace of the ingress controller's pods; the only source of traffic to the control plane. */
+  readonly ingressNamespace: string;
+  /** Private CIDR where PostgreSQL (5432) and Redis (6379) live. */
+  readonly dataNetworkCidr: string;
+  /** EKS only: the ACM certificate of `*.app.<domain>` and `api.<domain>`. */
+  readonly certificateArn?: string;
+  /** Self-hosted only: the TLS Secret (created by the customer) for both hosts. */
+  readonly tlsSecretName?: string;
+}
+
+export const PLATFORM_NAMESPACE = WORKLOAD_IDENTITIES.controlPlane.namespace;
+/** Name of the control plane's Deployment, Service, HPA and PDB; runbooks use it. */
+export const CONTROL_PLANE_NAME = 'control-plane';
+export const CONTROL_PLANE_PORT = 8080;
+/** Secret the operator creates: DATABASE_URL, REDIS_URL, JWT_SECRET (or JWT_PUBLIC_KEY / JWT_JWKS_URL). */
+export const PLATFORM_ENV_SECRET = 'platform-env';
+/** Optional Secret of BetterStack heartbeat URLs, one key per CronJob (`monitors apply` prints them). */
+export const HEARTBEATS_SECRET = 'platform-heartbeats';
+/** Cost Explorer refreshes about three times a day; four runs catch each refresh without paying for idle ones. */
+export const COST_GUARD_SCHEDULE = '17 */6 * * *';
+
+const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
+const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+const RUNTIME_USER = 10001;
+
+function labelsOf(name: string): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': name,
+    'app.kubernetes.io/part-of': 'agent-platform',
+    'app.kubernetes.io/managed-by': 'cdk8s',
+  };
+}
+
+/** The container hardening every platform pod gets. */
+function hardened(container: Container): Container {
+  return {
+    ...container,
+    imagePullPolicy: 'IfNotPresent',
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: RUNTIME_USER,
+      runAsGroup: RUNTIME_USER,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+  };
+}
+
+function podSpec(serviceAccountName: string, containers: Container[], extra: Partial<PodSpec> = {}): PodSpec {
+  return {
+    serviceAccountName,
+    automountServiceAccountToken: true,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: RUNTIME_USER,
+      runAsGroup: RUNTIME_USER,
+      fsGroup: RUNTIME_USER,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    containers: containers.map(hardened),
+    volumes: [{ name: 'tmp', emptyDir: { sizeLimit: Quantity.fromString('256Mi') } }],
+    ...extra,
+  };
+}
+
+const tcp = (port: number) => ({ protocol: 'TCP', port: IntOrString.fromNumber(port) });
+
+/**
+ * The platform's own workloads in the `platform` namespace: the control plane (Deployment, Service, HPA, PDB,
+ * Ingress), the cost-guard CronJob with its RBAC, the DR-drill CronJob where the config schedules one, and the
+ * namespace's NetworkPolicies. Secrets are referenced by name only; the manifests carry no secret value.
+ */
+export class PlatformWorkloadsChart extends Chart {
+  constructor(scope: Construct, id: string, props: PlatformWorkloadsProps, chartProps: ChartProps = {}) {
+    super(scope, id, { ...chartProps, namespace: PLATFORM_NAMESPACE });
+    validate(props);
+    const aws = props.target === 'eks';
+    const sizes = props.sizes.controlPlane;
+    const commonEnv = [
+      { name: 'ENV', value: props.env },
+      { name: 'HOME', value: '/tmp' },
+      { name: 'NODE_ENV', value: 'production' },
+    ];
+    const envFrom = [{ secretRef: { name: PLATFORM_ENV_SECRET } }];
+
+    new KubeNamespace(this, 'namespace', {
+      metadata: { name: PLATFORM_NAMESPACE, labels: labelsOf('platform') },
+    });
+    const serviceAccount = (name: string) =>
+      new KubeServiceAccount(this, `sa-${name}`, {
+        metadata: { name, labels: labelsOf(name) },
+        automountServiceAccountToken: false,
+      });
+    serviceAccount(WORKLOAD_IDENTITIES.controlPlane.serviceAccount);
+    serviceAccount(WORKLOAD_IDENTITIES.costGuard.serviceAccount);
+
+    const selector = { 'app.kubernetes.io/name': CONTROL_PLANE_NAME };
+    new KubeDeployment(this, 'control-plane', {
+      metadata: { name: CONTROL_PLANE_NAME, labels: labelsOf(CONTROL_PLANE_NAME) },
+      spec: {
+        selector: { matchLabels: selector },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: IntOrString.fromNumber(0) } },
+        template: {
+          metadata: { labels: labelsOf(CONTROL_PLANE_NAME) },
+          spec: podSpec(
+            WORKLOAD_IDENTITIES.controlPlane.serviceAccount,
+            [
+              {
+                name: CONTROL_PLANE_NAME,
+                image: props.image,
+                command: ['node', 'dist/bin/control-plane.js'],
+                ports: [{ name: 'http', containerPort: CONTROL_PLANE_PORT }],
+                env: [
+                  ...commonEnv,
+                  { name: 'PORT', value: String(CONTROL_PLANE_PORT) },
+                  { name: 'TRUST_PROXY', value: 'true' },
+                  { name: 'PUBLIC_DOMAIN', value: props.domain },
+                  { name: 'AWS_PROVISIONING', value: String(aws) },
+                ],
+                envFrom,
+                resources: {
+                  requests: {
+                    cpu: Quantity.fromString(sizes.cpu.request),
+                    memory: Quantity.fromString(sizes.memory.request),
+                  },
+                  limits: {
+                    cpu: Quantity.fromString(sizes.cpu.limit),
+                    memory: Quantity.fromString(sizes.memory.limit),
+                  },
+                },
+                readinessProbe: {
+                  httpGet: { path: '/readyz', port: IntOrString.fromString('http') },
+                  periodSeconds: 5,
+                  failureThreshold: 3,
+                },
+                livenessProbe: {
+                  httpGet: { path: '/healthz', port: IntOrString.fromString('http') },
+                  initialDelaySeconds: 10,
+                  periodSeconds: 10,
+                  failureThreshold: 3,
+                },
+              },
+            ],
+            {
+              // The process drains requests and flushes usage on SIGTERM within SHUTDOWN_TIMEOUT_MS (10 s).
+              terminationGracePeriodSeconds: 30,
+              topologySpreadConstraints: [
+                {
+                  topologyKey: 'topology.kubernetes.io/zone',
+                  maxSkew: 1,
+                  whenUnsatisfiable: 'ScheduleAnyway',
+                  labelSelector: { matchLabels: selector },
+                },
+              ],
+            },
+          ),
+        },
+      },
+    });
+    new KubeService(this, 'control-plane-service', {
+      metadata: { name: CONTROL_PLANE_NAME, labels: labelsOf(CONTROL_PLANE_NAME) },
+      spec: {
+        selector,
+        ports: [{ name: 'http', port: 80, targetPort: IntOrString.fromString('http') }],
+      },
+    });
+    new KubeHorizontalPodAutoscalerV2(this, 'control-plane-hpa', {
+      metadata: { name: CONTROL_PLANE_NAME, labels: labelsOf(CONTROL_PLANE_NAME) },
+      spec: {
+        scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: CONTROL_PLANE_NAME },
+        minReplicas: sizes.minReplicas,
+        maxReplicas: sizes.maxReplicas,
+        metrics: [
+          {
+            type: 'Resource',
+            resource: {
+              name: 'cpu',
+              target: { type: 'Utilization', averageUtilization: sizes.targetCpuPercent },
+            },
+          },
+        ],
+      },
+    });
+    new KubePodDisruptionBudget(this, 'control-plane-pdb', {
+      metadata: { name: CONTROL_PLANE_NAME, labels: labelsOf(CONTROL_PLANE_NAME) },
+      spec: { maxUnavailable: IntOrString.fromNumber(1), selector: { matchLabels: selector } },
+    });
+    this.ingress(props);
+
+    const heartbeat = (key: string) => ({
+      name: 'HEARTBEAT_URL',
+      valueFrom: { secretKeyRef: { name: HEARTBEATS_SECRET, key, optional: true } },
+    });
+    const cronJob = (
+      name: string,
+      serviceAccountName: string,
+      schedule: string,
+      command: string[],
+      key: string,
+    ) =>
+      new KubeCronJob(this, `cron-${name}`, {
+        metadata: { name, labels: labelsOf(name) },
+        spec: {
+          schedule,
+          timeZone: 'Etc/UTC',
+          concurrencyPolicy: 'Forbid',
+          startingDeadlineSeconds: 1800,
+          successfulJobsHistoryLimit: 3,
+          failedJobsHistoryLimit: 5,
+          jobTemplate: {
+            spec: {
+              backoffLimit: 0,
+              activeDeadlineSeconds: 3600,
+              template: {
+                metadata: { labels: labelsOf(name) },
+                spec: podSpec(
+                  serviceAccountName,
+                  [
+                    {
+                      name,
+                      image: props.image,
+                      command: ['node', 'dist/bin/with-heartbeat.js', '--', 'node', ...command],
+                      env: [...commonEnv, heartbeat(key)],
+                      envFrom,
+                      resources: {
+                        requests: { cpu: Quantity.fromString('250m'), memory: Quantity.fromString('512Mi') },
+                        limits: { cpu: Quantity.fromString('1'), memory: Quantity.fromString('1Gi') },
+                      },
+                    },
+                  ],
+                  { restartPolicy: 'Never' },
+                ),
+              },
+            },
+          },
+        },
+      });
+    cronJob(
+      'cost-guard',
+      WORKLOAD_IDENTITIES.costGuard.serviceAccount,
+      COST_GUARD_SCHEDULE,
+      ['dist/bin/cost-guard.js', 'run', '--apply', '--env', props.env],
+      'cost-guard',
+    );
+    this.costGuardRbac();
+    if (aws && props.sizes.drillSchedule !== null) {
+      serviceAccount(WORKLOAD_IDENTITIES.drills.serviceAccount);
+      cronJob(
+        'dr-drill',
+        WORKLOAD_IDENTITIES.drills.serviceAccount,
+        props.sizes.drillSchedule,
+        ['dist/bin/dr-drill.js', 'snapshot-restore', '--env', props.env],
+        'dr-drill',
+      );
+    }
+    this.networkPolicies(props, aws);
+    for (const child of this.node.findAll()) {
+      if (child instanceof ApiObject && CLUSTER_SCOPED.has(child.kind)) {
+        child.addJsonPatch(JsonPatch.remove('/metadata/namespace'));
+      }
+    }
+  }
+
+  private ingress(props: PlatformWorkloadsProps): void {
+    const backend = { service: { name: CONTROL_PLANE_NAME, port: { name: 'http' } } };
+    const rule = (host: string) => ({ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend }] } });
+    const hosts = [`*.app.${props.domain}`, `api.${props.domain}`];
+    // AWS Load Balancer Controller annotations (kubernetes-sigs.github.io/aws-load-balancer-controller, guide/ingress/annotations).
+    const annotations: Record<string, string> =
+      props.target === 'eks'
+        ? {
+            'alb.ingress.kubernetes.io/scheme': 'internet-facing',
+            'alb.ingress.kubernetes.io/target-type': 'ip',
+            'alb.ingress.kubernetes.io/listen-ports': '[{"HTTPS":443}]',
+            'alb.ingress.kubernetes.io/certificate-arn': props.certificateArn!,
+            'alb.ingress.kubernetes.io/ssl-policy': 'ELBSecurityPolicy-TLS13-1-2-2021-06',
+            'alb.ingress.kubernetes.io/healthcheck-path': '/healthz',
+            'alb.ingress.kubernetes.io/load-balancer-name': `agent-platform-${props.env}`,
+          }
+        : {};
+    new KubeIngress(this, 'ingress', {
+      metadata: { name: CONTROL_PLANE_NAME, labels: labelsOf(CONTROL_PLANE_NAME), annotations },
+      spec: {
+        ingressClassName: props.ingressClassName,
+        rules: hosts.map(rule),
+        ...(props.tlsSecretName === undefined ? {} : { tls: [{ hosts, secretName: props.tlsSecretName }] }),
+      },
+    });
+  }
+
+  /** Get and patch ResourceQuotas, patch Namespaces; nothing else (labels are checked by the guard's own query). */
+  private costGuardRbac(): void {
+    const name = 'agent-platform-cost-guard';
+    new KubeClusterRole(this, 'cost-guard-role', {
+      metadata: { name, labels: labelsOf('cost-guard') },
+      rules: [
+        { apiGroups: [''], resources: ['resourcequotas'], verbs: ['get', 'patch'] },
+        { apiGroups: [''], resources: ['namespaces'], verbs: ['patch'] },
+      ],
+    });
+    new KubeClusterRoleBinding(this, 'cost-guard-binding', {
+      metadata: { name, labels: labelsOf('cost-guard') },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: [
+        {
+          kind: 'ServiceAccount',
+          name: WORKLOAD_IDENTITIES.costGuard.serviceAccount,
+          namespace: PLATFORM_NAMESPACE,
+        },
+      ],
+    });
+  }
+
+  /** Default deny in both directions, then exactly the flows each workload needs. */
+  private networkPolicies(props: PlatformWorkloadsProps, aws: boolean): void {
+    const data = { ipBlock: { cidr: props.dataNetworkCidr } };
+    const dns: NetworkPolicyEgressRule = {
+      to: [{ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: 'kube-system' } } }],
+      ports: [
+        { protocol: 'UDP', port: IntOrString.fromNumber(53) },
+        { protocol: 'TCP', port: IntOrString.fromNumber(53) },
+      ],
+    };
+    // HTTPS out: AWS APIs, the Kubernetes API, BetterStack heartbeats and JWKS. The VPC endpoints have no fixed CIDR.
+    const https: NetworkPolicyEgressRule = { ports: [tcp(443)] };
+    const policy = (id: string, name: string, spec: Record<string, unknown>) =>
+      new KubeNetworkPolicy(this, `netpol-${id}`, {
+        metadata: { name, labels: labelsOf('platform') },
+        spec: spec as never,
+      });
+    policy('deny-all', 'default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+    policy('dns', 'allow-dns', { podSelector: {}, policyTypes: ['Egress'], egress: [dns] });
+    const app = (name: string) => ({ matchLabels: { 'app.kubernetes.io/name': name } });
+    policy('control-plane', 'control-plane', {
+      podSelector: app(CONTROL_PLANE_NAME),
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [
+        {
+          from: [{ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: props.ingressNamespace } } }],
+          ports: [tcp(CONTROL_PLANE_PORT)],
+        },
+      ],
+      egress: [{ to: [data], ports: [tcp(5432), tcp(6379)] }, https],
+    });
+    policy('cost-guard', 'cost-guard', {
+      podSelector: app('cost-guard'),
+      policyTypes: ['Ingress', 'Egress'],
+      egress: [{ to: [data], ports: [tcp(5432)] }, https],
+    });
+    if (aws && props.sizes.drillSchedule !== null) {
+      policy('dr-drill', 'dr-drill', {
+        podSelector: app('dr-drill'),
+        policyTypes: ['Ingress', 'Egress'],
+        egress: [{ to: [data], ports: [tcp(5432), tcp(6379)] }, https],
+      });
+    }
+  }
+}
+
+function validate(props: PlatformWorkloadsProps): void {
+  if (props.image.trim() === '' || /\s/.test(props.image)) {
+    throw new PlatformWorkloadsError(`'image' ('${props.image}') must be an image reference`);
+  }
+  if (
+    props.target === 'eks' &&
+    !/^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate\/.+$/.test(props.certificateArn ?? '')
+  ) {
+    throw new PlatformWorkloadsError(
+      `'certificateArn' ('${props.certificateArn ?? ''}') must be an ACM certificate ARN on eks`,
+    );
+  }
+  if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(props.dataNetworkCidr)) {
+    throw new PlatformWorkloadsError(`'dataNetworkCidr' ('${props.dataNetworkCidr}') must be an IPv4 CIDR`);
+  }
+}
+
+/** Every object of the platform chart, as plain JSON objects in apply order. */
+export function renderPlatformWorkloads(props: PlatformWorkloadsProps): Record<string, unknown>[] {
+  const app = new App({ outdir: '/nonexistent-cdk8s-outdir' });
+  const chart = new PlatformWorkloadsChart(app, 'platform', props);
+  return chart.toJson() as Record<string, unknown>[];
+}
