@@ -1,4 +1,4 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command } from 'commander';
@@ -32,6 +32,16 @@ function formatTable(rows: { module: string; figure: BenchFigure }[]): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
 
+/** Figures of an earlier results file for modules other than `ran`, each with the time it was measured. */
+async function previousFigures(file: string, ran: Set<string>): Promise<Record<string, unknown>[]> {
+  const text = await readFile(file, 'utf8').catch(() => null);
+  if (text === null) return [];
+  const previous = JSON.parse(text) as { measuredAt?: string; figures?: Record<string, unknown>[] };
+  return (previous.figures ?? [])
+    .filter((f) => !ran.has(String(f.module)))
+    .map((f) => ({ measuredAt: previous.measuredAt, ...f }));
+}
+
 const program = new Command('bench')
   .description('Runs every *.bench.ts, prints a table and writes bench/results.json')
   .option('--only <text>', 'run only benchmarks whose path contains this text')
@@ -51,10 +61,14 @@ const program = new Command('bench')
     }
     console.log(formatTable(rows));
     await mkdir(path.dirname(options.out), { recursive: true });
+    const measuredAt = new Date().toISOString();
+    // With --only, the figures of the benchmarks not run now stay as they were measured.
+    const ran = new Set(rows.map((r) => r.module));
+    const kept = options.only ? await previousFigures(options.out, ran) : [];
     const results = {
-      measuredAt: new Date().toISOString(),
+      measuredAt,
       machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
-      figures: rows.map(({ module, figure }) => ({ module, ...figure })),
+      figures: [...kept, ...rows.map(({ module, figure }) => ({ module, measuredAt, ...figure }))],
     };
     await writeFile(options.out, `${JSON.stringify(results, null, 2)}\n`);
     console.error(`wrote ${path.relative(process.cwd(), options.out)}`);

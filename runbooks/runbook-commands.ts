@@ -15,6 +15,7 @@ export const RUNBOOK_FILES = [
   'eks-node-group-replacement.md',
   'tenant-onboarding-failure.md',
   'tenant-suspension.md',
+  'tenant-migrations.md',
   'api-key-rotation.md',
   'cost-spike.md',
   'incident-response.md',

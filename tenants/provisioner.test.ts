@@ -8,6 +8,7 @@ import { parseAllDocuments } from 'yaml';
 import { verifyApiKey } from './api-keys.ts';
 import { auditTrail } from './audit.ts';
 import { DatabaseUnavailableError } from './errors.ts';
+import { latestVersion, shippedMigrations } from './migrations/files.ts';
 import {
   changeTier,
   createTenant,
@@ -91,7 +92,7 @@ describe('create', () => {
       tier: 'pro',
       status: 'active',
       cellId: 'cell-1',
-      schemaVersion: 1,
+      schemaVersion: latestVersion(shippedMigrations()),
     });
     expect(result.tenant?.hostname).toBe(`${id}.app.dev.agents.example.com`);
     expect(result.steps.map((s) => s.step)).toEqual([...STEP_NAMES]);

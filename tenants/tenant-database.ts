@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { latestVersion, migrationSql, shippedMigrations } from './migrations/files.ts';
 import { TENANT_SCHEMA_VERSION, TENANT_TABLES, tenantSchemaStatements } from './tenant-schema.ts';
 import type { Tier } from './tiers.ts';
 
@@ -284,8 +285,10 @@ export async function applyTenantDatabase(
     `REVOKE ALL ON SCHEMA ${role} FROM PUBLIC`,
     `SET LOCAL ROLE ${role}`,
     ...tenantSchemaStatements(tenantId),
+    // A new schema starts at the latest version; an existing one is brought forward by `tenant migrate`.
+    ...(state.schemaExists ? [] : shippedMigrations().map((m) => migrationSql(m, tenantId))),
     'RESET ROLE',
-    `UPDATE control.tenants SET schema_version = GREATEST(schema_version, ${TENANT_SCHEMA_VERSION}), updated_at = now()
+    `UPDATE control.tenants SET schema_version = GREATEST(schema_version, ${state.schemaExists ? TENANT_SCHEMA_VERSION : latestVersion(shippedMigrations())}), updated_at = now()
       WHERE id = ${id}`,
     'COMMIT',
   ];

@@ -16,7 +16,8 @@ export const TRANSITIONS: Readonly<Record<TenantStatus, readonly TenantStatus[]>
   limited: ['active', 'suspended', 'offboarding'],
   suspended: ['active', 'offboarding'],
   offboarding: ['archived'],
-  archived: [],
+  // `tenant restore` brings an archived tenant back, stopped until an operator resumes it.
+  archived: ['suspended'],
 };
 
 export function canTransition(from: TenantStatus, to: TenantStatus): boolean {
