@@ -165,6 +165,15 @@ export const environmentConfigSchema = z
     }),
   })
   .superRefine((config, ctx) => {
+    for (const use of ['drills', 'loadGate'] as const) {
+      if (config.name === 'prod' && config.github.environments[use] !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['github', 'environments', use],
+          message: 'is refused in prod: CI runs load gates and drills against staging only',
+        });
+      }
+    }
     if (config.name === 'prod') {
       for (const [i, cidr] of config.cluster.publicAccessCidrs.entries()) {
         if (cidr.endsWith('/0')) {
@@ -182,15 +191,6 @@ export const environmentConfigSchema = z
           code: 'custom',
           path: ['availabilityZones', i],
           message: `is not in region ${config.region}`,
-        });
-      }
-    }
-    for (const use of ['drills', 'loadGate'] as const) {
-      if (config.name === 'prod' && config.github.environments[use] !== undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['github', 'environments', use],
-          message: 'is refused in prod: CI runs load gates and drills against staging only',
         });
       }
     }
@@ -340,7 +340,7 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
     github: {
       repository: GITHUB_REPOSITORY,
       oidcProvider: 'create',
-      environments: { deploy: 'staging', loadGate: 'staging-load-gate' },
+      environments: { deploy: 'staging', loadGate: 'staging-load-gate', drills: 'staging-dr-drill' },
     },
   },
   prod: {

@@ -31,7 +31,7 @@ const bootstrap = (kind: string) =>
   });
 
 describe.each([
-  ['staging', { deploy: 'staging', loadGate: 'staging-load-gate' }],
+  ['staging', { deploy: 'staging', loadGate: 'staging-load-gate', drills: 'staging-dr-drill' }],
   ['prod', { deploy: 'prod', diff: 'prod-diff' }],
 ] as const)('GitHub roles in %s', (env, environments) => {
   const config = fixtureConfig(env);
@@ -87,6 +87,27 @@ test('the prod diff role may assume only the CDK lookup role', () => {
   expect(role.Policies.flatMap((p) => p.PolicyDocument.Statement)).toEqual([
     expect.objectContaining({ Action: ['sts:AssumeRole', 'sts:TagSession'], Resource: bootstrap('lookup') }),
   ]);
+});
+
+test('the staging drill role has the in-cluster drills’ scope, plus publishing a failure to the alarm topic', () => {
+  const role = roles('staging')[githubRoleName(fixtureConfig('staging'), 'drills')]!;
+  const sids = role.Policies.flatMap((p) => p.PolicyDocument.Statement).map(
+    (st) => (st as { Sid?: string }).Sid,
+  );
+  expect(sids).toEqual([
+    'FailOverAndSnapshotThePlatformDatabase',
+    'CreateTaggedDrillCopies',
+    'UseAndDeleteTaggedDrillCopies',
+    'PlaceRestoredCopies',
+    'FailOverThePlatformCache',
+    'Describe',
+    'ReportFailedDrills',
+    'EncryptForTheAlarmTopic',
+  ]);
+  const created = role.Policies.flatMap((p) => p.PolicyDocument.Statement).find(
+    (st) => (st as { Sid?: string }).Sid === 'CreateTaggedDrillCopies',
+  ) as unknown as { Condition: unknown };
+  expect(created.Condition).toEqual({ StringEquals: { 'aws:RequestTag/dr-drill-env': 'staging' } });
 });
 
 test('staging creates the account’s GitHub OIDC provider for the STS audience; prod imports it', () => {
