@@ -270,7 +270,7 @@ export class ClusterStack extends PlatformStack {
     });
   }
 
-  /** Budgets and tenant secrets, as onboarding, tier changes and resumes reconcile them. */
+  /** Tenant budgets, as onboarding, tier changes, resumes and offboarding reconcile them, and retired secrets. */
   private addTenantReconcileStatements(role: iam.Role, workload: Workload, config: EnvironmentConfig): void {
     role.addToPolicy(
       new iam.PolicyStatement({
@@ -281,13 +281,8 @@ export class ClusterStack extends PlatformStack {
     );
     role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'ReconcileTenantSecrets',
-        actions: listed(
-          workload,
-          'secretsmanager:CreateSecret',
-          'secretsmanager:TagResource',
-          'secretsmanager:GetSecretValue',
-        ),
+        sid: 'RetireTenantSecrets',
+        actions: listed(workload, 'secretsmanager:DescribeSecret', 'secretsmanager:DeleteSecret'),
         resources: [this.tenantSecretsArn(config)],
       }),
     );
