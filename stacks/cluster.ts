@@ -260,16 +260,29 @@ export class ClusterStack extends PlatformStack {
     return `arn:${this.partition}:budgets::${config.account}:budget/${resourcePrefix(config)}-tenant-*`;
   }
 
-  /**
-   * Budgets, as onboarding, tier changes and resumes reconcile them. Tenants get no database secret: their
-   * roles authenticate with IAM through RDS Proxy.
-   */
+  private tenantSecretsArn(config: EnvironmentConfig): string {
+    return this.formatArn({
+      service: 'secretsmanager',
+      resource: 'secret',
+      resourceName: `${secretNames(config).tenantsPrefix}*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+  }
+
+  /** Tenant budgets, as onboarding, tier changes, resumes and offboarding reconcile them, and retired secrets. */
   private addTenantReconcileStatements(role: iam.Role, workload: Workload, config: EnvironmentConfig): void {
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ReconcileTenantBudgets',
         actions: listed(workload, 'budgets:ViewBudget', 'budgets:ModifyBudget'),
         resources: [this.tenantBudgetsArn(config)],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'RetireTenantSecrets',
+        actions: listed(workload, 'secretsmanager:DescribeSecret', 'secretsmanager:DeleteSecret'),
+        resources: [this.tenantSecretsArn(config)],
       }),
     );
   }

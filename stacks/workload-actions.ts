@@ -27,7 +27,21 @@ const TENANT_BUDGET_CALLS = {
   'client-budgets:CreateBudget': MODIFY_BUDGET,
   'client-budgets:UpdateBudget': MODIFY_BUDGET,
   'client-budgets:CreateNotification': MODIFY_BUDGET,
+  'client-budgets:DeleteBudget': MODIFY_BUDGET,
 } as const;
+
+/**
+ * Scheduling deletion of the database secret that tenants onboarded before IAM database authentication still
+ * have (tenants/tenant-aws.ts); nothing creates one any more (stacks/README.md).
+ */
+const TENANT_SECRET_CALLS = {
+  'client-secrets-manager:DescribeSecret': same('secretsmanager', 'DescribeSecret'),
+  'client-secrets-manager:DeleteSecret': same('secretsmanager', 'DeleteSecret'),
+} as const;
+
+/** The console imports the cost guard's report and input modules to read stored runs, never to send these. */
+const CONSOLE_READS_GUARD_RUNS =
+  'imported with tenants/cost-guard/report.ts and inputs.ts, which the console uses only to read stored guard runs from the catalog';
 
 /**
  * One list per workload of the AWS calls its code makes; each role's policy is built from it
@@ -37,7 +51,12 @@ const TENANT_BUDGET_CALLS = {
 export const WORKLOAD_ACTIONS: Record<Workload, WorkloadActions> = {
   controlPlane: {
     entryPoints: ['bin/control-plane.ts'],
-    calls: { ...TENANT_BUDGET_CALLS },
+    calls: {
+      ...TENANT_BUDGET_CALLS,
+      ...TENANT_SECRET_CALLS,
+      'client-cost-explorer:GetCostAndUsage': { actions: [], notGranted: CONSOLE_READS_GUARD_RUNS },
+      'client-sesv2:SendEmail': { actions: [], notGranted: CONSOLE_READS_GUARD_RUNS },
+    },
   },
   costGuard: {
     entryPoints: ['bin/cost-guard.ts', 'bin/cost-report.ts'],
