@@ -10,5 +10,7 @@ export default defineConfig({
     // Node 20 is the supported runtime here; the SDK's notice about its future Node 22 floor is noise in test output.
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     globalSetup: ['stacks/testing/global-setup.ts'],
+    // GitHub's workflow parser imports its JSON schema without an import attribute, which Node refuses; Vite inlines it.
+    server: { deps: { inline: ['@actions/workflow-parser'] } },
   },
 });

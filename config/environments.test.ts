@@ -7,9 +7,11 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, test } from 'vitest';
 import {
   ConfigError,
+  deployTargetFrom,
   ENVIRONMENTS,
   type EnvironmentConfig,
   loadEnvironmentConfig,
+  PLACEHOLDER_ACCOUNT,
   parseEnvironmentConfig,
 } from './environments.ts';
 
@@ -47,6 +49,31 @@ describe('bad environment config fails with one line naming the field and value'
       (c: EnvironmentConfig) => (c.alertEmail = 'sre-at-example'),
       /'alertEmail' \("sre-at-example"\) must be an e-mail address/,
     ],
+    [
+      'no cluster admin',
+      (c: EnvironmentConfig) => (c.cluster.adminPrincipalArns = []),
+      /'cluster\.adminPrincipalArns' \(\[\]\) must name at least one existing IAM principal/,
+    ],
+    [
+      'a malformed admin ARN',
+      (c: EnvironmentConfig) => (c.cluster.adminPrincipalArns = ['arn:aws:iam::123:role/admin']),
+      /'cluster\.adminPrincipalArns\.0' \("arn:aws:iam::123:role\/admin"\) must be the ARN of an existing IAM role or user/,
+    ],
+    [
+      'the prod API endpoint open to the internet',
+      (c: EnvironmentConfig) => (c.cluster.publicAccessCidrs = ['203.0.113.0/24', '0.0.0.0/0']),
+      /'cluster\.publicAccessCidrs\.1' \("0\.0\.0\.0\/0"\) opens the prod API endpoint to the whole internet/,
+    ],
+    [
+      'a malformed endpoint CIDR',
+      (c: EnvironmentConfig) => (c.cluster.publicAccessCidrs = ['203.0.113.0']),
+      /'cluster\.publicAccessCidrs\.0' \("203\.0\.113\.0"\) must be an IPv4 CIDR/,
+    ],
+    [
+      'AZs of another region',
+      (c: EnvironmentConfig) => (c.region = 'eu-west-1'),
+      /'availabilityZones\.0' \("us-east-1a"\) is not in region eu-west-1/,
+    ],
   ])('%s', (_name, change, message) => {
     let error: unknown;
     try {
@@ -57,6 +84,59 @@ describe('bad environment config fails with one line naming the field and value'
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(message);
     expect((error as Error).message).not.toContain('\n');
+  });
+});
+
+describe('deploy target', () => {
+  test('context wins over the credentials, which win over the config', () => {
+    const context: Record<string, string> = { account: '111122223333' };
+    const target = deployTargetFrom((k) => context[k], {
+      CDK_DEFAULT_ACCOUNT: '999988887777',
+      CDK_DEFAULT_REGION: 'eu-west-1',
+    });
+    expect(target).toEqual({ account: '111122223333', region: 'eu-west-1' });
+    expect(deployTargetFrom(() => undefined, {})).toEqual({});
+  });
+
+  test('lists in context are comma-separated', () => {
+    const context: Record<string, string> = {
+      adminPrincipalArns: 'arn:aws:iam::111122223333:role/a, arn:aws:iam::111122223333:role/b',
+      publicAccessCidrs: '198.51.100.7/32',
+      availabilityZones: 'ap-south-1a,ap-south-1b,ap-south-1c',
+    };
+    expect(deployTargetFrom((k) => context[k], {})).toEqual({
+      adminPrincipalArns: ['arn:aws:iam::111122223333:role/a', 'arn:aws:iam::111122223333:role/b'],
+      publicAccessCidrs: ['198.51.100.7/32'],
+      availabilityZones: ['ap-south-1a', 'ap-south-1b', 'ap-south-1c'],
+    });
+  });
+
+  test('the shipped configs use the documented placeholder account', () => {
+    for (const env of ['dev', 'staging', 'prod'] as const) {
+      expect(loadEnvironmentConfig(env).account).toBe(PLACEHOLDER_ACCOUNT);
+    }
+  });
+
+  test('another known region gets its AZs, as many as the config names', () => {
+    const dev = loadEnvironmentConfig('dev', { region: 'eu-west-1' });
+    expect(dev.availabilityZones).toEqual(['eu-west-1a', 'eu-west-1b']);
+  });
+
+  test('an unknown region without AZs fails in one line that says how to give them', () => {
+    expect(() => loadEnvironmentConfig('prod', { region: 'ap-south-2' })).toThrow(
+      /^'availabilityZones' \(missing\) has no entry for region ap-south-2: pass -c availabilityZones=ap-south-2a,/,
+    );
+    const given = loadEnvironmentConfig('prod', {
+      region: 'ap-south-2',
+      availabilityZones: ['ap-south-2a', 'ap-south-2b', 'ap-south-2c'],
+    });
+    expect(given.availabilityZones).toEqual(['ap-south-2a', 'ap-south-2b', 'ap-south-2c']);
+  });
+
+  test('a malformed account from context names the field', () => {
+    expect(() => loadEnvironmentConfig('prod', { account: '1234' })).toThrow(
+      "invalid environment 'prod': 'account' (\"1234\") must be a 12-digit AWS account id",
+    );
   });
 });
 
@@ -76,5 +156,25 @@ describe('bin/app.ts', () => {
     expect(result.code).toBe(1);
     const lines = result.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('npm warn'));
     expect(lines).toEqual(["unknown environment 'qa': expected one of dev, staging, prod"]);
+  });
+
+  test('refuses the placeholder account in one line when credentials name a real one', async () => {
+    const result = await run('npx', ['tsx', 'bin/app.ts'], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        CDK_CONTEXT_JSON: JSON.stringify({ env: 'prod', account: PLACEHOLDER_ACCOUNT }),
+        CDK_DEFAULT_ACCOUNT: '111122223333',
+        CDK_OUTDIR: outdir,
+      },
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(result.code).toBe(1);
+    const lines = result.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('npm warn'));
+    expect(lines).toEqual([
+      "'account' (123456789012) is the offline placeholder: deploy with -c account=<your 12-digit account id>",
+    ]);
   });
 });

@@ -8,6 +8,33 @@ export class ConfigError extends Error {
 export const ENVIRONMENT_NAMES = ['dev', 'staging', 'prod'] as const;
 export type EnvironmentName = (typeof ENVIRONMENT_NAMES)[number];
 
+/** Account in the shipped configs: offline synth and the tests use it; a deploy refuses it (stacks/README.md). */
+export const PLACEHOLDER_ACCOUNT = '123456789012';
+
+/** Region the shipped configs are written for. */
+export const DEFAULT_REGION = 'us-east-1';
+
+/**
+ * AZ names per region, so that synth for another region needs no look-up. Every account sees these names in
+ * these regions; for any other region pass `-c availabilityZones=...` (from `aws ec2 describe-availability-zones`).
+ */
+export const KNOWN_AVAILABILITY_ZONES: Readonly<Record<string, readonly string[]>> = {
+  'us-east-1': ['us-east-1a', 'us-east-1b', 'us-east-1c'],
+  'eu-west-1': ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'],
+};
+
+const ipv4Cidr = z
+  .string()
+  .regex(/^(\d{1,3})(\.\d{1,3}){3}\/(\d|[12]\d|3[0-2])$/, 'must be an IPv4 CIDR such as 203.0.113.0/24');
+
+/** IAM roles (Identity Center permission-set roles keep their `aws-reserved/sso.amazonaws.com/` path) or users. */
+const iamPrincipalArn = z
+  .string()
+  .regex(
+    /^arn:aws:iam::\d{12}:(role|user)\/[\w+=,.@/-]{1,512}$/,
+    'must be the ARN of an existing IAM role or user, e.g. arn:aws:iam::111122223333:role/platform-admin',
+  );
+
 const dnsName = z
   .string()
   .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a lowercase DNS name');
@@ -44,7 +71,7 @@ export const environmentConfigSchema = z
     }),
     database: z.object({
       /** Full minor version, e.g. 16.6: cfn-lint flags major-only versions. */
-      engineVersion: z.string().regex(/^\d+\.\d+$/, 'must be a full minor version such as 16.6'),
+      engineVersion: z.string().regex(/^\d+\.\d+$/, 'must be a full minor version such as 16.11'),
       instanceClass: z
         .string()
         .regex(/^[a-z0-9]+\.[a-z0-9]+$/, 'must be an instance class such as t4g.medium'),
@@ -75,8 +102,16 @@ export const environmentConfigSchema = z
     cluster: z.object({
       kubernetesVersion: z.string().regex(/^1\.\d+$/),
       nodeGroups: z.array(nodeGroupSchema).min(1),
-      /** IAM role ARNs that get cluster-admin through an access entry. */
-      adminRoleArns: z.array(z.string().regex(/^arn:aws:iam::\d{12}:role\/.+$/)),
+      /**
+       * Existing IAM principals that get cluster-admin through an access entry; EKS refuses a principal that does
+       * not exist. `-c adminPrincipalArns=arn1,arn2` replaces them.
+       */
+      adminPrincipalArns: z.array(iamPrincipalArn).min(1, 'must name at least one existing IAM principal'),
+      /**
+       * Where the public API endpoint answers (the private one always does). Prod must name its CIDRs and may
+       * not open to 0.0.0.0/0. `-c publicAccessCidrs=cidr1,cidr2` replaces them.
+       */
+      publicAccessCidrs: z.array(ipv4Cidr).min(1, 'must name at least one CIDR'),
     }),
     observability: z.object({
       logRetentionDays: z.number().int().positive(),
@@ -105,8 +140,60 @@ export const environmentConfigSchema = z
       /** Source's last write minus the restored point. 300: RDS ships transaction logs about every 5 min. */
       rpoSeconds: z.number().positive(),
     }),
+    /** GitHub Actions reach this environment through GitHub's OIDC provider (stacks/github.ts, .github/). */
+    github: z.object({
+      /** `owner/name` of the only repository whose workflows may assume the roles. */
+      repository: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be a repository such as owner/name'),
+      /**
+       * An account holds one GitHub OIDC provider: `create` makes it, `import` uses the one another
+       * environment's stack made in the same account.
+       */
+      oidcProvider: z.enum(['create', 'import']),
+      /** GitHub Environments whose jobs may assume each role; a role exists only where one is named. */
+      environments: z.object({
+        /** cdk diff and deploy through the CDK bootstrap roles. */
+        deploy: z.string().min(1).optional(),
+        /** Read-only cdk diff: the CDK lookup role only. */
+        diff: z.string().min(1).optional(),
+        /** The k6 gates: read the stacks' outputs (the endpoint), nothing else. */
+        loadGate: z.string().min(1).optional(),
+        /** The DR drills, scoped to the drill-tagged copies. */
+        drills: z.string().min(1).optional(),
+      }),
+    }),
   })
   .superRefine((config, ctx) => {
+    for (const use of ['drills', 'loadGate'] as const) {
+      if (config.name === 'prod' && config.github.environments[use] !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['github', 'environments', use],
+          message: 'is refused in prod: CI runs load gates and drills against staging only',
+        });
+      }
+    }
+    if (config.name === 'prod') {
+      for (const [i, cidr] of config.cluster.publicAccessCidrs.entries()) {
+        if (cidr.endsWith('/0')) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['cluster', 'publicAccessCidrs', i],
+            message: "opens the prod API endpoint to the whole internet: name the operators' CIDRs",
+          });
+        }
+      }
+    }
+    for (const [i, zone] of config.availabilityZones.entries()) {
+      if (!zone.startsWith(config.region)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['availabilityZones', i],
+          message: `is not in region ${config.region}`,
+        });
+      }
+    }
     if (config.name === 'prod' && config.availabilityZones.length < 3) {
       ctx.addIssue({
         code: 'custom',
@@ -141,13 +228,22 @@ export const environmentConfigSchema = z
 
 export type EnvironmentConfig = z.infer<typeof environmentConfigSchema>;
 
-const ACCOUNT = '123456789012';
+/** The pinned versions; config/support-calendar.ts holds their end-of-standard-support dates. */
+export const POSTGRES_VERSION = '16.11';
+export const KUBERNETES_VERSION = '1.35';
+
+/** The repository whose GitHub Actions workflows deploy and test the platform. */
+const GITHUB_REPOSITORY = 'generic-corp/agent-platform-infra';
 
 const shared = {
-  account: ACCOUNT,
-  region: 'us-east-1',
+  account: PLACEHOLDER_ACCOUNT,
+  region: DEFAULT_REGION,
   costCenter: 'agent-platform',
-  cluster: { kubernetesVersion: '1.33', adminRoleArns: [`arn:aws:iam::${ACCOUNT}:role/platform-admin`] },
+  cluster: {
+    kubernetesVersion: KUBERNETES_VERSION,
+    // Placeholders for offline synth: name the real roles here or with -c adminPrincipalArns=... (README).
+    adminPrincipalArns: [`arn:aws:iam::${PLACEHOLDER_ACCOUNT}:role/platform-admin`],
+  },
 };
 
 export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
@@ -159,7 +255,7 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
     alertEmail: 'sre-dev@example.com',
     network: { cidr: '10.10.0.0/16', natGateways: 1, flowLogRetentionDays: 7 },
     database: {
-      engineVersion: '16.6',
+      engineVersion: POSTGRES_VERSION,
       instanceClass: 't4g.medium',
       allocatedStorageGiB: 20,
       maxAllocatedStorageGiB: 100,
@@ -172,6 +268,8 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
     cache: { engineVersion: '7.1', nodeType: 'cache.t4g.small', nodeCount: 2, snapshotRetentionDays: 1 },
     cluster: {
       ...shared.cluster,
+      // dev is reachable from anywhere; access entries still decide who gets in.
+      publicAccessCidrs: ['0.0.0.0/0'],
       nodeGroups: [
         {
           name: 'general',
@@ -193,6 +291,7 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
       maxDataAgeHours: 36,
     },
     drills: { failoverRtoSeconds: 120, restoreRtoSeconds: 1800, rpoSeconds: 300 },
+    github: { repository: GITHUB_REPOSITORY, oidcProvider: 'import', environments: {} },
   },
   staging: {
     ...shared,
@@ -202,7 +301,7 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
     alertEmail: 'sre-staging@example.com',
     network: { cidr: '10.20.0.0/16', natGateways: 1, flowLogRetentionDays: 30 },
     database: {
-      engineVersion: '16.6',
+      engineVersion: POSTGRES_VERSION,
       instanceClass: 'm6g.large',
       allocatedStorageGiB: 50,
       maxAllocatedStorageGiB: 200,
@@ -215,6 +314,8 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
     cache: { engineVersion: '7.1', nodeType: 'cache.t4g.medium', nodeCount: 2, snapshotRetentionDays: 3 },
     cluster: {
       ...shared.cluster,
+      // 203.0.113.0/24 is a documentation range (RFC 5737): replace with the operators' egress CIDRs.
+      publicAccessCidrs: ['203.0.113.0/24'],
       nodeGroups: [
         {
           name: 'general',
@@ -236,6 +337,11 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
       maxDataAgeHours: 36,
     },
     drills: { failoverRtoSeconds: 120, restoreRtoSeconds: 1800, rpoSeconds: 300 },
+    github: {
+      repository: GITHUB_REPOSITORY,
+      oidcProvider: 'create',
+      environments: { deploy: 'staging', loadGate: 'staging-load-gate', drills: 'staging-dr-drill' },
+    },
   },
   prod: {
     ...shared,
@@ -245,7 +351,7 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
     alertEmail: 'sre-oncall@example.com',
     network: { cidr: '10.30.0.0/16', natGateways: 3, flowLogRetentionDays: 90 },
     database: {
-      engineVersion: '16.6',
+      engineVersion: POSTGRES_VERSION,
       instanceClass: 'm6g.xlarge',
       allocatedStorageGiB: 200,
       maxAllocatedStorageGiB: 1000,
@@ -258,6 +364,8 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
     cache: { engineVersion: '7.1', nodeType: 'cache.m6g.large', nodeCount: 3, snapshotRetentionDays: 7 },
     cluster: {
       ...shared.cluster,
+      // 198.51.100.0/24 is a documentation range (RFC 5737): replace with the operators' egress CIDRs.
+      publicAccessCidrs: ['198.51.100.0/24'],
       nodeGroups: [
         {
           name: 'general',
@@ -287,6 +395,12 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
       maxDataAgeHours: 36,
     },
     drills: { failoverRtoSeconds: 120, restoreRtoSeconds: 1800, rpoSeconds: 300 },
+    // staging made the account's provider; set 'create' when prod has an account of its own.
+    github: {
+      repository: GITHUB_REPOSITORY,
+      oidcProvider: 'import',
+      environments: { deploy: 'prod', diff: 'prod-diff' },
+    },
   },
 };
 
@@ -311,14 +425,98 @@ export function parseEnvironmentConfig(raw: unknown, source = 'config'): Environ
   return result.data;
 }
 
-/** Looks up and validates the named environment (the `-c env=NAME` value). */
-export function loadEnvironmentConfig(name: string | undefined): EnvironmentConfig {
+/** Where one synth deploys to, and the per-account values the shipped config cannot know. */
+export interface DeployTarget {
+  /** @default - the config's account (the placeholder in the shipped configs) */
+  readonly account?: string;
+  /** @default - the config's region */
+  readonly region?: string;
+  /** @default - the config's AZs in its own region, else KNOWN_AVAILABILITY_ZONES for the region */
+  readonly availabilityZones?: readonly string[];
+  /** @default - the config's `cluster.adminPrincipalArns` */
+  readonly adminPrincipalArns?: readonly string[];
+  /** @default - the config's `cluster.publicAccessCidrs` */
+  readonly publicAccessCidrs?: readonly string[];
+}
+
+type RawConfig = {
+  region: string;
+  availabilityZones: string[];
+  cluster: Record<string, unknown>;
+} & Record<string, unknown>;
+
+function applyTarget(raw: RawConfig, target: DeployTarget): RawConfig {
+  const region = target.region ?? raw.region;
+  let availabilityZones = target.availabilityZones ? [...target.availabilityZones] : raw.availabilityZones;
+  if (!target.availabilityZones && region !== raw.region) {
+    const known = KNOWN_AVAILABILITY_ZONES[region];
+    if (!known) {
+      throw new ConfigError(
+        `'availabilityZones' (missing) has no entry for region ${region}: pass -c availabilityZones=${region}a,${region}b,${region}c with the names from 'aws ec2 describe-availability-zones --region ${region}'`,
+      );
+    }
+    availabilityZones = known.slice(0, raw.availabilityZones.length);
+  }
+  return {
+    ...raw,
+    ...(target.account === undefined ? {} : { account: target.account }),
+    region,
+    availabilityZones,
+    cluster: {
+      ...raw.cluster,
+      ...(target.adminPrincipalArns ? { adminPrincipalArns: [...target.adminPrincipalArns] } : {}),
+      ...(target.publicAccessCidrs ? { publicAccessCidrs: [...target.publicAccessCidrs] } : {}),
+    },
+  };
+}
+
+/** Looks up and validates the named environment (the `-c env=NAME` value), aimed at the given target. */
+export function loadEnvironmentConfig(
+  name: string | undefined,
+  target: DeployTarget = {},
+): EnvironmentConfig {
   if (name === undefined || !(ENVIRONMENT_NAMES as readonly string[]).includes(name)) {
     throw new ConfigError(
       `unknown environment '${name ?? ''}': expected one of ${ENVIRONMENT_NAMES.join(', ')}`,
     );
   }
-  return parseEnvironmentConfig(ENVIRONMENTS[name as EnvironmentName], `environment '${name}'`);
+  const raw = applyTarget(ENVIRONMENTS[name as EnvironmentName] as RawConfig, target);
+  return parseEnvironmentConfig(raw, `environment '${name}'`);
+}
+
+/** `a,b , c` -> ['a', 'b', 'c']; undefined stays undefined. */
+function list(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  return String(value)
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+}
+
+/**
+ * The deploy target from CDK context (`-c account=... -c region=...` and friends), falling back to the
+ * deploying credentials (CDK_DEFAULT_ACCOUNT / CDK_DEFAULT_REGION, which the CDK CLI sets), then to the config.
+ */
+export function deployTargetFrom(
+  context: (key: string) => unknown,
+  env: Readonly<Record<string, string | undefined>>,
+): DeployTarget {
+  const text = (key: string) => {
+    const value = context(key);
+    return value === undefined ? undefined : String(value);
+  };
+  const account = text('account') ?? env.CDK_DEFAULT_ACCOUNT;
+  const region = text('region') ?? env.CDK_DEFAULT_REGION;
+  const availabilityZones = list(context('availabilityZones'));
+  const adminPrincipalArns = list(context('adminPrincipalArns'));
+  const publicAccessCidrs = list(context('publicAccessCidrs'));
+  return {
+    ...(account === undefined ? {} : { account }),
+    ...(region === undefined ? {} : { region }),
+    ...(availabilityZones ? { availabilityZones } : {}),
+    ...(adminPrincipalArns ? { adminPrincipalArns } : {}),
+    ...(publicAccessCidrs ? { publicAccessCidrs } : {}),
+  };
 }
 
 /** Name of the SNS alarm topic; the observability stack creates it and tenant budgets notify it. */

@@ -60,8 +60,42 @@ export const WORKLOAD_IDENTITIES = {
   drills: { namespace: 'platform', serviceAccount: 'dr-drill' },
 } as const;
 
-/** Tag the DR drills put on every copy they create (runbooks/drills/options.ts); their IAM role keys on it. */
+/** Tag key on every resource a DR drill creates; the value is the run id. Cleanup only touches tagged resources. */
+export const DRILL_TAG = 'dr-drill';
+
+/** Tag the DR drills put on every copy they create, valued with the environment; their IAM role keys on it. */
 export const DRILL_ENV_TAG = 'dr-drill-env';
+
+/** Every drill resource identifier starts with this, a second guard next to the tags. */
+export function drillResourcePrefix(envName: string): string {
+  return `${APP_NAME}-${envName}-drill-`;
+}
 
 /** How the database is deployed (stacks/data.ts); the drills choose their failover path by it. */
 export const DATABASE_TOPOLOGY = 'multi-az-instance' as const;
+
+/** Alias of the KMS key that encrypts the alarm topic; the cost guard's role names the key by it. */
+export function alarmTopicKeyAlias(config: EnvironmentConfig): string {
+  return `${resourcePrefix(config)}-alarms`;
+}
+
+/** Sender of the daily cost report; its domain is the SES identity the cost guard's role may send from. */
+export function costReportSender(config: EnvironmentConfig): string {
+  return `cost-report@${config.domain}`;
+}
+
+/**
+ * The one IAM role every tenant namespace's service account maps to through EKS Pod Identity. Its name is
+ * fixed so onboarding can associate a namespace without looking it up.
+ */
+export function tenantDatabaseRoleName(config: EnvironmentConfig): string {
+  return `${resourcePrefix(config)}-tenant-database`;
+}
+
+/** The service account in each tenant namespace that the tenant database role is associated with. */
+export const TENANT_DATABASE_SERVICE_ACCOUNT = 'tenant-database';
+
+/** SSM parameter holding the EKS cluster security group id, read by the data and cache stacks at deploy time. */
+export function clusterSecurityGroupParameterName(config: EnvironmentConfig): string {
+  return `/${APP_NAME}/${config.name}/cluster/security-group-id`;
+}

@@ -2,6 +2,7 @@ import { Testing } from 'cdk8s';
 import { describe, expect, test } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { getTier, TIERS } from '../tenants/tiers.ts';
+import { loadBalancerSourceCidr } from './ingress-source.ts';
 import {
   renderTenantManifests,
   TenantNamespaceChart,
@@ -137,11 +138,14 @@ describe('network isolation between tenants', () => {
   const policy = byKind(synth({ privateNetworkCidr: '10.10.0.0/16' }), 'NetworkPolicy');
   const otherTenant: Peer = {
     namespaceLabels: { 'kubernetes.io/metadata.name': 'globex', tenant: 'globex' },
-    ip: '10.10.3.7',
+    ip: '10.10.40.7',
   };
-  const ingressController: Peer = {
-    namespaceLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' },
-    ip: '10.10.1.2',
+  // The ALB in a public subnet (10.10.0.0/24 .. 10.10.2.0/24), registering the pod as an IP target.
+  const loadBalancer: Peer = { namespaceLabels: {}, ip: '10.10.1.2' };
+  // A pod of the platform namespace, on a node in a private subnet.
+  const platformPod: Peer = {
+    namespaceLabels: { 'kubernetes.io/metadata.name': 'platform' },
+    ip: '10.10.40.9',
   };
   const kubeDns: Peer = {
     namespaceLabels: { 'kubernetes.io/metadata.name': 'kube-system' },
@@ -155,23 +159,19 @@ describe('network isolation between tenants', () => {
     expect(policy.spec.policyTypes).toEqual(['Ingress', 'Egress']);
   });
 
-  test('ingress is refused from another tenant namespace on any port, and allowed from the ingress controller', () => {
+  test('ingress is refused from another tenant and the platform on any port, and allowed from the load balancer', () => {
     for (const port of [80, 443, 5432, 8080]) {
       expect(allows(policy.spec.ingress, 'from', otherTenant, 'TCP', port)).toBe(false);
+      expect(allows(policy.spec.ingress, 'from', platformPod, 'TCP', port)).toBe(false);
     }
-    expect(allows(policy.spec.ingress, 'from', ingressController, 'TCP', 8080)).toBe(true);
+    expect(allows(policy.spec.ingress, 'from', loadBalancer, 'TCP', 8080)).toBe(true);
     expect(allows(policy.spec.ingress, 'from', internet, 'TCP', 443)).toBe(false);
   });
 
-  test('no ingress rule selects a tenant label or the whole cluster', () => {
-    for (const rule of policy.spec.ingress) {
-      for (const peer of rule.from) {
-        expect(peer.namespaceSelector?.matchLabels).toEqual({
-          'kubernetes.io/metadata.name': 'ingress-nginx',
-        });
-        expect(peer.ipBlock).toBeUndefined();
-      }
-    }
+  test('the only ingress peer is the load balancer block of the VPC, from the shared constant', () => {
+    const peers = policy.spec.ingress.flatMap((rule: Manifest) => rule.from);
+    expect(peers).toEqual([{ ipBlock: { cidr: loadBalancerSourceCidr('10.10.0.0/16') } }]);
+    expect(peers[0].ipBlock.cidr).toBe('10.10.0.0/22');
   });
 
   test('egress only reaches DNS in kube-system, the database and the cache', () => {

@@ -9,6 +9,7 @@ import {
 } from 'cdk8s-plus-28/lib/imports/k8s.js';
 import type { Construct } from 'constructs';
 import type { Tier } from '../tenants/tiers.ts';
+import { loadBalancerSourceCidr } from './ingress-source.ts';
 
 /** Thrown for props the chart cannot render; names the tenant and the offending prop. */
 export class TenantNamespaceError extends Error {
@@ -28,12 +29,8 @@ export interface TenantNamespaceProps {
    */
   readonly quotaOverride?: { readonly pods?: number; readonly jobs?: number };
   /**
-   * Namespace of the ingress controller, the only source of ingress traffic.
-   * @default 'ingress-nginx'
-   */
-  readonly ingressNamespace?: string;
-  /**
-   * Private network (VPC) CIDR where the database (5432) and the cache (6379) live.
+   * Private network (VPC) CIDR where the database (5432) and the cache (6379) live. Ingress is admitted only
+   * from its load balancer block (constructs/ingress-source.ts).
    * @default '10.0.0.0/8'
    */
   readonly privateNetworkCidr?: string;
@@ -123,24 +120,16 @@ export class TenantNamespaceChart extends Chart {
     });
 
     const tcp = (port: number) => ({ protocol: 'TCP', port: IntOrString.fromNumber(port) });
-    const privateNetwork = { ipBlock: { cidr: props.privateNetworkCidr ?? '10.0.0.0/8' } };
+    const networkCidr = props.privateNetworkCidr ?? '10.0.0.0/8';
+    const privateNetwork = { ipBlock: { cidr: networkCidr } };
     new KubeNetworkPolicy(this, 'network', {
       metadata: { name: 'tenant-isolation', namespace },
       spec: {
         // Every pod of the namespace; anything not allowed below is denied in both directions.
         podSelector: {},
         policyTypes: ['Ingress', 'Egress'],
-        ingress: [
-          {
-            from: [
-              {
-                namespaceSelector: {
-                  matchLabels: { [NAMESPACE_NAME_LABEL]: props.ingressNamespace ?? 'ingress-nginx' },
-                },
-              },
-            ],
-          },
-        ],
+        // Only the ALB's addresses (IP targets): no pod of any namespace, the platform's included.
+        ingress: [{ from: [{ ipBlock: { cidr: loadBalancerSourceCidr(networkCidr) } }] }],
         egress: [
           {
             to: [{ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: 'kube-system' } } }],

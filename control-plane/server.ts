@@ -14,6 +14,7 @@ import { TenantIdError } from '../tenants/tenant-id.ts';
 import { TierError } from '../tenants/tiers.ts';
 import { operatorAuthHook, tenantAuthHook } from './auth-hooks.ts';
 import { CacheInvalidation } from './cache-invalidation.ts';
+import { registerWebUi } from './console/index.ts';
 import type { ControlPlaneContext, ControlPlaneDeps } from './context.ts';
 import {
   HttpError,
@@ -22,6 +23,7 @@ import {
   StoreUnavailableError,
 } from './errors.ts';
 import { type HotStore, MemoryHotStore } from './hot-store.ts';
+import { type LeaseStore, MemoryLeaseStore, RedisLeaseStore } from './lease-store.ts';
 import { createMetrics } from './metrics.ts';
 import { createOperatorVerifier } from './operator-auth.ts';
 import { OutageLog } from './outage-log.ts';
@@ -34,6 +36,7 @@ import { operatorStatusRoutes } from './routes/operator-status.ts';
 import { operatorTenantRoutes } from './routes/operator-tenants.ts';
 import { probeRoutes } from './routes/probes.ts';
 import { tenantSelfRoutes } from './routes/tenant-self.ts';
+import { operatorUsageViewRoutes, tenantUsageViewRoutes } from './routes/usage-view.ts';
 import { ApiKeyCache, TenantStateCache } from './tenant-cache.ts';
 import { UsageBatcher } from './usage-batcher.ts';
 
@@ -88,6 +91,14 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     deps.redis === null
       ? new MemoryHotStore(storeOptions)
       : new RedisHotStore(deps.redis, { ...storeOptions, keyPrefix: config.REDIS_KEY_PREFIX });
+  const leaseOptions = {
+    ttlMs: config.LEASE_HEARTBEAT_MS * config.LEASE_EXPIRY_HEARTBEATS,
+    ...(deps.clock ? { clock: deps.clock } : {}),
+  };
+  const leases: LeaseStore =
+    deps.redis === null
+      ? new MemoryLeaseStore(leaseOptions)
+      : new RedisLeaseStore(deps.redis, { ...leaseOptions, keyPrefix: config.REDIS_KEY_PREFIX });
   const metrics = createMetrics();
   const keys = new ApiKeyCache(deps.pool, config.KEY_CACHE_TTL_MS, config.CATALOG_OUTAGE_GRACE_MS);
   const tenants = new TenantStateCache(
@@ -106,6 +117,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
   const ctx: ControlPlaneContext = {
     ...deps,
     store,
+    leases,
     metrics,
     keys,
     tenants,
@@ -192,12 +204,15 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     scope.addHook('onRequest', tenantAuthHook(ctx));
     tenantSelfRoutes(scope, ctx);
     admissionRoutes(scope, ctx);
+    tenantUsageViewRoutes(scope, ctx);
   });
   await app.register(async (scope) => {
     scope.addHook('onRequest', operatorAuthHook(ctx));
     operatorTenantRoutes(scope, ctx);
     operatorKeyRoutes(scope, ctx);
     operatorStatusRoutes(scope, ctx);
+    operatorUsageViewRoutes(scope, ctx);
   });
+  await registerWebUi(app, ctx);
   return app;
 }

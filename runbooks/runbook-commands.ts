@@ -111,7 +111,10 @@ export const KNOWN_KUBECTL = [
 /** `npx` runs only the pinned CDK CLI (DESIGN.md: `npx cdk deploy -c env=NAME`). */
 export const KNOWN_CDK = ['synth', 'diff', 'deploy', 'rollback', 'ls'] as const;
 
-/** Control-plane routes (COMMON.md contract) a curl in a runbook may call. */
+/**
+ * Control-plane routes a curl in a runbook may call; control-plane-routes.test.ts holds this list equal to
+ * the routes the server registers, so a route added or removed there fails until it is added here too.
+ */
 export const CONTROL_PLANE_ROUTES = [
   'GET /v1/tenants',
   'POST /v1/tenants',
@@ -125,6 +128,7 @@ export const CONTROL_PLANE_ROUTES = [
   'GET /v1/me',
   'POST /v1/usage',
   'POST /v1/admission',
+  'POST /v1/admission/:taskId/release',
   'GET /healthz',
   'GET /readyz',
   'GET /metrics',
@@ -350,6 +354,38 @@ export function checkCommand(
     .map((a) => a.split('=')[0]!)
     .filter((flag) => !new RegExp(`${flag}(?![\\w-])`).test(all))
     .map((flag) => `${bin}${path.length ? ` ${path.join(' ')}` : ''} has no flag '${flag}'`);
+}
+
+/**
+ * The one way operators reach the cluster: the public API endpoint (open to `cluster.publicAccessCidrs`, with
+ * access entries deciding who may act), after `aws eks update-kubeconfig` for the environment's cluster.
+ */
+export const CLUSTER_ACCESS_COMMAND = ['aws', 'eks', 'update-kubeconfig'] as const;
+
+/** Words of other access paths that no runbook may send an operator down. */
+const OTHER_ACCESS_PATHS = /\b(ssm start-session|bastion|port-forward|vpn)\b/i;
+
+/** Why a runbook's kubectl commands would not reach the cluster (empty when they would). */
+export function accessPathProblems(commands: readonly RunbookCommand[], markdown: string): string[] {
+  const isAccess = (c: RunbookCommand) => CLUSTER_ACCESS_COMMAND.every((w, i) => c.words[i] === w);
+  const firstKubectl = commands.findIndex((c) => c.words[0] === 'kubectl');
+  const problems: string[] = [];
+  if (firstKubectl >= 0) {
+    const access = commands.findIndex(isAccess);
+    if (access < 0 || access > firstKubectl) {
+      problems.push(`'${commands[firstKubectl]!.text}' runs before 'aws eks update-kubeconfig'`);
+    }
+  }
+  for (const c of commands.filter(isAccess)) {
+    const name = c.words[c.words.indexOf('--name') + 1] ?? '';
+    if (!c.words.includes('--name') || !/^(agent-platform-\$ENV|\$CLUSTER)$/.test(name)) {
+      problems.push(`'${c.text}' must name the environment's cluster (--name agent-platform-$ENV)`);
+    }
+  }
+  const other = OTHER_ACCESS_PATHS.exec(markdown);
+  if (other)
+    problems.push(`mentions '${other[0]}': the access path is the public endpoint (stacks/README.md)`);
+  return problems;
 }
 
 export function readScripts(root: string): Record<string, string> {

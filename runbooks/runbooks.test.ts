@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { RUNBOOKS } from '../constructs/monitoring/runbooks.ts';
 import {
+  accessPathProblems,
   checkCommand,
   HelpCache,
   headings,
@@ -44,6 +45,26 @@ describe('the runbook set', () => {
     const text = read(file);
     expect(headings(text)).toEqual([...RUNBOOK_HEADINGS]);
     expect(runbookCommands(file, text).length).toBeGreaterThan(0);
+  });
+});
+
+describe('every runbook reaches the cluster the one documented way', () => {
+  it.each(RUNBOOK_FILES)('%s', (file) => {
+    const text = read(file);
+    expect(accessPathProblems(runbookCommands(file, text), text)).toEqual([]);
+  });
+
+  it('flags kubectl before update-kubeconfig, a wrong cluster name and another access path', () => {
+    const md = (body: string) => `## Check\n\n\`\`\`bash\n${body}\n\`\`\`\n`;
+    const check = (body: string) => accessPathProblems(runbookCommands('x.md', md(body)), md(body));
+    expect(check('kubectl get pods\naws eks update-kubeconfig --name agent-platform-$ENV')).toEqual([
+      "'kubectl get pods' runs before 'aws eks update-kubeconfig'",
+    ]);
+    expect(check('aws eks update-kubeconfig --name my-cluster\nkubectl get pods')).toEqual([
+      "'aws eks update-kubeconfig --name my-cluster' must name the environment's cluster (--name agent-platform-$ENV)",
+    ]);
+    expect(check('aws eks update-kubeconfig --name agent-platform-$ENV\nkubectl get pods')).toEqual([]);
+    expect(check('# open a bastion first\nkubectl get pods')[1]).toMatch(/mentions 'bastion'/);
   });
 });
 

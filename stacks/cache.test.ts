@@ -1,8 +1,8 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from '../config/environments.ts';
+import { ENVIRONMENT_NAMES, type EnvironmentName } from '../config/environments.ts';
 import type { SynthResult } from './synth.ts';
-import { synthesizedAll, templateOf } from './testing/templates.ts';
+import { fixtureConfig, synthesizedAll, templateOf } from './testing/templates.ts';
 
 let synth: Record<EnvironmentName, SynthResult>;
 beforeAll(async () => {
@@ -10,7 +10,7 @@ beforeAll(async () => {
 });
 
 describe.each(ENVIRONMENT_NAMES)('cache stack in %s', (env) => {
-  const config = loadEnvironmentConfig(env);
+  const config = fixtureConfig(env);
   const cache = () => templateOf(synth[env], 'Cache');
 
   test('is a Multi-AZ replication group of at least two nodes with automatic failover', () => {
@@ -50,7 +50,8 @@ describe.each(ENVIRONMENT_NAMES)('cache stack in %s', (env) => {
     expect(subnetGroup.Properties.SubnetIds).toHaveLength(config.availabilityZones.length);
     const ingress = Object.values(cache().findResources('AWS::EC2::SecurityGroupIngress'));
     expect(ingress).toHaveLength(1);
-    expect(JSON.stringify(ingress[0]!.Properties.SourceSecurityGroupId)).toContain('ClusterSecurityGroupId');
+    // The cluster security group, read from the SSM parameter the cluster stack writes.
+    expect(JSON.stringify(ingress[0]!.Properties.SourceSecurityGroupId)).toContain('SsmParameterValue');
   });
 });
 

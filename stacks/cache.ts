@@ -7,15 +7,19 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { cacheReplicationGroupId, resourcePrefix, secretNames } from '../config/names.ts';
-import { dataStoreRemovalPolicy, PlatformStack, type PlatformStackProps } from './platform-stack.ts';
+import {
+  clusterClientSecurityGroup,
+  dataStoreRemovalPolicy,
+  logRemovalPolicy,
+  PlatformStack,
+  type PlatformStackProps,
+} from './platform-stack.ts';
 import { logRetention } from './retention.ts';
 
 export const CACHE_PORT = 6379;
 
 export interface CacheStackProps extends PlatformStackProps {
   readonly vpc: ec2.IVpc;
-  /** The EKS cluster security group: the only client the cache admits. */
-  readonly clientSecurityGroup: ec2.ISecurityGroup;
 }
 
 /** Redis replication group (rate limiter, admission counters): one primary and replicas across AZs. */
@@ -26,6 +30,8 @@ export class CacheStack extends PlatformStack {
   constructor(scope: Construct, id: string, props: CacheStackProps) {
     super(scope, id, props);
     const { config } = this;
+    // The EKS cluster security group: the only client the store (and its proxy) admits.
+    const clients = clusterClientSecurityGroup(this);
 
     const key = new kms.Key(this, 'Key', {
       alias: `${resourcePrefix(config)}-cache`,
@@ -53,7 +59,7 @@ export class CacheStack extends PlatformStack {
       description: 'Redis: admits the EKS cluster only',
       allowAllOutbound: false,
     });
-    securityGroup.addIngressRule(props.clientSecurityGroup, ec2.Port.tcp(CACHE_PORT), 'EKS cluster');
+    securityGroup.addIngressRule(clients, ec2.Port.tcp(CACHE_PORT), 'EKS cluster');
 
     const subnetGroup = new elasticache.CfnSubnetGroup(this, 'SubnetGroup', {
       description: `agent platform ${config.name} cache`,
@@ -63,7 +69,7 @@ export class CacheStack extends PlatformStack {
     const slowLog = new logs.LogGroup(this, 'SlowLog', {
       retention: logRetention(config.observability.logRetentionDays, 'observability.logRetentionDays'),
       encryptionKey: key,
-      removalPolicy: RemovalPolicy.RETAIN,
+      removalPolicy: logRemovalPolicy(this.config),
     });
 
     this.replicationGroup = new elasticache.CfnReplicationGroup(this, 'ReplicationGroup', {

@@ -1,12 +1,13 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { NodegroupAmiType } from 'aws-cdk-lib/aws-eks-v2';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from '../config/environments.ts';
+import { ENVIRONMENT_NAMES, type EnvironmentName } from '../config/environments.ts';
 import { DRILL_ENV_TAG, resourcePrefix, WORKLOAD_IDENTITIES } from '../config/names.ts';
 import { DRILL_ENV_TAG as DRILLS_OWN_TAG, drillResourcePrefix } from '../runbooks/drills/options.ts';
 import { amiTypeFor, CORE_ADDONS } from './cluster.ts';
 import type { SynthResult } from './synth.ts';
-import { synthesizedAll, templateOf } from './testing/templates.ts';
+import { fixtureConfig, synthesizedAll, templateOf } from './testing/templates.ts';
+import { allActions } from './workload-actions.ts';
 
 let synth: Record<EnvironmentName, SynthResult>;
 beforeAll(async () => {
@@ -32,16 +33,52 @@ function statementsOf(template: ReturnType<typeof templateOf>, rolePrefix: strin
 const actions = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
 
 describe.each(ENVIRONMENT_NAMES)('cluster stack in %s', (env) => {
-  const config = loadEnvironmentConfig(env);
+  const config = fixtureConfig(env);
   const cluster = () => templateOf(synth[env], 'Cluster');
 
-  test('runs the configured Kubernetes version with access entries, private endpoint and KMS-encrypted secrets', () => {
+  test('runs the configured Kubernetes version with access entries and KMS-encrypted secrets', () => {
     cluster().hasResourceProperties('AWS::EKS::Cluster', {
       Version: config.cluster.kubernetesVersion,
       AccessConfig: { AuthenticationMode: 'API', BootstrapClusterCreatorAdminPermissions: false },
       EncryptionConfig: [{ Provider: { KeyArn: Match.anyValue() }, Resources: ['secrets'] }],
-      ResourcesVpcConfig: Match.objectLike({ EndpointPublicAccess: false, EndpointPrivateAccess: true }),
       ComputeConfig: { Enabled: false },
+    });
+  });
+
+  test('answers on the private endpoint, and on the public one only from the configured CIDRs', () => {
+    cluster().hasResourceProperties('AWS::EKS::Cluster', {
+      ResourcesVpcConfig: Match.objectLike({
+        EndpointPublicAccess: true,
+        EndpointPrivateAccess: true,
+        PublicAccessCidrs: config.cluster.publicAccessCidrs,
+      }),
+    });
+  });
+
+  test('turns on NetworkPolicy enforcement in the VPC CNI add-on, with its node agent', () => {
+    const cni = Object.values(cluster().findResources('AWS::EKS::Addon')).find(
+      (a) => a.Properties.AddonName === 'vpc-cni',
+    )!;
+    expect(JSON.parse(cni.Properties.ConfigurationValues)).toEqual({
+      enableNetworkPolicy: 'true',
+      nodeAgent: { enabled: true },
+    });
+  });
+
+  test('keeps control-plane logs for the configured retention, deleted with dev only', () => {
+    cluster().hasResource('AWS::Logs::LogGroup', {
+      Properties: {
+        LogGroupName: `/aws/eks/agent-platform-${env}/cluster`,
+        RetentionInDays: config.observability.logRetentionDays,
+      },
+      DeletionPolicy: env === 'dev' ? 'Delete' : 'Retain',
+    });
+  });
+
+  test('publishes the cluster security group in SSM instead of exporting it', () => {
+    cluster().hasResourceProperties('AWS::SSM::Parameter', {
+      Name: `/agent-platform/${env}/cluster/security-group-id`,
+      Value: { 'Fn::GetAtt': [Match.anyValue(), 'ClusterSecurityGroupId'] },
     });
   });
 
@@ -76,7 +113,7 @@ describe.each(ENVIRONMENT_NAMES)('cluster stack in %s', (env) => {
   });
 
   test('grants the configured admin roles cluster-admin through access entries', () => {
-    for (const arn of config.cluster.adminRoleArns) {
+    for (const arn of config.cluster.adminPrincipalArns) {
       cluster().hasResourceProperties('AWS::EKS::AccessEntry', {
         PrincipalArn: arn,
         AccessPolicies: [Match.objectLike({ AccessScope: { Type: 'cluster' } })],
@@ -94,30 +131,51 @@ describe.each(ENVIRONMENT_NAMES)('cluster stack in %s', (env) => {
     },
   );
 
-  test('control plane reads only its own secrets and manages only tenant secrets', () => {
+  test('control plane touches only tenant secrets and budgets, never a wildcard resource', () => {
     const statements = statementsOf(cluster(), 'ControlPlaneRole');
-    const resources = JSON.stringify(statements.flatMap((s) => s.Resource));
-    expect(resources).not.toContain('"*"');
+    expect(JSON.stringify(statements.flatMap((s) => s.Resource))).not.toContain('"*"');
     for (const s of statements.filter((s) => actions(s).some((a) => a.startsWith('secretsmanager:')))) {
-      expect(JSON.stringify(s.Resource)).toContain(`:secret:agent-platform/${env}/`);
+      expect(JSON.stringify(s.Resource)).toContain(`:secret:agent-platform/${env}/tenants/`);
     }
-    const kms = statements.find((s) => actions(s).includes('kms:Decrypt'))!;
-    expect(kms.Condition?.StringEquals?.['kms:ViaService']).toBe(
-      `secretsmanager.${config.region}.amazonaws.com`,
-    );
   });
 
-  test('cost guard may read costs and budgets and publish to the alarm topic, nothing else', () => {
+  test('cost guard publishes to the alarm topic and may encrypt with its key through SNS only', () => {
     const statements = statementsOf(cluster(), 'CostGuardRole');
-    expect(statements.flatMap(actions).sort()).toEqual([
-      'budgets:ViewBudget',
-      'ce:GetCostAndUsage',
-      'sns:Publish',
-    ]);
     const publish = statements.find((s) => actions(s).includes('sns:Publish'))!;
     expect(publish.Resource).toBe(
       `arn:aws:sns:${config.region}:${config.account}:agent-platform-${env}-alarms`,
     );
+    const kms = statements.find((s) => actions(s).includes('kms:GenerateDataKey*'))!;
+    expect(actions(kms).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey*']);
+    expect(kms.Condition).toEqual({
+      StringEquals: { 'kms:ViaService': `sns.${config.region}.amazonaws.com` },
+      'ForAnyValue:StringEquals': { 'kms:ResourceAliases': `alias/agent-platform-${env}-alarms` },
+    });
+  });
+
+  test('cost guard sends e-mail only from the cost report sender of the environment domain', () => {
+    const ses = statementsOf(cluster(), 'CostGuardRole').find((s) => actions(s).includes('ses:SendEmail'))!;
+    expect(actions(ses)).toEqual(['ses:SendEmail']);
+    expect(JSON.stringify(ses.Resource)).toContain(`:identity/${config.domain}`);
+    expect(ses.Condition).toEqual({ StringEquals: { 'ses:FromAddress': `cost-report@${config.domain}` } });
+  });
+
+  test.each(['ControlPlaneRole', 'CostGuardRole'])(
+    '%s reconciles only the tenant budgets of the environment',
+    (role) => {
+      const budgets = statementsOf(cluster(), role).find((s) => actions(s).includes('budgets:ModifyBudget'))!;
+      expect(actions(budgets).sort()).toEqual(['budgets:ModifyBudget', 'budgets:ViewBudget']);
+      expect(JSON.stringify(budgets.Resource)).toContain(`:budget/agent-platform-${env}-tenant-*`);
+    },
+  );
+
+  test.each([
+    ['ControlPlaneRole', 'controlPlane'],
+    ['CostGuardRole', 'costGuard'],
+    ['DrillsRole', 'drills'],
+  ] as const)('%s grants exactly the actions of its workload list', (role, workload) => {
+    const granted = [...new Set(statementsOf(cluster(), role).flatMap(actions))].sort();
+    expect(granted).toEqual(allActions(workload));
   });
 
   test('drills act on the platform database only when it carries the platform tags', () => {

@@ -3,19 +3,37 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as eks from 'aws-cdk-lib/aws-eks-v2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
 import { alarmTopicArn, type EnvironmentConfig } from '../config/environments.ts';
 import {
   APP_NAME,
+  alarmTopicKeyAlias,
   cacheReplicationGroupId,
   clusterName,
+  clusterSecurityGroupParameterName,
+  costReportSender,
   DRILL_ENV_TAG,
   databaseInstanceId,
   resourcePrefix,
   secretNames,
   WORKLOAD_IDENTITIES,
 } from '../config/names.ts';
-import { PlatformStack, type PlatformStackProps } from './platform-stack.ts';
+import { logRemovalPolicy, PlatformStack, type PlatformStackProps } from './platform-stack.ts';
+import { logRetention } from './retention.ts';
+import { allActions, type Workload, WorkloadActionsError } from './workload-actions.ts';
+
+/** The given IAM actions, each checked against the workload's list (stacks/workload-actions.ts). */
+function listed(workload: Workload, ...actions: string[]): string[] {
+  const known = allActions(workload);
+  for (const action of actions) {
+    if (!known.includes(action)) {
+      throw new WorkloadActionsError(`${workload}: '${action}' is granted but no listed call needs it`);
+    }
+  }
+  return actions;
+}
 
 export interface ClusterStackProps extends PlatformStackProps {
   /** The network stack's VPC; nodes go in its private-with-egress subnets. */
@@ -25,10 +43,23 @@ export interface ClusterStackProps extends PlatformStackProps {
 /** Managed add-ons installed instead of the self-managed bootstrap ones. */
 export const CORE_ADDONS = ['vpc-cni', 'kube-proxy', 'coredns', 'eks-pod-identity-agent'] as const;
 
+/**
+ * The VPC CNI enforces NetworkPolicy only with its network policy agent on: `enableNetworkPolicy` turns on
+ * enforcement and `nodeAgent.enabled` runs the agent container in aws-node (stacks/README.md cites both).
+ */
+export const VPC_CNI_CONFIGURATION = { enableNetworkPolicy: 'true', nodeAgent: { enabled: true } } as const;
+
 /** Container Insights add-on; it feeds the node-health alarms. */
 export const OBSERVABILITY_ADDON = 'amazon-cloudwatch-observability';
 
 /** Graviton families (m6g, c7g, r8g...) need the ARM AMI. */
+/** The drills' policy and the wildcard findings it brings, with their reasons. */
+export interface DrillAccess {
+  readonly statements: readonly iam.PolicyStatement[];
+  readonly findings: readonly (readonly [string, string])[];
+  readonly reasons: Partial<Record<'Resource' | 'Action', string>>;
+}
+
 export function amiTypeFor(instanceTypes: readonly string[]): eks.NodegroupAmiType {
   return instanceTypes.every((t) => /^[a-z]+\d+g[a-z]*\./.test(t))
     ? eks.NodegroupAmiType.AL2023_ARM_64_STANDARD
@@ -63,6 +94,7 @@ export class ClusterStack extends PlatformStack {
   readonly cluster: eks.Cluster;
   /** Roles of the platform workloads, by WORKLOAD_IDENTITIES key. */
   readonly workloadRoles: Record<keyof typeof WORKLOAD_IDENTITIES, iam.Role>;
+  private drillAccessGrant: DrillAccess | undefined;
 
   constructor(scope: Construct, id: string, props: ClusterStackProps) {
     super(scope, id, props);
@@ -74,13 +106,22 @@ export class ClusterStack extends PlatformStack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
+    // EKS writes control-plane logs here; creating it first gives it the environment's retention, and dev
+    // deletes it so the next dev deploy does not meet a leftover group.
+    const controlPlaneLogs = new logs.LogGroup(this, 'ControlPlaneLogs', {
+      logGroupName: `/aws/eks/${clusterName(config)}/cluster`,
+      retention: logRetention(config.observability.logRetentionDays, 'observability.logRetentionDays'),
+      removalPolicy: logRemovalPolicy(config),
+    });
+
     this.cluster = new eks.Cluster(this, 'Cluster', {
       clusterName: clusterName(config),
       version: eks.KubernetesVersion.of(config.cluster.kubernetesVersion),
       vpc: props.vpc,
       vpcSubnets: [{ subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }],
-      // Operators and CI reach the API from inside the VPC (SSM or VPN); nothing is exposed publicly.
-      endpointAccess: eks.EndpointAccess.PRIVATE,
+      // Operators reach the API from their laptops through the public endpoint, open only to the configured
+      // CIDRs and gated by access entries; nodes and pods use the private one (stacks/README.md, "Access path").
+      endpointAccess: eks.EndpointAccess.PUBLIC_AND_PRIVATE.onlyFrom(...config.cluster.publicAccessCidrs),
       defaultCapacityType: eks.DefaultCapacityType.NODEGROUP,
       defaultCapacity: 0,
       secretsEncryptionKey: secretsKey,
@@ -96,17 +137,27 @@ export class ClusterStack extends PlatformStack {
       // The core add-ons below are EKS-managed so that they are versioned and upgraded by EKS.
       bootstrapSelfManagedAddons: false,
     });
+    this.cluster.node.addDependency(controlPlaneLogs);
+    new ssm.StringParameter(this, 'ClusterSecurityGroupParameter', {
+      parameterName: clusterSecurityGroupParameterName(config),
+      description: 'EKS cluster security group: the data and cache stacks admit it',
+      stringValue: this.cluster.clusterSecurityGroupId,
+    });
     Validations.of(this.cluster).acknowledge({
       id: 'CloudFormation-Validate::W9009',
       reason:
         "aws-eks-v2 renders EncryptionConfig Resources ['secrets'], the only value EKS accepts; the envelope key is what matters.",
+    });
+    Validations.of(this.cluster).acknowledge({
+      id: 'AwsSolutions-EKS1',
+      reason: `The public endpoint is the operators' access path: it answers only ${config.cluster.publicAccessCidrs.join(', ')} (cluster.publicAccessCidrs; prod refuses 0.0.0.0/0), and access entries decide who may act.`,
     });
     Validations.of(this.cluster.role).acknowledge({
       id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonEKSClusterPolicy]',
       reason: 'EKS requires the AWS-managed AmazonEKSClusterPolicy on the cluster service role.',
     });
 
-    for (const [i, roleArn] of config.cluster.adminRoleArns.entries()) {
+    for (const [i, roleArn] of config.cluster.adminPrincipalArns.entries()) {
       this.cluster.grantAccess(`Admin${i}`, roleArn, [
         eks.AccessPolicy.fromAccessPolicyName('AmazonEKSClusterAdminPolicy', {
           accessScopeType: eks.AccessScopeType.CLUSTER,
@@ -116,7 +167,14 @@ export class ClusterStack extends PlatformStack {
 
     const addons = new Map<string, eks.Addon>();
     for (const name of CORE_ADDONS) {
-      addons.set(name, new eks.Addon(this, `Addon-${name}`, { cluster: this.cluster, addonName: name }));
+      addons.set(
+        name,
+        new eks.Addon(this, `Addon-${name}`, {
+          cluster: this.cluster,
+          addonName: name,
+          ...(name === 'vpc-cni' ? { configurationValues: VPC_CNI_CONFIGURATION } : {}),
+        }),
+      );
     }
 
     const nodeRole = new iam.Role(this, 'NodeRole', {
@@ -198,109 +256,122 @@ export class ClusterStack extends PlatformStack {
     }
   }
 
-  /** Control plane: reads the platform's secrets and manages tenant database secrets. */
+  /** Tenant budgets are named `agent-platform-<env>-tenant-<id>` (tenants/tenant-aws.ts). */
+  private tenantBudgetsArn(config: EnvironmentConfig): string {
+    return `arn:${this.partition}:budgets::${config.account}:budget/${resourcePrefix(config)}-tenant-*`;
+  }
+
+  private tenantSecretsArn(config: EnvironmentConfig): string {
+    return this.formatArn({
+      service: 'secretsmanager',
+      resource: 'secret',
+      resourceName: `${secretNames(config).tenantsPrefix}*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+  }
+
+  /** Budgets and tenant secrets, as onboarding, tier changes and resumes reconcile them. */
+  private addTenantReconcileStatements(role: iam.Role, workload: Workload, config: EnvironmentConfig): void {
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReconcileTenantBudgets',
+        actions: listed(workload, 'budgets:ViewBudget', 'budgets:ModifyBudget'),
+        resources: [this.tenantBudgetsArn(config)],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReconcileTenantSecrets',
+        actions: listed(
+          workload,
+          'secretsmanager:CreateSecret',
+          'secretsmanager:TagResource',
+          'secretsmanager:GetSecretValue',
+        ),
+        resources: [this.tenantSecretsArn(config)],
+      }),
+    );
+  }
+
+  private tenantReconcileFindings(config: EnvironmentConfig): [string, string][] {
+    return [
+      [
+        'Resource',
+        `arn:<AWS::Partition>:budgets::${config.account}:budget/${resourcePrefix(config)}-tenant-*`,
+      ],
+      [
+        'Resource',
+        `arn:<AWS::Partition>:secretsmanager:${config.region}:${config.account}:secret:${secretNames(config).tenantsPrefix}*`,
+      ],
+    ];
+  }
+
+  /** Control plane: reconciles tenant budgets and secrets during onboarding (WORKLOAD_ACTIONS.controlPlane). */
   private controlPlaneRole(config: EnvironmentConfig): iam.Role {
     const role = podIdentityRole(this, 'ControlPlaneRole', 'Control plane workload');
-    const names = secretNames(config);
-    const secretArn = (name: string) =>
-      this.formatArn({
-        service: 'secretsmanager',
-        resource: 'secret',
-        resourceName: name,
-        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-      });
-    const platformSecrets = [secretArn(`${names.databaseMaster}-*`), secretArn(`${names.cacheAuth}-*`)];
-    const tenantSecrets = secretArn(`${names.tenantsPrefix}*`);
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'ReadPlatformSecrets',
-        actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
-        resources: platformSecrets,
-      }),
-    );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'ManageTenantSecrets',
-        actions: [
-          'secretsmanager:CreateSecret',
-          'secretsmanager:PutSecretValue',
-          'secretsmanager:GetSecretValue',
-          'secretsmanager:DescribeSecret',
-          'secretsmanager:TagResource',
-          'secretsmanager:DeleteSecret',
-        ],
-        resources: [tenantSecrets],
-      }),
-    );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'DecryptSecretsThroughSecretsManager',
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
-        resources: [this.formatArn({ service: 'kms', resource: 'key', resourceName: '*' })],
-        conditions: {
-          StringEquals: { 'kms:ViaService': `secretsmanager.${this.region}.amazonaws.com` },
-          'ForAnyValue:StringLike': { 'kms:ResourceAliases': `alias/${APP_NAME}-${config.name}-*` },
-        },
-      }),
-    );
-    this.acknowledgeWildcards(
-      role,
-      [
-        [
-          'Resource',
-          `arn:<AWS::Partition>:secretsmanager:${config.region}:${config.account}:secret:${names.databaseMaster}-*`,
-        ],
-        [
-          'Resource',
-          `arn:<AWS::Partition>:secretsmanager:${config.region}:${config.account}:secret:${names.cacheAuth}-*`,
-        ],
-        [
-          'Resource',
-          `arn:<AWS::Partition>:secretsmanager:${config.region}:${config.account}:secret:${names.tenantsPrefix}*`,
-        ],
-        ['Resource', `arn:<AWS::Partition>:kms:${config.region}:${config.account}:key/*`],
-      ],
-      {
-        Resource:
-          'Secrets Manager appends a random suffix to secret ARNs and tenant secrets are created at run time under the tenants/ prefix; KMS use is limited to Secrets Manager and the platform key aliases by condition.',
-      },
-    );
+    this.addTenantReconcileStatements(role, 'controlPlane', config);
+    acknowledgeWildcards(role, this.tenantReconcileFindings(config), {
+      Resource:
+        'Tenant budgets and secrets are created at run time, one per tenant, under the environment prefix; Secrets Manager appends a random suffix to secret ARNs.',
+    });
     return role;
   }
 
-  /** Cost guard: reads costs and budgets, and publishes to the alarm topic. */
+  /**
+   * Cost guard and the daily cost report: read costs, publish to the KMS-encrypted alarm topic, e-mail the
+   * report from its sender, and reconcile tenant budgets on resume (WORKLOAD_ACTIONS.costGuard).
+   */
   private costGuardRole(config: EnvironmentConfig): iam.Role {
     const role = podIdentityRole(this, 'CostGuardRole', 'Cost guard CronJob');
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ReadCosts',
-        actions: ['ce:GetCostAndUsage'],
+        actions: listed('costGuard', 'ce:GetCostAndUsage'),
         resources: ['*'],
       }),
     );
     role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'ReadBudgets',
-        actions: ['budgets:ViewBudget'],
-        resources: [`arn:${this.partition}:budgets::${config.account}:budget/*`],
+        sid: 'PublishAlarms',
+        actions: listed('costGuard', 'sns:Publish'),
+        resources: [alarmTopicArn(config)],
+      }),
+    );
+    // The topic key lives in the observability stack, which deploys after this one: the alias names it
+    // without a cross-stack reference, and the via-service condition keeps the grant to SNS publishing.
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'EncryptForTheAlarmTopic',
+        actions: listed('costGuard', 'kms:GenerateDataKey*', 'kms:Decrypt'),
+        resources: [this.formatArn({ service: 'kms', resource: 'key', resourceName: '*' })],
+        conditions: {
+          StringEquals: { 'kms:ViaService': `sns.${this.region}.amazonaws.com` },
+          'ForAnyValue:StringEquals': { 'kms:ResourceAliases': `alias/${alarmTopicKeyAlias(config)}` },
+        },
       }),
     );
     role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'PublishAlarms',
-        actions: ['sns:Publish'],
-        resources: [alarmTopicArn(config)],
+        sid: 'EmailTheCostReport',
+        actions: listed('costGuard', 'ses:SendEmail'),
+        resources: [this.formatArn({ service: 'ses', resource: 'identity', resourceName: config.domain })],
+        conditions: { StringEquals: { 'ses:FromAddress': costReportSender(config) } },
       }),
     );
-    this.acknowledgeWildcards(
+    this.addTenantReconcileStatements(role, 'costGuard', config);
+    acknowledgeWildcards(
       role,
       [
         ['Resource', '*'],
-        ['Resource', `arn:<AWS::Partition>:budgets::${config.account}:budget/*`],
+        ['Resource', `arn:<AWS::Partition>:kms:${config.region}:${config.account}:key/*`],
+        ['Action', 'Action::kms:GenerateDataKey*'],
+        ...this.tenantReconcileFindings(config),
       ],
       {
         Resource:
-          'ce:GetCostAndUsage has no resource-level permissions; budgets are read by name, and tenant budgets are created at run time.',
+          'ce:GetCostAndUsage has no resource-level permissions; the topic key is named by its alias and used only through SNS; tenant budgets and secrets are created at run time under the environment prefix.',
+        Action:
+          'SNS asks for GenerateDataKey with or without plaintext when it encrypts a message for a customer-managed key; the grant is limited to the alarm key through SNS.',
       },
     );
     return role;
@@ -308,10 +379,11 @@ export class ClusterStack extends PlatformStack {
 
   /**
    * DR drills: fail over and snapshot the platform's tagged database, then restore, tag and delete only their own
-   * copies, which runbooks/drills names `<prefix>-drill-*` and tags `dr-drill-env=<env>`.
+   * copies, which runbooks/drills names `<prefix>-drill-*` and tags `dr-drill-env=<env>` (WORKLOAD_ACTIONS.drills).
    */
   private drillsRole(config: EnvironmentConfig): iam.Role {
     const role = podIdentityRole(this, 'DrillsRole', 'DR drills');
+    const statements: iam.PolicyStatement[] = [];
     const arn = (service: string, type: string, name: string) =>
       this.formatArn({
         service,
@@ -324,93 +396,114 @@ export class ClusterStack extends PlatformStack {
     const drillEnv = (key: 'aws:ResourceTag' | 'aws:RequestTag') => ({
       StringEquals: { [`${key}/${DRILL_ENV_TAG}`]: config.name },
     });
-    role.addToPolicy(
+    statements.push(
       new iam.PolicyStatement({
         sid: 'FailOverAndSnapshotThePlatformDatabase',
-        actions: ['rds:RebootDBInstance', 'rds:CreateDBSnapshot', 'rds:RestoreDBInstanceToPointInTime'],
+        actions: listed(
+          'drills',
+          'rds:RebootDBInstance',
+          'rds:CreateDBSnapshot',
+          'rds:RestoreDBInstanceToPointInTime',
+        ),
         resources: [arn('rds', 'db', databaseInstanceId(config))],
         conditions: platformResourceTags(config, 'aws:ResourceTag'),
       }),
     );
-    role.addToPolicy(
+    statements.push(
       new iam.PolicyStatement({
         sid: 'CreateTaggedDrillCopies',
-        actions: [
+        actions: listed(
+          'drills',
           'rds:CreateDBSnapshot',
           'rds:RestoreDBInstanceFromDBSnapshot',
           'rds:RestoreDBInstanceToPointInTime',
           'rds:AddTagsToResource',
-        ],
+        ),
         resources: drillResources,
         conditions: drillEnv('aws:RequestTag'),
       }),
     );
-    role.addToPolicy(
+    statements.push(
       new iam.PolicyStatement({
         sid: 'UseAndDeleteTaggedDrillCopies',
-        actions: ['rds:RestoreDBInstanceFromDBSnapshot', 'rds:DeleteDBInstance', 'rds:DeleteDBSnapshot'],
+        actions: listed(
+          'drills',
+          'rds:RestoreDBInstanceFromDBSnapshot',
+          'rds:DeleteDBInstance',
+          'rds:DeleteDBSnapshot',
+        ),
         resources: drillResources,
         conditions: drillEnv('aws:ResourceTag'),
       }),
     );
-    role.addToPolicy(
+    statements.push(
       new iam.PolicyStatement({
         sid: 'PlaceRestoredCopies',
-        actions: ['rds:RestoreDBInstanceFromDBSnapshot', 'rds:RestoreDBInstanceToPointInTime'],
+        actions: listed(
+          'drills',
+          'rds:RestoreDBInstanceFromDBSnapshot',
+          'rds:RestoreDBInstanceToPointInTime',
+        ),
         resources: [arn('rds', 'subgrp', '*'), arn('rds', 'pg', '*'), arn('rds', 'og', '*')],
       }),
     );
-    role.addToPolicy(
+    statements.push(
       new iam.PolicyStatement({
         sid: 'FailOverThePlatformCache',
-        actions: ['elasticache:TestFailover'],
+        actions: listed('drills', 'elasticache:TestFailover'),
         resources: [arn('elasticache', 'replicationgroup', cacheReplicationGroupId(config))],
         conditions: platformResourceTags(config, 'aws:ResourceTag'),
       }),
     );
-    role.addToPolicy(
+    statements.push(
       new iam.PolicyStatement({
         sid: 'Describe',
-        actions: [
+        actions: listed(
+          'drills',
           'rds:DescribeDBInstances',
           'rds:DescribeDBSnapshots',
-          'rds:DescribeEvents',
-          'rds:ListTagsForResource',
           'elasticache:DescribeReplicationGroups',
-        ],
+        ),
         resources: ['*'],
       }),
     );
+    for (const statement of statements) role.addToPolicy(statement);
     const arnFinding = (service: string, type: string, name: string) =>
       `arn:<AWS::Partition>:${service}:${config.region}:${config.account}:${type}:${name}`;
-    this.acknowledgeWildcards(
-      role,
-      [
-        ['Resource', '*'],
-        ['Resource', arnFinding('rds', 'db', `${drillPrefix}*`)],
-        ['Resource', arnFinding('rds', 'snapshot', `${drillPrefix}*`)],
-        ['Resource', arnFinding('rds', 'subgrp', '*')],
-        ['Resource', arnFinding('rds', 'pg', '*')],
-        ['Resource', arnFinding('rds', 'og', '*')],
-      ],
-      {
-        Resource:
-          'Drill copies get run-specific names under the drill prefix and must carry the dr-drill-env tag; restores read the source placement groups; Describe* has no resource-level permissions.',
-      },
-    );
+    const findings: [string, string][] = [
+      ['Resource', '*'],
+      ['Resource', arnFinding('rds', 'db', `${drillPrefix}*`)],
+      ['Resource', arnFinding('rds', 'snapshot', `${drillPrefix}*`)],
+      ['Resource', arnFinding('rds', 'subgrp', '*')],
+      ['Resource', arnFinding('rds', 'pg', '*')],
+      ['Resource', arnFinding('rds', 'og', '*')],
+    ];
+    const reasons = {
+      Resource:
+        'Drill copies get run-specific names under the drill prefix and must carry the dr-drill-env tag; restores read the source placement groups; Describe* has no resource-level permissions.',
+    };
+    acknowledgeWildcards(role, findings, reasons);
+    this.drillAccessGrant = { statements, findings, reasons };
     return role;
   }
 
-  private acknowledgeWildcards(
-    role: iam.Role,
-    findings: readonly (readonly ['Resource' | 'Action', string])[],
-    reasons: Partial<Record<'Resource' | 'Action', string>>,
-  ): void {
-    for (const [kind, value] of findings) {
-      Validations.of(role).acknowledge({
-        id: `AwsSolutions-IAM5[${kind}::${value}]`,
-        reason: reasons[kind]!,
-      });
-    }
+  /** What the drills may do, for another principal that runs them (the GitHub drill role, stacks/github.ts). */
+  get drillAccess(): DrillAccess {
+    if (!this.drillAccessGrant) throw new Error('the drills role is not built yet');
+    return this.drillAccessGrant;
+  }
+}
+
+/** Acknowledges each IAM5 finding of a role, with the reason for its kind. */
+export function acknowledgeWildcards(
+  role: iam.Role,
+  findings: readonly (readonly [string, string])[],
+  reasons: Partial<Record<'Resource' | 'Action', string>>,
+): void {
+  for (const [kind, value] of findings) {
+    Validations.of(role).acknowledge({
+      id: kind === 'Action' ? `AwsSolutions-IAM5[${value}]` : `AwsSolutions-IAM5[${kind}::${value}]`,
+      reason: reasons[kind as 'Resource' | 'Action']!,
+    });
   }
 }

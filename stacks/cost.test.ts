@@ -1,8 +1,8 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from '../config/environments.ts';
+import { ENVIRONMENT_NAMES, type EnvironmentName } from '../config/environments.ts';
 import type { SynthResult } from './synth.ts';
-import { synthesizedAll, templateOf } from './testing/templates.ts';
+import { fixtureConfig, synthesizedAll, templateOf } from './testing/templates.ts';
 
 let synth: Record<EnvironmentName, SynthResult>;
 beforeAll(async () => {
@@ -10,9 +10,9 @@ beforeAll(async () => {
 });
 
 describe.each(ENVIRONMENT_NAMES)('cost stack in %s', (env) => {
-  const config = loadEnvironmentConfig(env);
+  const config = fixtureConfig(env);
   const cost = () => templateOf(synth[env], 'Cost');
-  const topic = { 'Fn::ImportValue': Match.stringLikeRegexp('AlarmTopic') };
+  const topic = `arn:aws:sns:${config.region}:${config.account}:agent-platform-${env}-alarms`;
 
   test('budgets the account monthly at the configured limit', () => {
     cost().hasResourceProperties('AWS::Budgets::Budget', {
@@ -40,20 +40,31 @@ describe.each(ENVIRONMENT_NAMES)('cost stack in %s', (env) => {
     }
   });
 
-  test('watches the env cost-allocation tag with a CUSTOM anomaly monitor', () => {
-    const monitor = Object.values(cost().findResources('AWS::CE::AnomalyMonitor'))[0]!;
-    expect(monitor.Properties.MonitorType).toBe('CUSTOM');
-    expect(monitor.Properties.MonitorDimension).toBeUndefined();
-    expect(JSON.parse(monitor.Properties.MonitorSpecification)).toEqual({
-      Tags: { Key: 'env', Values: [env], MatchOptions: ['EQUALS'] },
-    });
+  const monitors = () => Object.entries(cost().findResources('AWS::CE::AnomalyMonitor'));
+
+  test('watches each tenant on its own with a DIMENSIONAL monitor on the tenant tag', () => {
+    const [, tenant] = monitors().find(([id]) => id.startsWith('TenantAnomalyMonitor'))!;
+    expect(tenant.Properties.MonitorType).toBe('DIMENSIONAL');
+    expect(tenant.Properties.MonitorDimension).toBe('TAG');
+    expect(JSON.parse(tenant.Properties.MonitorSpecification)).toEqual({ Tags: { Key: 'tenant' } });
   });
 
-  test('sends anomalies to the alarm topic immediately', () => {
-    cost().hasResourceProperties('AWS::CE::AnomalySubscription', {
-      Frequency: 'IMMEDIATE',
-      Subscribers: [{ Type: 'SNS', Address: topic }],
-      ThresholdExpression: Match.stringLikeRegexp('ANOMALY_TOTAL_IMPACT_ABSOLUTE'),
+  test('keeps a CUSTOM monitor on the env tag for shared cost that carries no tenant', () => {
+    const [, environment] = monitors().find(([id]) => id.startsWith('AnomalyMonitor'))!;
+    expect(environment.Properties.MonitorType).toBe('CUSTOM');
+    expect(environment.Properties.MonitorDimension).toBeUndefined();
+    expect(JSON.parse(environment.Properties.MonitorSpecification)).toEqual({
+      Tags: { Key: 'env', Values: [env], MatchOptions: ['EQUALS'] },
     });
+    expect(monitors()).toHaveLength(2);
+  });
+
+  test("sends both monitors' anomalies to the alarm topic immediately, found by name rather than an export", () => {
+    const subscription = Object.values(cost().findResources('AWS::CE::AnomalySubscription'))[0]!;
+    expect(subscription.Properties.Frequency).toBe('IMMEDIATE');
+    expect(subscription.Properties.Subscribers).toEqual([{ Type: 'SNS', Address: topic }]);
+    expect(subscription.Properties.ThresholdExpression).toMatch(/ANOMALY_TOTAL_IMPACT_ABSOLUTE/);
+    expect(subscription.Properties.MonitorArnList).toHaveLength(2);
+    expect(JSON.stringify(cost().toJSON())).not.toContain('Fn::ImportValue');
   });
 });

@@ -1,14 +1,9 @@
 import * as budgets from 'aws-cdk-lib/aws-budgets';
 import * as ce from 'aws-cdk-lib/aws-ce';
-import type * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
+import { alarmTopicArn } from '../config/environments.ts';
 import { resourcePrefix } from '../config/names.ts';
 import { PlatformStack, type PlatformStackProps } from './platform-stack.ts';
-
-export interface CostStackProps extends PlatformStackProps {
-  /** The alarm topic (its policy already lets budgets and cost anomaly detection publish). */
-  readonly topic: sns.ITopic;
-}
 
 /** Percent-of-budget thresholds on actual spend; 200% matches the cost guard's suspension level. */
 export const ACTUAL_THRESHOLDS = [90, 100, 200] as const;
@@ -20,13 +15,18 @@ export const ANOMALY_IMPACT_USD = 100;
 /** Account budget and cost anomaly detection. They warn; they never suspend anything (DESIGN.md). */
 export class CostStack extends PlatformStack {
   readonly budget: budgets.CfnBudget;
+  /** Environment-wide spend, shared cost included. */
   readonly anomalyMonitor: ce.CfnAnomalyMonitor;
+  /** Each tenant's spend on its own. */
+  readonly tenantAnomalyMonitor: ce.CfnAnomalyMonitor;
 
-  constructor(scope: Construct, id: string, props: CostStackProps) {
+  constructor(scope: Construct, id: string, props: PlatformStackProps) {
     super(scope, id, props);
     const { config } = this;
+    // The observability stack's topic, by its fixed name (its policy lets Budgets and anomaly detection publish).
+    const topicArn = alarmTopicArn(config);
     const subscribers = [
-      { subscriptionType: 'SNS', address: props.topic.topicArn },
+      { subscriptionType: 'SNS', address: topicArn },
       { subscriptionType: 'EMAIL', address: config.alertEmail },
     ];
     const notification = (notificationType: 'ACTUAL' | 'FORECASTED', threshold: number) => ({
@@ -52,10 +52,16 @@ export class CostStack extends PlatformStack {
       ],
     });
 
-    // DIMENSIONAL monitors only take MonitorDimension SERVICE (one per account); a monitor on a cost-allocation
-    // tag is a CUSTOM monitor whose MonitorSpecification is a Cost Explorer expression with a single `Tags`
-    // clause. It watches this environment's spend in aggregate; per-tenant spend is the cost guard's job.
-    // The `env` tag must be activated as a cost-allocation tag in Billing, or the monitor sees no cost.
+    // Per tenant: a DIMENSIONAL monitor on the `tenant` cost-allocation tag evaluates each tag value on its
+    // own (up to the top 5,000 values), so one tenant's spike is not averaged away by the others.
+    this.tenantAnomalyMonitor = new ce.CfnAnomalyMonitor(this, 'TenantAnomalyMonitor', {
+      monitorName: `${resourcePrefix(config)}-tenant-spend`,
+      monitorType: 'DIMENSIONAL',
+      monitorDimension: 'TAG',
+      monitorSpecification: JSON.stringify({ Tags: { Key: 'tenant' } }),
+    });
+    // Kept: shared cost (the RDS instance, NAT, the cluster's own nodes) carries `env` but no `tenant`, so only
+    // this monitor sees a spike there.
     this.anomalyMonitor = new ce.CfnAnomalyMonitor(this, 'AnomalyMonitor', {
       monitorName: `${resourcePrefix(config)}-spend`,
       monitorType: 'CUSTOM',
@@ -66,10 +72,10 @@ export class CostStack extends PlatformStack {
 
     new ce.CfnAnomalySubscription(this, 'AnomalySubscription', {
       subscriptionName: `${resourcePrefix(config)}-anomalies`,
-      monitorArnList: [this.anomalyMonitor.attrMonitorArn],
+      monitorArnList: [this.tenantAnomalyMonitor.attrMonitorArn, this.anomalyMonitor.attrMonitorArn],
       // SNS subscribers require IMMEDIATE delivery.
       frequency: 'IMMEDIATE',
-      subscribers: [{ type: 'SNS', address: props.topic.topicArn }],
+      subscribers: [{ type: 'SNS', address: topicArn }],
       thresholdExpression: JSON.stringify({
         Dimensions: {
           Key: 'ANOMALY_TOTAL_IMPACT_ABSOLUTE',

@@ -1,9 +1,9 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from '../config/environments.ts';
+import { ENVIRONMENT_NAMES, type EnvironmentName } from '../config/environments.ts';
 import { DATABASE_TOPOLOGY, SLOW_STATEMENT_MS } from './data.ts';
 import type { SynthResult } from './synth.ts';
-import { synthesizedAll, templateOf } from './testing/templates.ts';
+import { fixtureConfig, synthesizedAll, templateOf } from './testing/templates.ts';
 
 let synth: Record<EnvironmentName, SynthResult>;
 beforeAll(async () => {
@@ -22,7 +22,7 @@ test('the drills can read the database topology', () => {
 });
 
 describe.each(ENVIRONMENT_NAMES)('data stack in %s', (env) => {
-  const config = loadEnvironmentConfig(env);
+  const config = fixtureConfig(env);
   const db = config.database;
   const data = () => templateOf(synth[env], 'Data');
 
@@ -85,8 +85,55 @@ describe.each(ENVIRONMENT_NAMES)('data stack in %s', (env) => {
     });
   });
 
-  test('fronts the database with an RDS Proxy that requires TLS', () => {
-    data().hasResourceProperties('AWS::RDS::DBProxy', { EngineFamily: 'POSTGRESQL', RequireTLS: true });
+  test('fronts the database with an RDS Proxy that requires TLS and end-to-end IAM authentication', () => {
+    data().hasResourceProperties('AWS::RDS::DBProxy', {
+      EngineFamily: 'POSTGRESQL',
+      RequireTLS: true,
+      DefaultAuthScheme: 'IAM_AUTH',
+      Auth: Match.absent(),
+    });
+  });
+
+  test('lets the proxy log in to the database with IAM as any database user', () => {
+    const proxy = Object.values(data().findResources('AWS::RDS::DBProxy'))[0]!;
+    const roleId = proxy.Properties.RoleArn['Fn::GetAtt'][0];
+    const policy = Object.values(data().findResources('AWS::IAM::Policy')).find((p) =>
+      JSON.stringify(p.Properties.Roles).includes(roleId),
+    )!;
+    const [statement] = policy.Properties.PolicyDocument.Statement;
+    expect(statement.Action).toBe('rds-db:connect');
+    expect(JSON.stringify(statement.Resource)).toMatch(/:dbuser:".*DbiResourceId.*\/\*"/);
+  });
+
+  test('maps every tenant namespace to one role that connects only as its own namespace role', () => {
+    const role = Object.values(data().findResources('AWS::IAM::Role')).find(
+      (r) => r.Properties.RoleName === `agent-platform-${env}-tenant-database`,
+    )!;
+    const trust = role.Properties.AssumeRolePolicyDocument.Statement;
+    expect(trust.flatMap((t: { Action: string | string[] }) => t.Action).sort()).toEqual([
+      'sts:AssumeRole',
+      'sts:TagSession',
+    ]);
+    for (const t of trust) {
+      expect(t.Principal).toEqual({ Service: 'pods.eks.amazonaws.com' });
+      expect(t.Condition).toEqual({
+        StringEquals: {
+          'aws:RequestTag/eks-cluster-name': `agent-platform-${env}`,
+          'aws:RequestTag/kubernetes-service-account': 'tenant-database',
+        },
+        StringNotEquals: { 'aws:RequestTag/kubernetes-namespace': ['platform', 'kube-system', 'default'] },
+      });
+    }
+    const policy = Object.values(data().findResources('AWS::IAM::Policy')).find((p) =>
+      p.Properties.PolicyName.startsWith('TenantDatabaseRole'),
+    )!;
+    const [connect] = policy.Properties.PolicyDocument.Statement;
+    expect(connect.Action).toBe('rds-db:connect');
+    const resource = JSON.stringify(connect.Resource);
+    expect(resource).toContain(`:rds-db:${config.region}:${config.account}:dbuser:`);
+    expect(resource).toContain('{"Fn::Select":[6,{"Fn::Split":[":",{"Fn::GetAtt":["DatabaseProxy');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, not a JavaScript template
+    expect(resource).toContain('/${aws:PrincipalTag/kubernetes-namespace}');
   });
 
   test('admits only the EKS cluster security group (and the proxy and rotation function it owns)', () => {
@@ -96,9 +143,13 @@ describe.each(ENVIRONMENT_NAMES)('data stack in %s', (env) => {
     ];
     expect(sources.length).toBeGreaterThan(0);
     for (const source of sources) {
-      expect(source).toMatch(/ClusterSecurityGroupId|ProxySecurityGroup|RotationSingleUserSecurityGroup/);
+      expect(source).toMatch(/SsmParameterValue|ProxySecurityGroup|RotationSingleUserSecurityGroup/);
     }
-    expect(sources.some((s) => s.includes('ClusterSecurityGroupId'))).toBe(true);
+    expect(sources.some((s) => s.includes('SsmParameterValue'))).toBe(true);
+    expect(JSON.stringify(data().toJSON().Parameters)).toContain(
+      `/agent-platform/${env}/cluster/security-group-id`,
+    );
+    expect(JSON.stringify(data().toJSON())).not.toContain(`Fn::ImportValue":"AgentPlatform-${env}-Cluster`);
   });
 });
 

@@ -1,13 +1,35 @@
-import { CfnOutput, type CfnResource, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import {
+  ArnFormat,
+  CfnOutput,
+  type CfnResource,
+  Duration,
+  Fn,
+  RemovalPolicy,
+  Validations,
+} from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import type { Construct } from 'constructs';
-import { ConfigError } from '../config/environments.ts';
-import { DATABASE_TOPOLOGY, databaseInstanceId, resourcePrefix, secretNames } from '../config/names.ts';
-import { dataStoreRemovalPolicy, PlatformStack, type PlatformStackProps } from './platform-stack.ts';
+import { ConfigError, type EnvironmentConfig } from '../config/environments.ts';
+import {
+  clusterName,
+  DATABASE_TOPOLOGY,
+  databaseInstanceId,
+  resourcePrefix,
+  secretNames,
+  TENANT_DATABASE_SERVICE_ACCOUNT,
+  tenantDatabaseRoleName,
+} from '../config/names.ts';
+import {
+  clusterClientSecurityGroup,
+  dataStoreRemovalPolicy,
+  logRemovalPolicy,
+  PlatformStack,
+  type PlatformStackProps,
+} from './platform-stack.ts';
 import { logRetention } from './retention.ts';
 
 /**
@@ -28,8 +50,20 @@ export const DATABASE_MASTER_USER = 'platform_admin';
 
 export interface DataStackProps extends PlatformStackProps {
   readonly vpc: ec2.IVpc;
-  /** The EKS cluster security group: the only client the database and its proxy admit. */
-  readonly clientSecurityGroup: ec2.ISecurityGroup;
+}
+
+/** Namespaces that are never tenants; their pods may not take the tenant database role. */
+export const PLATFORM_NAMESPACES = ['platform', 'kube-system', 'default'] as const;
+
+/** Trust conditions on the Pod Identity session tags (EKS adds them when it assumes the role). */
+export function tenantTrustConditions(config: EnvironmentConfig) {
+  return {
+    StringEquals: {
+      'aws:RequestTag/eks-cluster-name': clusterName(config),
+      'aws:RequestTag/kubernetes-service-account': TENANT_DATABASE_SERVICE_ACCOUNT,
+    },
+    StringNotEquals: { 'aws:RequestTag/kubernetes-namespace': [...PLATFORM_NAMESPACES] },
+  };
 }
 
 function performanceInsightsRetention(days: number): rds.PerformanceInsightRetention {
@@ -47,10 +81,14 @@ export class DataStack extends PlatformStack {
   readonly instance: rds.DatabaseInstance;
   readonly proxy: rds.DatabaseProxy;
   readonly key: kms.Key;
+  /** The shared Pod Identity role of tenant namespaces (tenantDatabaseRoleName). */
+  readonly tenantDatabaseRole: iam.Role;
 
   constructor(scope: Construct, id: string, props: DataStackProps) {
     super(scope, id, props);
     const { config } = this;
+    // The EKS cluster security group: the only client the store (and its proxy) admits.
+    const clients = clusterClientSecurityGroup(this);
     const db = config.database;
     const instanceId = databaseInstanceId(config);
     const isolated = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
@@ -81,7 +119,7 @@ export class DataStack extends PlatformStack {
       description: 'PostgreSQL: admits the EKS cluster, the RDS Proxy and the rotation function',
       allowAllOutbound: false,
     });
-    securityGroup.addIngressRule(props.clientSecurityGroup, ec2.Port.tcp(DATABASE_PORT), 'EKS cluster');
+    securityGroup.addIngressRule(clients, ec2.Port.tcp(DATABASE_PORT), 'EKS cluster');
 
     // RDS writes exported logs here; creating the groups ourselves sets retention and encryption without a Lambda.
     const logGroups = ['postgresql', 'upgrade'].map(
@@ -90,7 +128,7 @@ export class DataStack extends PlatformStack {
           logGroupName: `/aws/rds/instance/${instanceId}/${type}`,
           retention: logRetention(config.observability.logRetentionDays, 'observability.logRetentionDays'),
           encryptionKey: this.key,
-          removalPolicy: RemovalPolicy.RETAIN,
+          removalPolicy: logRemovalPolicy(this.config),
         }),
     );
 
@@ -153,18 +191,46 @@ export class DataStack extends PlatformStack {
       description: 'RDS Proxy: admits the EKS cluster',
       allowAllOutbound: false,
     });
-    proxySecurityGroup.addIngressRule(props.clientSecurityGroup, ec2.Port.tcp(DATABASE_PORT), 'EKS cluster');
+    proxySecurityGroup.addIngressRule(clients, ec2.Port.tcp(DATABASE_PORT), 'EKS cluster');
     proxySecurityGroup.addEgressRule(securityGroup, ec2.Port.tcp(DATABASE_PORT), 'PostgreSQL');
     securityGroup.addIngressRule(proxySecurityGroup, ec2.Port.tcp(DATABASE_PORT), 'RDS Proxy');
 
+    // End-to-end IAM authentication: clients present an IAM token to the proxy, and the proxy logs in to
+    // PostgreSQL with IAM as the same user, so no tenant has a secret or password (stacks/README.md).
+    const proxyRole = new iam.Role(this, 'ProxyRole', {
+      description: `RDS Proxy: IAM logins to the database as any rds_iam user (${config.name})`,
+      assumedBy: new iam.ServicePrincipal('rds.amazonaws.com'),
+    });
+    const instanceResource = this.instance.node.defaultChild as rds.CfnDBInstance;
+    proxyRole.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ConnectAsDatabaseUsers',
+        actions: ['rds-db:connect'],
+        resources: [
+          this.formatArn({
+            service: 'rds-db',
+            resource: 'dbuser',
+            resourceName: `${instanceResource.attrDbiResourceId}/*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
+    Validations.of(proxyRole).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:rds-db:${config.region}:${config.account}:dbuser:<${this.getLogicalId(instanceResource)}.DbiResourceId>/*]`,
+      reason:
+        'Tenant roles are created at run time, one per tenant; the proxy must log in as each of them, and only roles granted rds_iam accept an IAM login.',
+    });
     this.proxy = this.instance.addProxy('Proxy', {
       dbProxyName: `${resourcePrefix(config)}-proxy`,
-      secrets: [this.instance.secret!],
+      defaultAuthScheme: rds.DefaultAuthScheme.IAM_AUTH,
+      role: proxyRole,
       vpc: props.vpc,
       vpcSubnets: isolated,
       securityGroups: [proxySecurityGroup],
       requireTLS: true,
     });
+    this.tenantDatabaseRole = this.createTenantDatabaseRole(config);
 
     new CfnOutput(this, 'ProxyEndpoint', {
       value: this.proxy.endpoint,
@@ -173,6 +239,45 @@ export class DataStack extends PlatformStack {
     new CfnOutput(this, 'MasterSecretName', { value: secretNames(config).databaseMaster });
 
     this.acknowledge(db.deletionProtection);
+  }
+
+  /**
+   * One role for every tenant namespace, assumed through EKS Pod Identity. Pod Identity tags the session with
+   * the pod's namespace, and the policy lets the session connect through the proxy only as the database user
+   * of that name, which is the tenant's role: one policy serves any number of tenants.
+   */
+  private createTenantDatabaseRole(config: EnvironmentConfig): iam.Role {
+    // Only the tenant service account of this cluster, and never a platform namespace, may take the role.
+    const conditions = tenantTrustConditions(config);
+    const podIdentity = new iam.ServicePrincipal('pods.eks.amazonaws.com');
+    const role = new iam.Role(this, 'TenantDatabaseRole', {
+      roleName: tenantDatabaseRoleName(config),
+      description: 'Tenant workloads: connect through RDS Proxy as their own namespace role',
+      assumedBy: new iam.PrincipalWithConditions(podIdentity, conditions),
+    });
+    role.assumeRolePolicy?.addStatements(
+      new iam.PolicyStatement({ actions: ['sts:TagSession'], principals: [podIdentity], conditions }),
+    );
+    const proxyResourceId = Fn.select(6, Fn.split(':', this.proxy.dbProxyArn));
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ConnectAsOwnNamespaceRole',
+        actions: ['rds-db:connect'],
+        resources: [
+          this.formatArn({
+            service: 'rds-db',
+            resource: 'dbuser',
+            resourceName: `${proxyResourceId}/\${aws:PrincipalTag/kubernetes-namespace}`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
+    new CfnOutput(this, 'TenantDatabaseRoleArn', {
+      value: role.roleArn,
+      description: `Pod Identity role for <tenant>/${TENANT_DATABASE_SERVICE_ACCOUNT}`,
+    });
+    return role;
   }
 
   private acknowledge(deletionProtection: boolean): void {

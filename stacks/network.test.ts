@@ -1,8 +1,9 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { ENVIRONMENT_NAMES, type EnvironmentName, loadEnvironmentConfig } from '../config/environments.ts';
+import { ENVIRONMENT_NAMES, type EnvironmentName } from '../config/environments.ts';
+import { cidrContains, loadBalancerSourceCidr } from '../constructs/ingress-source.ts';
 import type { SynthResult } from './synth.ts';
-import { synthesizedAll, templateOf } from './testing/templates.ts';
+import { fixtureConfig, synthesizedAll, templateOf } from './testing/templates.ts';
 
 let synth: Record<EnvironmentName, SynthResult>;
 beforeAll(async () => {
@@ -10,7 +11,7 @@ beforeAll(async () => {
 });
 
 describe.each(ENVIRONMENT_NAMES)('network stack in %s', (env) => {
-  const config = loadEnvironmentConfig(env);
+  const config = fixtureConfig(env);
   const network = () => templateOf(synth[env], 'Network');
 
   test('spreads public, private-with-egress and isolated subnets over exactly the configured AZs', () => {
@@ -24,6 +25,21 @@ describe.each(ENVIRONMENT_NAMES)('network stack in %s', (env) => {
     for (const type of ['Public', 'Private', 'Isolated']) {
       expect(types.filter((t) => t === type)).toHaveLength(config.availabilityZones.length);
     }
+  });
+
+  test('puts every public subnet, and only those, in the block tenant ingress admits', () => {
+    const block = loadBalancerSourceCidr(config.network.cidr);
+    for (const subnet of Object.values(network().findResources('AWS::EC2::Subnet'))) {
+      const type = subnet.Properties.Tags.find((t: { Key: string }) => t.Key === 'aws-cdk:subnet-type').Value;
+      expect(cidrContains(block, subnet.Properties.CidrBlock), `${type} ${subnet.Properties.CidrBlock}`).toBe(
+        type === 'Public',
+      );
+    }
+  });
+
+  test('takes its region and AZs from the deploy target', () => {
+    const subnets = Object.values(network().findResources('AWS::EC2::Subnet'));
+    for (const s of subnets) expect(s.Properties.AvailabilityZone.startsWith(config.region)).toBe(true);
   });
 
   test('has one NAT gateway per configured NAT', () => {

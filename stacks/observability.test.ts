@@ -3,16 +3,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, test } from 'vitest';
-import {
-  alarmTopicName,
-  ENVIRONMENT_NAMES,
-  type EnvironmentName,
-  loadEnvironmentConfig,
-} from '../config/environments.ts';
+import { alarmTopicName, ENVIRONMENT_NAMES, type EnvironmentName } from '../config/environments.ts';
 import { cacheNodeIds, databaseInstanceId } from '../config/names.ts';
 import { RUNBOOKS } from '../constructs/monitoring/runbooks.ts';
 import type { SynthResult } from './synth.ts';
-import { synthesizedAll, templateOf } from './testing/templates.ts';
+import { fixtureConfig, synthesizedAll, templateOf } from './testing/templates.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -52,7 +47,7 @@ interface AlarmProps {
 }
 
 describe.each(ENVIRONMENT_NAMES)('observability stack in %s', (env) => {
-  const config = loadEnvironmentConfig(env);
+  const config = fixtureConfig(env);
   const observability = () => templateOf(synth[env], 'Observability');
   const alarms = () =>
     Object.values(observability().findResources('AWS::CloudWatch::Alarm')).map(

@@ -7,7 +7,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
 import { alarmTopicName } from '../config/environments.ts';
-import { resourcePrefix } from '../config/names.ts';
+import { alarmTopicKeyAlias, resourcePrefix } from '../config/names.ts';
 import type { AlarmFactoryProps } from '../constructs/monitoring/alarm.ts';
 import { createCacheAlarms } from '../constructs/monitoring/cache-alarms.ts';
 import { createEksAlarms } from '../constructs/monitoring/eks-alarms.ts';
@@ -35,7 +35,7 @@ export class ObservabilityStack extends PlatformStack {
     const { config } = this;
 
     const key = new kms.Key(this, 'TopicKey', {
-      alias: `${resourcePrefix(config)}-alarms`,
+      alias: alarmTopicKeyAlias(config),
       description: `Alarm topic encryption (${config.name})`,
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,

@@ -8,6 +8,7 @@ import { CacheStack } from './cache.ts';
 import { ClusterStack } from './cluster.ts';
 import { CostStack } from './cost.ts';
 import { DataStack } from './data.ts';
+import { GitHubStack, needsGitHubStack } from './github.ts';
 import { NetworkStack } from './network.ts';
 import { ObservabilityStack } from './observability.ts';
 
@@ -19,6 +20,8 @@ export interface PlatformStacks {
   readonly cache: CacheStack;
   readonly observability: ObservabilityStack;
   readonly cost: CostStack;
+  /** Roles for GitHub Actions; absent where the config names no GitHub Environment. */
+  readonly github?: GitHubStack;
 }
 
 /** Stack id of one part of one environment, e.g. `AgentPlatform-prod-Data`. */
@@ -28,14 +31,17 @@ export function stackId(config: EnvironmentConfig, part: string): string {
 
 /** Composes one environment's stacks into the app, tags everything and registers the nag packs. */
 export function createPlatform(app: App, config: EnvironmentConfig): PlatformStacks {
-  // Producer stacks refuse to drop an export a consumer still uses: the safe default, said out loud.
+  // The VPC stays a strong reference (replacing it means rebuilding everything anyway); the cluster security
+  // group and the alarm topic are found by name (SSM, topic ARN) so that neither is pinned by an export.
   app.node.setContext('@aws-cdk/core:defaultCrossStackReferences', 'strong');
   const base = { config };
   const network = new NetworkStack(app, stackId(config, 'Network'), base);
   const cluster = new ClusterStack(app, stackId(config, 'Cluster'), { ...base, vpc: network.vpc });
-  const clients = { vpc: network.vpc, clientSecurityGroup: cluster.cluster.clusterSecurityGroup };
-  const data = new DataStack(app, stackId(config, 'Data'), { ...base, ...clients });
-  const cache = new CacheStack(app, stackId(config, 'Cache'), { ...base, ...clients });
+  const data = new DataStack(app, stackId(config, 'Data'), { ...base, vpc: network.vpc });
+  const cache = new CacheStack(app, stackId(config, 'Cache'), { ...base, vpc: network.vpc });
+  // Both read the cluster security group from the parameter the cluster stack writes.
+  data.addStackDependency(cluster);
+  cache.addStackDependency(cluster);
   const observability = new ObservabilityStack(app, stackId(config, 'Observability'), {
     ...base,
     databaseInstanceId: databaseInstanceId(config),
@@ -46,11 +52,15 @@ export function createPlatform(app: App, config: EnvironmentConfig): PlatformSta
   observability.addStackDependency(data);
   observability.addStackDependency(cache);
   observability.addStackDependency(cluster);
-  const cost = new CostStack(app, stackId(config, 'Cost'), { ...base, topic: observability.topic });
+  const cost = new CostStack(app, stackId(config, 'Cost'), base);
+  cost.addStackDependency(observability);
+  const github = needsGitHubStack(config)
+    ? new GitHubStack(app, stackId(config, 'GitHub'), { ...base, drillAccess: cluster.drillAccess })
+    : undefined;
 
   for (const [key, value] of Object.entries(platformTags(config))) {
     Tags.of(app).add(key, value, { excludeResourceTypes: [...UNTAGGABLE_TYPES] });
   }
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new PlatformChecks(app));
-  return { network, cluster, data, cache, observability, cost };
+  return { network, cluster, data, cache, observability, cost, ...(github ? { github } : {}) };
 }

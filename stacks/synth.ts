@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { App, Validations } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
-import { type EnvironmentName, loadEnvironmentConfig } from '../config/environments.ts';
+import { type DeployTarget, type EnvironmentName, loadEnvironmentConfig } from '../config/environments.ts';
 import { createPlatform } from './platform.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -90,7 +90,11 @@ function collectAcknowledgements(root: IConstruct): Acknowledgement[] {
  * Synthesizes one environment in-process, the way `cdk synth -c env=NAME` does (same context from cdk.json),
  * but collects validation findings instead of failing, so tests and the demo can report them.
  */
-export function synthesizeEnvironment(env: EnvironmentName, outdir: string): SynthResult {
+export function synthesizeEnvironment(
+  env: EnvironmentName,
+  outdir: string,
+  target: DeployTarget = {},
+): SynthResult {
   const started = performance.now();
   const cdkJson = JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8')) as {
     context: Record<string, unknown>;
@@ -106,7 +110,7 @@ export function synthesizeEnvironment(env: EnvironmentName, outdir: string): Syn
       'aws:cdk:version-reporting': true,
     },
   });
-  createPlatform(app, loadEnvironmentConfig(env));
+  createPlatform(app, loadEnvironmentConfig(env, target));
   let assembly: ReturnType<App['synth']> | undefined;
   try {
     assembly = app.synth();

@@ -3,10 +3,39 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Template } from 'aws-cdk-lib/assertions';
 import { inject } from 'vitest';
-import { ENVIRONMENT_NAMES, type EnvironmentName } from '../../config/environments.ts';
+import {
+  type DeployTarget,
+  ENVIRONMENT_NAMES,
+  type EnvironmentConfig,
+  type EnvironmentName,
+  loadEnvironmentConfig,
+} from '../../config/environments.ts';
 import { type SynthResult, synthesizeEnvironment } from '../synth.ts';
 
 const WAIT_LIMIT_MS = 170_000;
+
+/**
+ * Each environment is synthesized for a different target, so the assertions prove that nothing is pinned to
+ * the shipped account or region: dev keeps the offline placeholder, staging gets an account from context,
+ * prod an account and another region (the `cdk synth -c account=... -c region=...` path).
+ */
+export const FIXTURE_TARGETS: Record<EnvironmentName, DeployTarget> = {
+  dev: {},
+  staging: { account: '444455556666' },
+  prod: {
+    account: '111122223333',
+    region: 'eu-west-1',
+    adminPrincipalArns: [
+      'arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_PlatformAdmin_0123456789abcdef',
+      'arn:aws:iam::111122223333:role/break-glass',
+    ],
+  },
+};
+
+/** The config the fixture synthesized one environment from. */
+export function fixtureConfig(env: EnvironmentName): EnvironmentConfig {
+  return loadEnvironmentConfig(env, FIXTURE_TARGETS[env]);
+}
 
 /** Synth must not depend on credentials: every AWS_* variable is dropped before the app is built. */
 function withoutAwsEnvironment<T>(run: () => T): T {
@@ -32,7 +61,9 @@ export async function synthesizedAll(): Promise<Record<EnvironmentName, SynthRes
     } catch {
       continue;
     }
-    const result = withoutAwsEnvironment(() => synthesizeEnvironment(env, path.join(dir, 'out')));
+    const result = withoutAwsEnvironment(() =>
+      synthesizeEnvironment(env, path.join(dir, 'out'), FIXTURE_TARGETS[env]),
+    );
     writeFileSync(path.join(dir, 'result.json'), JSON.stringify(result));
   }
   const results = {} as Record<EnvironmentName, SynthResult>;
