@@ -96,6 +96,13 @@ export class AuthFailureLimiter {
           });
   }
 
+  /** Seconds the source remains blocked, or 0 when it may try. */
+  async blockedFor(source: string): Promise<number> {
+    const res = await this.limiter.get(source);
+    if (res === null || res.consumedPoints <= this.limiter.points) return 0;
+    return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+  }
+
   /** Records a failure of the source; returns the seconds it is now blocked, or 0. */
   async fail(source: string): Promise<number> {
     try {
