@@ -13,7 +13,8 @@ import {
 import { replayRun, runCostGuard } from '../tenants/cost-guard/run.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { expectedFailure, formatTable } from '../tenants/format.ts';
-import { DEFAULT_MANIFESTS_DIR } from '../tenants/provisioner.ts';
+import { DEFAULT_MANIFESTS_DIR } from '../tenants/lifecycle/manifests.ts';
+import { stepLines } from '../tenants/lifecycle/steps.ts';
 import { resumeTenant } from '../tenants/suspension.ts';
 import { parseTenantId } from '../tenants/tenant-id.ts';
 
@@ -125,7 +126,7 @@ program
       console.log(
         global.json
           ? JSON.stringify(result, null, 2)
-          : [head, ...result.steps.map((s) => `  ${s}`)].join('\n'),
+          : [head, ...stepLines(result.steps).map((s) => `  ${s}`)].join('\n'),
       );
     });
   });

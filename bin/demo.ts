@@ -92,6 +92,12 @@ try {
     console.log(demo.report);
     console.log(`HTML report with chart: ${demo.htmlFile}`);
   }
+  heading('Operator console and customer portal');
+  console.log('npm run console   # then open http://localhost:8080/console/');
+  console.log(
+    '  sign in on the local identity provider as any name ending in -admin, -operator or -viewer (any password);',
+  );
+  console.log('  the portal is at http://localhost:8080/portal/ and takes a tenant API key');
 } finally {
   await aws?.stop();
   await db.close();

@@ -70,8 +70,43 @@ const configSchema = z
       .enum(['true', 'false'])
       .default('false')
       .transform((v) => v === 'true'),
+    /** OIDC issuer of the operator console's sign-in. @default - console sign-in off (/console/ says so) */
+    OIDC_ISSUER_URL: optionalText.pipe(z.url().optional()),
+    OIDC_CLIENT_ID: optionalText,
+    /** Client secret; unset for a public client (PKCE alone). */
+    OIDC_CLIENT_SECRET: optionalText,
+    OIDC_SCOPES: z.string().min(1).default('openid email profile'),
+    /** Claim holding the operator role (a string or a list, e.g. groups). */
+    OIDC_ROLE_CLAIM: z.string().min(1).default('role'),
+    /** Claim values per role, `admin=grp-a,operator=grp-b,viewer=grp-c`. @default - the role names themselves */
+    OIDC_ROLE_MAP: optionalText,
+    /** Accept an http:// issuer (a local test provider only). */
+    OIDC_ALLOW_HTTP: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
+    /** Public origin of the console, e.g. https://console.example.com; the OIDC redirect goes to its /console/callback. */
+    CONSOLE_PUBLIC_URL: optionalText.pipe(z.url().optional()),
+    CONSOLE_SESSION_TTL_SECONDS: int(60).max(86_400).default(28_800),
+    PORTAL_SESSION_TTL_SECONDS: int(60).max(86_400).default(900),
+    /** How often console and portal pages refresh their live figures. */
+    CONSOLE_POLL_MS: int(500).default(5_000),
   })
   .superRefine((c, ctx) => {
+    if (c.OIDC_ISSUER_URL !== undefined) {
+      for (const name of ['OIDC_CLIENT_ID', 'CONSOLE_PUBLIC_URL'] as const) {
+        if (c[name] === undefined) {
+          ctx.addIssue({ code: 'custom', path: [name], message: 'required when OIDC_ISSUER_URL is set' });
+        }
+      }
+      if (!c.OIDC_ALLOW_HTTP && !c.OIDC_ISSUER_URL.startsWith('https://')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['OIDC_ISSUER_URL'],
+          message: 'must be https:// (OIDC_ALLOW_HTTP=true for a local test provider)',
+        });
+      }
+    }
     const keys = [c.JWT_SECRET, c.JWT_PUBLIC_KEY, c.JWT_JWKS_URL].filter((v) => v !== undefined);
     if (keys.length !== 1) {
       ctx.addIssue({
@@ -84,7 +119,13 @@ const configSchema = z
 
 export type ControlPlaneConfig = z.infer<typeof configSchema>;
 
-const SECRET_VARIABLES = new Set(['JWT_SECRET', 'DATABASE_URL', 'REDIS_URL', 'SENTRY_DSN']);
+const SECRET_VARIABLES = new Set([
+  'JWT_SECRET',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'SENTRY_DSN',
+  'OIDC_CLIENT_SECRET',
+]);
 
 /** Reads the configuration from environment variables; throws ControlPlaneConfigError on the first bad one. */
 export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env): ControlPlaneConfig {

@@ -12,6 +12,7 @@ import { KubectlError, ReadinessError, TenantStateError } from '../tenants/provi
 import { TenantIdError } from '../tenants/tenant-id.ts';
 import { TierError } from '../tenants/tiers.ts';
 import { operatorAuthHook, tenantAuthHook } from './auth-hooks.ts';
+import { registerWebUi } from './console/index.ts';
 import type { ControlPlaneContext, ControlPlaneDeps } from './context.ts';
 import { HttpError } from './errors.ts';
 import { type HotStore, MemoryHotStore } from './hot-store.ts';
@@ -158,5 +159,6 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     operatorStatusRoutes(scope, ctx);
     operatorUsageViewRoutes(scope, ctx);
   });
+  await registerWebUi(app, ctx);
   return app;
 }

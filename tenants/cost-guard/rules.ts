@@ -3,6 +3,8 @@
  * returns the next value, so each is tested alone and a stored run replays to the same plan.
  */
 
+import { BUDGET_LINES } from '../budget-lines.ts';
+
 export const GUARD_STATES = ['ok', 'warning', 'limited', 'suspended'] as const;
 export type GuardState = (typeof GUARD_STATES)[number];
 
@@ -21,7 +23,7 @@ export interface GuardPolicy {
 }
 
 export const DEFAULT_POLICY: GuardPolicy = {
-  lines: { warning: 0.9, limited: 1.0, suspended: 2.0 },
+  lines: BUDGET_LINES,
   meteringOnlyMargin: 0.1,
   hysteresis: 0.1,
   confirmations: { warning: 1, limited: 1, suspended: 2 },
