@@ -2,9 +2,10 @@ import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import type pg from 'pg';
 import { BUDGET_LINES } from '../budget-lines.ts';
 import type { TenantDecision } from './plan.ts';
+import { shortDay } from './projection.ts';
 
 /** What a notification is about: the state entered, or a request for a human. */
-export type NotificationKind = TenantDecision['to'] | 'needs-human' | 'suspend-approval';
+export type NotificationKind = TenantDecision['to'] | 'needs-human' | 'suspend-approval' | 'burn-rate';
 
 /**
  * The notifications a decision calls for; each is sent at most once per tenant and period. A
@@ -15,6 +16,9 @@ export function notificationKinds(decision: TenantDecision): NotificationKind[] 
   if (decision.to !== 'ok' || decision.actions.includes('notify')) kinds.push(decision.to);
   if (decision.needsHuman) kinds.push('needs-human');
   if (decision.hold === 'needs-approval') kinds.push('suspend-approval');
+  if (decision.burnRateLimitDay !== null && (decision.to === 'ok' || decision.to === 'warning')) {
+    kinds.push('burn-rate');
+  }
   return kinds;
 }
 
@@ -27,7 +31,16 @@ const SUBJECTS: Record<NotificationKind, string> = {
   suspended: `suspended at ${percentOf('suspended')} of budget`,
   'needs-human': 'billing over budget without metering: check',
   'suspend-approval': 'suspension waiting for --approve-suspend',
+  'burn-rate': 'on course to pass its cost budget',
 };
+
+/** The subject line: the burn-rate warning names the day, as an operator reads it. */
+export function subjectOf(decision: TenantDecision, kind: NotificationKind): string {
+  if (kind === 'burn-rate' && decision.burnRateLimitDay !== null) {
+    return `[cost-guard] at this rate ${decision.tenantId} reaches its limit on ${shortDay(decision.burnRateLimitDay)}`;
+  }
+  return `[cost-guard] ${decision.tenantId} ${SUBJECTS[kind]}`;
+}
 
 export interface Notifier {
   readonly sns: SNSClient;
@@ -51,7 +64,7 @@ export async function notifyOnce(
     [decision.tenantId, period, kind],
   );
   if (rowCount) return false;
-  const subject = `[cost-guard] ${decision.tenantId} ${SUBJECTS[kind]}`.slice(0, 100);
+  const subject = subjectOf(decision, kind).slice(0, 100);
   const { MessageId } = await notifier.sns.send(
     new PublishCommand({
       TopicArn: notifier.topicArn,
@@ -68,6 +81,7 @@ export async function notifyOnce(
         budgetUsd: decision.budgetUsd,
         meteredUsd: decision.meteredUsd,
         billedUsd: decision.billedUsd,
+        projectedUsd: decision.projectedUsd,
         reason: decision.reason,
       }),
     }),

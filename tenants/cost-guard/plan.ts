@@ -1,5 +1,6 @@
 import { getTier, meteredCostUsd } from '../tiers.ts';
 import type { GuardInputs, TenantInput } from './inputs.ts';
+import { burnRateWarning, limitReachedOn, projectMonthEndUsd } from './projection.ts';
 import {
   actionCap,
   actionsFor,
@@ -46,6 +47,10 @@ export interface TenantDecision {
   readonly hold: Hold | null;
   /** Billing crossed a hard line that metering does not confirm. */
   readonly needsHuman: boolean;
+  /** Metered month-end spend at the rate so far. */
+  readonly projectedUsd: number;
+  /** The day metering reaches the budget at this rate, when the warning is worth sending (3+ days left). */
+  readonly burnRateLimitDay: string | null;
   readonly reason: string;
 }
 
@@ -82,6 +87,10 @@ function decideTenant(t: TenantInput, inputs: GuardInputs, dataProblem: string |
     meterRatio: round(meterRatio),
     billRatio: billRatio === null ? null : round(billRatio),
     from: t.guardState,
+    projectedUsd: round(projectMonthEndUsd(meteredUsd, now)),
+    burnRateLimitDay: burnRateWarning(meteredUsd, budgetUsd, now)
+      ? limitReachedOn(meteredUsd, budgetUsd, now)
+      : null,
   };
   const keep = (hold: Hold, reason: string): TenantDecision => ({
     ...base,

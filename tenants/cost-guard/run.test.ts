@@ -155,12 +155,19 @@ describe('cost guard run', () => {
     expect(limitedYaml).toMatch(/pods: "?0"?/);
 
     const kinds = (await sentNotifications()).map((n) => `${n.message.tenantId}:${n.message.kind}`).sort();
-    expect(kinds).toEqual([`${warn}:warning`, `${lim}:limited`, `${sus}:limited`, `${sus}:suspended`].sort());
+    // 95% on the 24th projects past the budget with 6 days left: one burn-rate warning too.
+    expect(kinds).toEqual(
+      [`${warn}:warning`, `${warn}:burn-rate`, `${lim}:limited`, `${sus}:limited`, `${sus}:suspended`].sort(),
+    );
 
+    // 95% of the budget in 23.5 days reaches 100% after 24.7 days: on 25 Nov.
+    expect((await sentNotifications()).map((n) => n.subject)).toContain(
+      `[cost-guard] at this rate ${warn} reaches its limit on 25 Nov`,
+    );
     const audits = await auditCount();
     const third = await runCostGuard(deps(), { apply: true });
     expect(third.outcomes).toEqual([]);
-    expect(await sentNotifications()).toHaveLength(4);
+    expect(await sentNotifications()).toHaveLength(5);
     expect(await auditCount()).toBe(audits);
     const { rows: trail } = await pool.query(
       `SELECT action, from_status, to_status, evidence FROM control.audit_events
