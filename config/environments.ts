@@ -340,7 +340,7 @@ export const ENVIRONMENTS: Record<EnvironmentName, unknown> = {
     github: {
       repository: GITHUB_REPOSITORY,
       oidcProvider: 'create',
-      environments: { deploy: 'staging', loadGate: 'staging-load-gate' },
+      environments: { deploy: 'staging', loadGate: 'staging-load-gate', drills: 'staging-dr-drill' },
     },
   },
   prod: {

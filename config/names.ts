@@ -60,8 +60,16 @@ export const WORKLOAD_IDENTITIES = {
   drills: { namespace: 'platform', serviceAccount: 'dr-drill' },
 } as const;
 
-/** Tag the DR drills put on every copy they create (runbooks/drills/options.ts); their IAM role keys on it. */
+/** Tag key on every resource a DR drill creates; the value is the run id. Cleanup only touches tagged resources. */
+export const DRILL_TAG = 'dr-drill';
+
+/** Tag the DR drills put on every copy they create, valued with the environment; their IAM role keys on it. */
 export const DRILL_ENV_TAG = 'dr-drill-env';
+
+/** Every drill resource identifier starts with this, a second guard next to the tags. */
+export function drillResourcePrefix(envName: string): string {
+  return `${APP_NAME}-${envName}-drill-`;
+}
 
 /** How the database is deployed (stacks/data.ts); the drills choose their failover path by it. */
 export const DATABASE_TOPOLOGY = 'multi-az-instance' as const;

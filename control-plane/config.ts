@@ -51,6 +51,10 @@ const configSchema = z
     AUTH_BLOCK_SECONDS: int(1).default(300),
     /** A slot never released is freed after this long. */
     ADMISSION_SLOT_TTL_SECONDS: int(1).default(86_400),
+    /** How often a task's runner must heartbeat its lease. */
+    LEASE_HEARTBEAT_MS: int(50).default(30_000),
+    /** A lease expires, and frees its slot, after this many heartbeat intervals without one. */
+    LEASE_EXPIRY_HEARTBEATS: int(2).default(3),
     /** Trust X-Forwarded-For from the ingress, so the failed-auth limit sees client IPs. */
     TRUST_PROXY: z
       .enum(['true', 'false'])

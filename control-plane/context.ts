@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { EnvironmentConfig } from '../config/environments.ts';
 import type { ControlPlaneConfig } from './config.ts';
 import type { HotStore } from './hot-store.ts';
+import type { LeaseStore } from './lease-store.ts';
 import type { Metrics } from './metrics.ts';
 import type { Operator, OperatorVerifier } from './operator-auth.ts';
 import type { AuthFailureLimiter, TenantRateLimiter } from './rate-limit.ts';
@@ -19,11 +20,14 @@ export interface ControlPlaneDeps {
   /** Platform environment the provisioner and suspension modules work in. */
   readonly environment: EnvironmentConfig;
   readonly logger: Logger;
+  /** ms since the epoch, for leases. @default Date.now */
+  readonly clock?: () => number;
 }
 
 /** Everything the route files share, built once per server. */
 export interface ControlPlaneContext extends ControlPlaneDeps {
   readonly store: HotStore;
+  readonly leases: LeaseStore;
   readonly keys: ApiKeyCache;
   readonly tenants: TenantStateCache;
   readonly limiter: TenantRateLimiter;

@@ -101,6 +101,23 @@ const admissionScenario: Scenario = (nextKey) => [
   },
 ];
 
+/** Heartbeats of tasks admitted beforehand, one per tenant; `nextKey` picks the tenant, and its task. */
+function heartbeatScenario(taskOf: Map<string, string>): Scenario {
+  return (nextKey) => [
+    {
+      method: 'POST',
+      setupRequest: (req) => {
+        const key = nextKey();
+        return {
+          ...req,
+          path: `/v1/admission/${taskOf.get(key)}/heartbeat`,
+          headers: { authorization: `Bearer ${key}` },
+        };
+      },
+    },
+  ];
+}
+
 /** One usage report per request, each with its own Idempotency-Key, as the platform sends them. */
 const usageScenario: Scenario = (nextKey) => [
   {
@@ -217,9 +234,24 @@ export default async function controlPlaneBench(): Promise<BenchFigure[]> {
     await load(url, keys, 10, admissionScenario);
 
     const figures: BenchFigure[] = [await referenceFigure(keys, keyPrefix)];
+    // One live lease per tenant for the heartbeat figure; the default 30 s interval keeps it live.
+    const taskOf = new Map<string, string>();
+    for (const key of keys) {
+      const taskId = `hb-${randomBytes(6).toString('hex')}`;
+      const res = await fetch(`${url}/v1/admission`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ taskId }),
+      });
+      if (((await res.json()) as { decision?: string }).decision !== 'allow') {
+        throw new Error('heartbeat bench: a task was not admitted');
+      }
+      taskOf.set(key, taskId);
+    }
     let acceptedReports = 0;
     for (const [name, scenario] of [
       ['admission (admit + release)', admissionScenario],
+      ['heartbeat', heartbeatScenario(taskOf)],
       ['usage ingest', usageScenario],
     ] as const) {
       for (const connections of [10, 50]) {

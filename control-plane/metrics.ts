@@ -7,6 +7,7 @@ export interface Metrics {
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   readonly rateLimitRejections: Counter<'limiter'>;
   readonly admissionDecisions: Counter<'decision' | 'reason'>;
+  readonly leaseStops: Counter<'reason'>;
   readonly usageReports: Counter<'duplicate'>;
   readonly usageFlushes: Counter<'result'>;
   readonly usageFlushReports: Histogram<never>;
@@ -42,6 +43,12 @@ export function createMetrics(): Metrics {
       name: 'control_plane_admission_decisions_total',
       help: 'Admission decisions by decision and reason',
       labelNames: ['decision', 'reason'],
+      registers,
+    }),
+    leaseStops: new Counter({
+      name: 'control_plane_lease_stops_total',
+      help: 'Heartbeats that told a task to stop, by reason',
+      labelNames: ['reason'],
       registers,
     }),
     usageReports: new Counter({

@@ -16,6 +16,7 @@ import { registerWebUi } from './console/index.ts';
 import type { ControlPlaneContext, ControlPlaneDeps } from './context.ts';
 import { HttpError } from './errors.ts';
 import { type HotStore, MemoryHotStore } from './hot-store.ts';
+import { type LeaseStore, MemoryLeaseStore, RedisLeaseStore } from './lease-store.ts';
 import { createMetrics } from './metrics.ts';
 import { createOperatorVerifier } from './operator-auth.ts';
 import { AuthFailureLimiter, TenantRateLimiter } from './rate-limit.ts';
@@ -26,6 +27,7 @@ import { operatorStatusRoutes } from './routes/operator-status.ts';
 import { operatorTenantRoutes } from './routes/operator-tenants.ts';
 import { probeRoutes } from './routes/probes.ts';
 import { tenantSelfRoutes } from './routes/tenant-self.ts';
+import { operatorUsageViewRoutes, tenantUsageViewRoutes } from './routes/usage-view.ts';
 import { ApiKeyCache, TenantStateCache } from './tenant-cache.ts';
 import { UsageBatcher } from './usage-batcher.ts';
 
@@ -67,10 +69,19 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     deps.redis === null
       ? new MemoryHotStore(storeOptions)
       : new RedisHotStore(deps.redis, { ...storeOptions, keyPrefix: config.REDIS_KEY_PREFIX });
+  const leaseOptions = {
+    ttlMs: config.LEASE_HEARTBEAT_MS * config.LEASE_EXPIRY_HEARTBEATS,
+    ...(deps.clock ? { clock: deps.clock } : {}),
+  };
+  const leases: LeaseStore =
+    deps.redis === null
+      ? new MemoryLeaseStore(leaseOptions)
+      : new RedisLeaseStore(deps.redis, { ...leaseOptions, keyPrefix: config.REDIS_KEY_PREFIX });
   const metrics = createMetrics();
   const ctx: ControlPlaneContext = {
     ...deps,
     store,
+    leases,
     metrics,
     keys: new ApiKeyCache(deps.pool, config.KEY_CACHE_TTL_MS),
     tenants: new TenantStateCache(deps.pool, store, config.TENANT_CACHE_TTL_MS),
@@ -139,12 +150,14 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     scope.addHook('onRequest', tenantAuthHook(ctx));
     tenantSelfRoutes(scope, ctx);
     admissionRoutes(scope, ctx);
+    tenantUsageViewRoutes(scope, ctx);
   });
   await app.register(async (scope) => {
     scope.addHook('onRequest', operatorAuthHook(ctx));
     operatorTenantRoutes(scope, ctx);
     operatorKeyRoutes(scope, ctx);
     operatorStatusRoutes(scope, ctx);
+    operatorUsageViewRoutes(scope, ctx);
   });
   await registerWebUi(app, ctx);
   return app;

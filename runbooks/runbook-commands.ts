@@ -111,7 +111,10 @@ export const KNOWN_KUBECTL = [
 /** `npx` runs only the pinned CDK CLI (DESIGN.md: `npx cdk deploy -c env=NAME`). */
 export const KNOWN_CDK = ['synth', 'diff', 'deploy', 'rollback', 'ls'] as const;
 
-/** Control-plane routes (COMMON.md contract) a curl in a runbook may call. */
+/**
+ * Control-plane routes a curl in a runbook may call; control-plane-routes.test.ts holds this list equal to
+ * the routes the server registers, so a route added or removed there fails until it is added here too.
+ */
 export const CONTROL_PLANE_ROUTES = [
   'GET /v1/tenants',
   'POST /v1/tenants',
@@ -125,6 +128,7 @@ export const CONTROL_PLANE_ROUTES = [
   'GET /v1/me',
   'POST /v1/usage',
   'POST /v1/admission',
+  'POST /v1/admission/:taskId/release',
   'GET /healthz',
   'GET /readyz',
   'GET /metrics',

@@ -53,6 +53,13 @@ export const VPC_CNI_CONFIGURATION = { enableNetworkPolicy: 'true', nodeAgent: {
 export const OBSERVABILITY_ADDON = 'amazon-cloudwatch-observability';
 
 /** Graviton families (m6g, c7g, r8g...) need the ARM AMI. */
+/** The drills' policy and the wildcard findings it brings, with their reasons. */
+export interface DrillAccess {
+  readonly statements: readonly iam.PolicyStatement[];
+  readonly findings: readonly (readonly [string, string])[];
+  readonly reasons: Partial<Record<'Resource' | 'Action', string>>;
+}
+
 export function amiTypeFor(instanceTypes: readonly string[]): eks.NodegroupAmiType {
   return instanceTypes.every((t) => /^[a-z]+\d+g[a-z]*\./.test(t))
     ? eks.NodegroupAmiType.AL2023_ARM_64_STANDARD
@@ -87,6 +94,7 @@ export class ClusterStack extends PlatformStack {
   readonly cluster: eks.Cluster;
   /** Roles of the platform workloads, by WORKLOAD_IDENTITIES key. */
   readonly workloadRoles: Record<keyof typeof WORKLOAD_IDENTITIES, iam.Role>;
+  private drillAccessGrant: DrillAccess | undefined;
 
   constructor(scope: Construct, id: string, props: ClusterStackProps) {
     super(scope, id, props);
@@ -302,7 +310,7 @@ export class ClusterStack extends PlatformStack {
   private controlPlaneRole(config: EnvironmentConfig): iam.Role {
     const role = podIdentityRole(this, 'ControlPlaneRole', 'Control plane workload');
     this.addTenantReconcileStatements(role, 'controlPlane', config);
-    this.acknowledgeWildcards(role, this.tenantReconcileFindings(config), {
+    acknowledgeWildcards(role, this.tenantReconcileFindings(config), {
       Resource:
         'Tenant budgets and secrets are created at run time, one per tenant, under the environment prefix; Secrets Manager appends a random suffix to secret ARNs.',
     });
@@ -351,7 +359,7 @@ export class ClusterStack extends PlatformStack {
       }),
     );
     this.addTenantReconcileStatements(role, 'costGuard', config);
-    this.acknowledgeWildcards(
+    acknowledgeWildcards(
       role,
       [
         ['Resource', '*'],
@@ -375,6 +383,7 @@ export class ClusterStack extends PlatformStack {
    */
   private drillsRole(config: EnvironmentConfig): iam.Role {
     const role = podIdentityRole(this, 'DrillsRole', 'DR drills');
+    const statements: iam.PolicyStatement[] = [];
     const arn = (service: string, type: string, name: string) =>
       this.formatArn({
         service,
@@ -387,7 +396,7 @@ export class ClusterStack extends PlatformStack {
     const drillEnv = (key: 'aws:ResourceTag' | 'aws:RequestTag') => ({
       StringEquals: { [`${key}/${DRILL_ENV_TAG}`]: config.name },
     });
-    role.addToPolicy(
+    statements.push(
       new iam.PolicyStatement({
         sid: 'FailOverAndSnapshotThePlatformDatabase',
         actions: listed(
@@ -400,7 +409,7 @@ export class ClusterStack extends PlatformStack {
         conditions: platformResourceTags(config, 'aws:ResourceTag'),
       }),
     );
-    role.addToPolicy(
+    statements.push(
       new iam.PolicyStatement({
         sid: 'CreateTaggedDrillCopies',
         actions: listed(
@@ -414,7 +423,7 @@ export class ClusterStack extends PlatformStack {
         conditions: drillEnv('aws:RequestTag'),
       }),
     );
-    role.addToPolicy(
+    statements.push(
       new iam.PolicyStatement({
         sid: 'UseAndDeleteTaggedDrillCopies',
         actions: listed(
@@ -427,7 +436,7 @@ export class ClusterStack extends PlatformStack {
         conditions: drillEnv('aws:ResourceTag'),
       }),
     );
-    role.addToPolicy(
+    statements.push(
       new iam.PolicyStatement({
         sid: 'PlaceRestoredCopies',
         actions: listed(
@@ -438,7 +447,7 @@ export class ClusterStack extends PlatformStack {
         resources: [arn('rds', 'subgrp', '*'), arn('rds', 'pg', '*'), arn('rds', 'og', '*')],
       }),
     );
-    role.addToPolicy(
+    statements.push(
       new iam.PolicyStatement({
         sid: 'FailOverThePlatformCache',
         actions: listed('drills', 'elasticache:TestFailover'),
@@ -446,7 +455,7 @@ export class ClusterStack extends PlatformStack {
         conditions: platformResourceTags(config, 'aws:ResourceTag'),
       }),
     );
-    role.addToPolicy(
+    statements.push(
       new iam.PolicyStatement({
         sid: 'Describe',
         actions: listed(
@@ -458,36 +467,43 @@ export class ClusterStack extends PlatformStack {
         resources: ['*'],
       }),
     );
+    for (const statement of statements) role.addToPolicy(statement);
     const arnFinding = (service: string, type: string, name: string) =>
       `arn:<AWS::Partition>:${service}:${config.region}:${config.account}:${type}:${name}`;
-    this.acknowledgeWildcards(
-      role,
-      [
-        ['Resource', '*'],
-        ['Resource', arnFinding('rds', 'db', `${drillPrefix}*`)],
-        ['Resource', arnFinding('rds', 'snapshot', `${drillPrefix}*`)],
-        ['Resource', arnFinding('rds', 'subgrp', '*')],
-        ['Resource', arnFinding('rds', 'pg', '*')],
-        ['Resource', arnFinding('rds', 'og', '*')],
-      ],
-      {
-        Resource:
-          'Drill copies get run-specific names under the drill prefix and must carry the dr-drill-env tag; restores read the source placement groups; Describe* has no resource-level permissions.',
-      },
-    );
+    const findings: [string, string][] = [
+      ['Resource', '*'],
+      ['Resource', arnFinding('rds', 'db', `${drillPrefix}*`)],
+      ['Resource', arnFinding('rds', 'snapshot', `${drillPrefix}*`)],
+      ['Resource', arnFinding('rds', 'subgrp', '*')],
+      ['Resource', arnFinding('rds', 'pg', '*')],
+      ['Resource', arnFinding('rds', 'og', '*')],
+    ];
+    const reasons = {
+      Resource:
+        'Drill copies get run-specific names under the drill prefix and must carry the dr-drill-env tag; restores read the source placement groups; Describe* has no resource-level permissions.',
+    };
+    acknowledgeWildcards(role, findings, reasons);
+    this.drillAccessGrant = { statements, findings, reasons };
     return role;
   }
 
-  private acknowledgeWildcards(
-    role: iam.Role,
-    findings: readonly (readonly [string, string])[],
-    reasons: Partial<Record<'Resource' | 'Action', string>>,
-  ): void {
-    for (const [kind, value] of findings) {
-      Validations.of(role).acknowledge({
-        id: kind === 'Action' ? `AwsSolutions-IAM5[${value}]` : `AwsSolutions-IAM5[${kind}::${value}]`,
-        reason: reasons[kind as 'Resource' | 'Action']!,
-      });
-    }
+  /** What the drills may do, for another principal that runs them (the GitHub drill role, stacks/github.ts). */
+  get drillAccess(): DrillAccess {
+    if (!this.drillAccessGrant) throw new Error('the drills role is not built yet');
+    return this.drillAccessGrant;
+  }
+}
+
+/** Acknowledges each IAM5 finding of a role, with the reason for its kind. */
+export function acknowledgeWildcards(
+  role: iam.Role,
+  findings: readonly (readonly [string, string])[],
+  reasons: Partial<Record<'Resource' | 'Action', string>>,
+): void {
+  for (const [kind, value] of findings) {
+    Validations.of(role).acknowledge({
+      id: kind === 'Action' ? `AwsSolutions-IAM5[${value}]` : `AwsSolutions-IAM5[${kind}::${value}]`,
+      reason: reasons[kind as 'Resource' | 'Action']!,
+    });
   }
 }

@@ -1,12 +1,8 @@
 import { beforeAll, describe, expect, test } from 'vitest';
-import {
-  type EnvironmentName,
-  loadEnvironmentConfig,
-  parseEnvironmentConfig,
-} from '../config/environments.ts';
+import { type EnvironmentName, parseEnvironmentConfig } from '../config/environments.ts';
 import { GITHUB_OIDC_AUDIENCE, GITHUB_OIDC_HOST, githubRoleName } from './github.ts';
 import type { SynthResult } from './synth.ts';
-import { synthesizedAll, templateOf } from './testing/templates.ts';
+import { fixtureConfig, synthesizedAll, templateOf } from './testing/templates.ts';
 
 let synth: Record<EnvironmentName, SynthResult>;
 beforeAll(async () => {
@@ -35,10 +31,10 @@ const bootstrap = (kind: string) =>
   });
 
 describe.each([
-  ['staging', { deploy: 'staging', loadGate: 'staging-load-gate' }],
+  ['staging', { deploy: 'staging', loadGate: 'staging-load-gate', drills: 'staging-dr-drill' }],
   ['prod', { deploy: 'prod', diff: 'prod-diff' }],
 ] as const)('GitHub roles in %s', (env, environments) => {
-  const config = loadEnvironmentConfig(env);
+  const config = fixtureConfig(env);
 
   test('exactly one role per named GitHub Environment', () => {
     expect(Object.keys(roles(env)).sort()).toEqual(
@@ -71,7 +67,7 @@ describe.each([
 });
 
 test('the deploy role may assume the CDK bootstrap roles and nothing else', () => {
-  const role = roles('prod')[githubRoleName(loadEnvironmentConfig('prod'), 'deploy')]!;
+  const role = roles('prod')[githubRoleName(fixtureConfig('prod'), 'deploy')]!;
   const statements = role.Policies.flatMap((p) => p.PolicyDocument.Statement);
   expect(statements).toEqual([
     expect.objectContaining({
@@ -87,10 +83,31 @@ test('the deploy role may assume the CDK bootstrap roles and nothing else', () =
 });
 
 test('the prod diff role may assume only the CDK lookup role', () => {
-  const role = roles('prod')[githubRoleName(loadEnvironmentConfig('prod'), 'diff')]!;
+  const role = roles('prod')[githubRoleName(fixtureConfig('prod'), 'diff')]!;
   expect(role.Policies.flatMap((p) => p.PolicyDocument.Statement)).toEqual([
     expect.objectContaining({ Action: ['sts:AssumeRole', 'sts:TagSession'], Resource: bootstrap('lookup') }),
   ]);
+});
+
+test('the staging drill role has the in-cluster drills’ scope, plus publishing a failure to the alarm topic', () => {
+  const role = roles('staging')[githubRoleName(fixtureConfig('staging'), 'drills')]!;
+  const sids = role.Policies.flatMap((p) => p.PolicyDocument.Statement).map(
+    (st) => (st as { Sid?: string }).Sid,
+  );
+  expect(sids).toEqual([
+    'FailOverAndSnapshotThePlatformDatabase',
+    'CreateTaggedDrillCopies',
+    'UseAndDeleteTaggedDrillCopies',
+    'PlaceRestoredCopies',
+    'FailOverThePlatformCache',
+    'Describe',
+    'ReportFailedDrills',
+    'EncryptForTheAlarmTopic',
+  ]);
+  const created = role.Policies.flatMap((p) => p.PolicyDocument.Statement).find(
+    (st) => (st as { Sid?: string }).Sid === 'CreateTaggedDrillCopies',
+  ) as unknown as { Condition: unknown };
+  expect(created.Condition).toEqual({ StringEquals: { 'aws:RequestTag/dr-drill-env': 'staging' } });
 });
 
 test('staging creates the account’s GitHub OIDC provider for the STS audience; prod imports it', () => {
@@ -106,7 +123,7 @@ test('dev names no GitHub Environment and gets no GitHub stack', () => {
 });
 
 test.each(['drills', 'loadGate'])('the config refuses a %s role in prod', (use) => {
-  const raw = structuredClone(loadEnvironmentConfig('prod')) as {
+  const raw = structuredClone(fixtureConfig('prod')) as {
     github: { environments: Record<string, string> };
   };
   raw.github.environments[use] = 'prod';

@@ -1,8 +1,9 @@
 import { Aws, CfnOutput, Duration, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
-import type { EnvironmentConfig } from '../config/environments.ts';
-import { resourcePrefix } from '../config/names.ts';
+import { alarmTopicArn, type EnvironmentConfig } from '../config/environments.ts';
+import { alarmTopicKeyAlias, resourcePrefix } from '../config/names.ts';
+import { acknowledgeWildcards, type DrillAccess } from './cluster.ts';
 import { PlatformStack, type PlatformStackProps } from './platform-stack.ts';
 
 /** GitHub's OIDC issuer; its tokens carry `repo:<owner/name>:environment:<name>` as `sub` for environment jobs. */
@@ -31,8 +32,8 @@ export function needsGitHubStack(config: EnvironmentConfig): boolean {
 }
 
 export interface GitHubStackProps extends PlatformStackProps {
-  /** Statements the drill role needs: the same scope as the in-cluster drills. */
-  readonly drillStatements: readonly iam.PolicyStatement[];
+  /** What the drills may do: the drill role gets the same scope as the in-cluster drills. */
+  readonly drillAccess: DrillAccess;
 }
 
 /**
@@ -80,7 +81,24 @@ export class GitHubStack extends PlatformStack {
           ],
         }),
       ],
-      drills: [...props.drillStatements],
+      drills: [
+        ...props.drillAccess.statements,
+        // A failed run is reported to the alarm topic, whose key the observability stack names by alias.
+        new iam.PolicyStatement({
+          sid: 'ReportFailedDrills',
+          actions: ['sns:Publish'],
+          resources: [alarmTopicArn(config)],
+        }),
+        new iam.PolicyStatement({
+          sid: 'EncryptForTheAlarmTopic',
+          actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+          resources: [`arn:${Aws.PARTITION}:kms:${this.region}:${this.account}:key/*`],
+          conditions: {
+            StringEquals: { 'kms:ViaService': `sns.${this.region}.amazonaws.com` },
+            'ForAnyValue:StringEquals': { 'kms:ResourceAliases': `alias/${alarmTopicKeyAlias(config)}` },
+          },
+        }),
+      ],
     };
 
     for (const [use, environment] of Object.entries(config.github.environments) as [
@@ -106,6 +124,21 @@ export class GitHubStack extends PlatformStack {
       });
     }
 
+    if (this.roles.drills) {
+      acknowledgeWildcards(
+        this.roles.drills,
+        [
+          ...props.drillAccess.findings,
+          ['Resource', `arn:<AWS::Partition>:kms:${config.region}:${config.account}:key/*`],
+          ['Action', 'Action::kms:GenerateDataKey*'],
+        ],
+        {
+          Resource: `${props.drillAccess.reasons.Resource} The topic key is named by its alias and used only through SNS.`,
+          Action:
+            'kms:GenerateDataKey* covers the data-key variants SNS asks for when it encrypts a message.',
+        },
+      );
+    }
     if (this.roles.loadGate) {
       Validations.of(this.roles.loadGate).acknowledge({
         id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudformation:${config.region}:${config.account}:stack/AgentPlatform-${config.name}-*/*]`,

@@ -55,7 +55,7 @@ export function createPlatform(app: App, config: EnvironmentConfig): PlatformSta
   const cost = new CostStack(app, stackId(config, 'Cost'), base);
   cost.addStackDependency(observability);
   const github = needsGitHubStack(config)
-    ? new GitHubStack(app, stackId(config, 'GitHub'), { ...base, drillStatements: [] })
+    ? new GitHubStack(app, stackId(config, 'GitHub'), { ...base, drillAccess: cluster.drillAccess })
     : undefined;
 
   for (const [key, value] of Object.entries(platformTags(config))) {

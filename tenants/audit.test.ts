@@ -112,7 +112,9 @@ describe('audit values from users', () => {
     const { rows } = await pool.query('SELECT 1 FROM control.tenants WHERE id = $1', [id]);
     expect(rows).toHaveLength(0);
     const existing = await tenant('aud-tier');
-    await expect(changeTier(deps, existing, 'pro', 'sre', { reason: NUL })).rejects.toThrow(AuditTextError);
+    await expect(changeTier(deps, { id: existing, tier: 'pro', actor: 'sre', reason: NUL })).rejects.toThrow(
+      AuditTextError,
+    );
     const tier = await pool.query('SELECT tier FROM control.tenants WHERE id = $1', [existing]);
     expect(tier.rows[0].tier).toBe('starter');
   });

@@ -70,15 +70,15 @@ export async function recordAudit(db: pg.Pool | pg.PoolClient, entry: AuditEntry
   );
 }
 
-/**
- * The INSERT of one audit event with its values inlined as escaped literals, for callers that batch it
- * into one multi-statement transaction (the simple query protocol takes no parameters).
- */
-export function auditInsertStatement(entry: AuditEntry): string {
+/** The columns of control.audit_events that an entry fills, in the order auditValues lists them. */
+export const AUDIT_COLUMNS = 'tenant_id, actor, action, from_status, to_status, reason, evidence';
+
+/** One audit entry's values as escaped literals, for statements that inline them (see auditInsertStatement). */
+export function auditValues(entry: AuditEntry): string {
   // A NUL would otherwise fail the whole batch with a bare protocol error ("invalid message format").
   checkEntry(entry);
   const literal = (v: string | undefined) => (v === undefined ? 'NULL' : pg.escapeLiteral(v));
-  const values = [
+  return [
     literal(entry.tenantId),
     literal(entry.actor),
     literal(entry.action),
@@ -86,9 +86,16 @@ export function auditInsertStatement(entry: AuditEntry): string {
     literal(entry.toStatus),
     literal(entry.reason),
     entry.evidence === undefined ? 'NULL' : `${literal(JSON.stringify(entry.evidence))}::jsonb`,
-  ];
-  return `INSERT INTO control.audit_events (tenant_id, actor, action, from_status, to_status, reason, evidence)
-     VALUES (${values.join(', ')})`;
+  ].join(', ');
+}
+
+/**
+ * The INSERT of one audit event with its values inlined as escaped literals, for callers that batch it
+ * into one multi-statement transaction (the simple query protocol takes no parameters).
+ */
+export function auditInsertStatement(entry: AuditEntry): string {
+  return `INSERT INTO control.audit_events (${AUDIT_COLUMNS})
+     VALUES (${auditValues(entry)})`;
 }
 
 /** A tenant's audit trail, oldest first. */

@@ -39,7 +39,9 @@ test('an expected failure is one line in its row, not a throw', async () => {
   try {
     const rows = await runOnboardingDemo({ ...fx.deps, aws: { enabled: true }, prefix: `${prefix}x` });
     expect(rows.every((r) => r.status === 'failed')).toBe(true);
-    expect(rows[0]?.error).toMatch(/^AWS endpoint http:\/\/127\.0\.0\.1:1 unreachable during reading secret/);
+    expect(rows[0]?.error).toMatch(
+      /^AWS endpoint http:\/\/127\.0\.0\.1:1 unreachable during describing budget/,
+    );
     expect(formatOnboardingDemo(rows)).toContain(`${prefix}x-free: AWS endpoint`);
   } finally {
     process.env = saved;

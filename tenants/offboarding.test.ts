@@ -4,15 +4,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DescribeBudgetCommand } from '@aws-sdk/client-budgets';
-import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { auditTrail } from './audit.ts';
+import { stepLines } from './lifecycle/steps.ts';
 import { offboardTenant, verifyArchive } from './offboarding.ts';
-import { createTenant, InjectedFault } from './provisioner.ts';
+import { createTenant } from './provisioner.ts';
 import { createProvisioningFixture, type ProvisioningFixture } from './provisioning-fixture.ts';
 import { LIFECYCLE_CHANNEL } from './suspension.ts';
 import { createAwsClients, tenantBudgetName, tenantSecretName } from './tenant-aws.ts';
+import { crashAfter, SimulatedCrash } from './testing/crash.ts';
 import { type MotoServer, startMoto } from './testing/moto.ts';
 
 let fx: ProvisioningFixture;
@@ -124,8 +126,17 @@ test('dry run prints the plan and changes nothing', async () => {
   const result = await offboardTenant(fx.deps, id, { ...who, archiveDir, dryRun: true });
 
   expect(result).toMatchObject({ dryRun: true, status: 'active', archive: null });
-  expect(result.steps.join('\n')).toContain('agents 2, events 0, runs 0, tasks 2');
-  expect(result.steps.join('\n')).toContain(`drop role ${id}`);
+  expect(stepLines(result.steps).join('\n')).toContain('agents 2, events 0, runs 0, tasks 2');
+  expect(stepLines(result.steps).join('\n')).toContain(`drop role ${id}`);
+  expect(result.steps.map((s) => [s.step, s.action])).toEqual([
+    ['block', 'planned'],
+    ['archive', 'planned'],
+    ['verify', 'planned'],
+    ['drop', 'planned'],
+    ['manifests', 'planned'],
+    ['aws', 'skipped'],
+    ['archived', 'planned'],
+  ]);
   expect(await state(id)).toEqual(before);
   expect((await fx.pool.query('SELECT * FROM control.tenants WHERE id = $1', [id])).rows).toEqual(
     catalog.rows,
@@ -133,16 +144,17 @@ test('dry run prints the plan and changes nothing', async () => {
   expect(await readdir(archiveDir)).toEqual([]);
 });
 
-test('a crash after the archive step converges on rerun with the same archive', async () => {
+test('a crash after the verified archive converges on rerun with the same archive', async () => {
   const id = await tenantWithRows('offb-crash');
   await expect(
-    offboardTenant(fx.deps, id, { ...who, archiveDir, faultAfter: 'archive' }),
-  ).rejects.toBeInstanceOf(InjectedFault);
+    offboardTenant({ ...fx.deps, observer: crashAfter('verify') }, id, { ...who, archiveDir }),
+  ).rejects.toBeInstanceOf(SimulatedCrash);
   expect(await state(id)).toMatchObject({ schema: 1, role: 1, status: 'offboarding', archives: 1 });
   const [first] = await readdir(archiveDir);
 
   const result = await offboardTenant(fx.deps, id, { ...who, archiveDir });
-  expect(result.steps[1]).toMatch(/^reused verified archive/);
+  expect(result.steps.find((s) => s.step === 'archive')?.action).toBe('unchanged');
+  expect(result.archive?.path).toBe(path.join(archiveDir, first!));
   expect(await readdir(archiveDir)).toEqual([first]);
   expect(await state(id)).toMatchObject({ schema: 0, role: 0, status: 'archived', archives: 1 });
 }, 30_000);
@@ -150,8 +162,8 @@ test('a crash after the archive step converges on rerun with the same archive', 
 test('a crash after the drop converges without archiving again', async () => {
   const id = await tenantWithRows('offb-drop');
   await expect(
-    offboardTenant(fx.deps, id, { ...who, archiveDir, faultAfter: 'drop' }),
-  ).rejects.toBeInstanceOf(InjectedFault);
+    offboardTenant({ ...fx.deps, observer: crashAfter('drop') }, id, { ...who, archiveDir }),
+  ).rejects.toBeInstanceOf(SimulatedCrash);
   expect(await state(id)).toMatchObject({ schema: 0, role: 0, status: 'offboarding' });
   const result = await offboardTenant(fx.deps, id, { ...who, archiveDir });
   expect(result.archive?.rowCounts).toEqual({ agents: 2, events: 0, runs: 0, tasks: 2 });
@@ -161,8 +173,15 @@ test('a crash after the drop converges without archiving again', async () => {
 
 test('an archive that fails verification leaves the schema and role in place', async () => {
   const id = await tenantWithRows('offb-bad');
-  const corrupt = (file: string) => writeFile(file, gzipSync('-- truncated dump\n'));
-  await expect(offboardTenant(fx.deps, id, { ...who, archiveDir, beforeVerify: corrupt })).rejects.toThrow(
+  // Between the dump and its verification, the written file is replaced.
+  const corrupt = {
+    async afterStep(step: { step: string }) {
+      if (step.step !== 'archive') return;
+      const [partial] = await readdir(archiveDir);
+      await writeFile(path.join(archiveDir, partial!), gzipSync('-- truncated dump\n'));
+    },
+  };
+  await expect(offboardTenant({ ...fx.deps, observer: corrupt }, id, { ...who, archiveDir })).rejects.toThrow(
     `changed after it was written`,
   );
   expect(await state(id)).toMatchObject({ schema: 1, role: 1, status: 'offboarding', archives: 0 });
@@ -204,13 +223,41 @@ describe('refusals: one clear line, nothing changed', () => {
   });
 });
 
-test('with AWS: the budget is deleted and the secret scheduled for deletion with a recovery window', async () => {
+test('with AWS: the budget is deleted, and a tenant without a secret plans no secret deletion', async () => {
+  const deps = { ...fx.deps, aws: { enabled: true } };
+  const id = await tenantWithRows('offb-new', deps);
+  const plan = await offboardTenant(deps, id, { ...who, archiveDir, dryRun: true });
+  expect(plan.steps.find((s) => s.step === 'aws')?.changes).toEqual([
+    `delete budget ${tenantBudgetName(fx.deps.env, id)}`,
+  ]);
+  const result = await offboardTenant(deps, id, { ...who, archiveDir });
+  expect(result.steps.find((s) => s.step === 'aws')?.changes).toEqual([
+    `deleted budget ${tenantBudgetName(fx.deps.env, id)}`,
+  ]);
+  await expect(
+    createAwsClients(fx.deps.env).budgets.send(
+      new DescribeBudgetCommand({
+        AccountId: fx.deps.env.account,
+        BudgetName: tenantBudgetName(fx.deps.env, id),
+      }),
+    ),
+  ).rejects.toMatchObject({ name: 'NotFoundException' });
+}, 30_000);
+
+test('with AWS: a tenant onboarded before IAM auth has its secret scheduled for deletion with a recovery window', async () => {
   const deps = { ...fx.deps, aws: { enabled: true } };
   const id = await tenantWithRows('offb-aws', deps);
+  const aws = createAwsClients(fx.deps.env);
+  // The secret onboarding wrote before tenant roles authenticated with IAM.
+  await aws.secrets.send(
+    new CreateSecretCommand({
+      Name: tenantSecretName(fx.deps.env, id),
+      SecretString: JSON.stringify({ username: id, password: 'x'.repeat(32), schema: id }),
+    }),
+  );
   const result = await offboardTenant(deps, id, { ...who, archiveDir });
   expect(result.status).toBe('archived');
 
-  const aws = createAwsClients(fx.deps.env);
   await expect(
     aws.budgets.send(
       new DescribeBudgetCommand({
@@ -223,7 +270,7 @@ test('with AWS: the budget is deleted and the secret scheduled for deletion with
     new DescribeSecretCommand({ SecretId: tenantSecretName(fx.deps.env, id) }),
   );
   expect(secret.DeletedDate).toBeInstanceOf(Date);
-  expect(result.steps.join('\n')).toContain('30-day recovery window');
+  expect(stepLines(result.steps).join('\n')).toContain('30-day recovery window');
 }, 30_000);
 
 test('verifyArchive refuses a readable dump that lacks a table or its rows', async () => {

@@ -8,31 +8,37 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip, createGzip } from 'node:zlib';
-import { DeleteBudgetCommand } from '@aws-sdk/client-budgets';
-import { DeleteSecretCommand, DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import { z } from 'zod';
 import { revokeApiKey } from './api-keys.ts';
-import { checkAuditText, recordAudit } from './audit.ts';
+import { checkAuditText } from './audit.ts';
 import { TenantNotFoundError } from './errors.ts';
-import { DEFAULT_MANIFESTS_DIR, InjectedFault, type ProvisionerDeps } from './provisioner.ts';
-import { LIFECYCLE_CHANNEL } from './suspension.ts';
+import { manifestsPath } from './lifecycle/manifests.ts';
+import {
+  inClientTransaction,
+  libpqEnvironment,
+  poolConnection,
+  withTenantLock,
+} from './lifecycle/session.ts';
+import { statusesLeadingTo, type TenantStatus } from './lifecycle/status.ts';
+import { type RunSoFar, runSteps, type Step, type StepResult } from './lifecycle/steps.ts';
+import { transition } from './lifecycle/transition.ts';
+import type { ProvisionerDeps } from './provisioner.ts';
 import {
   type AwsClients,
-  AwsServiceError,
-  AwsUnavailableError,
   createAwsClients,
+  deleteTenantBudget,
+  describeTenantBudget,
+  SECRET_RECOVERY_WINDOW_DAYS,
+  scheduleTenantSecretDeletion,
   tenantBudgetName,
   tenantSecretName,
 } from './tenant-aws.ts';
 import { parseTenantId } from './tenant-id.ts';
-import { TENANT_LOCK_CLASS } from './transaction.ts';
 
 const run = promisify(execFile);
 
 export const DEFAULT_ARCHIVE_DIR = path.join('out', 'archives');
-/** Days Secrets Manager keeps the tenant's secret recoverable after offboarding. */
-export const SECRET_RECOVERY_WINDOW_DAYS = 30;
 
 /** Offboarding refused or stopped before anything was dropped; one line naming the tenant. */
 export class OffboardingError extends Error {
@@ -55,11 +61,19 @@ export interface OffboardingOptions {
   readonly dryRun?: boolean;
   /** Where `<id>-<UTC timestamp>.sql.gz` is written. @default 'out/archives' */
   readonly archiveDir?: string;
-  /** Test hook: simulates a crash right after this step. @default - none */
-  readonly faultAfter?: 'offboarding' | 'archive' | 'drop';
-  /** Test hook: runs on the written archive before it is verified. @default - none */
-  readonly beforeVerify?: (file: string) => Promise<void>;
 }
+
+/** Offboarding steps, in the order they run. */
+export const OFFBOARDING_STEPS = [
+  'block',
+  'archive',
+  'verify',
+  'drop',
+  'manifests',
+  'aws',
+  'archived',
+] as const;
+export type OffboardingStep = (typeof OFFBOARDING_STEPS)[number];
 
 export interface ArchiveRecord {
   readonly path: string;
@@ -72,26 +86,31 @@ export interface ArchiveRecord {
 export interface OffboardingResult {
   readonly tenantId: string;
   readonly dryRun: boolean;
-  readonly fromStatus: string;
-  readonly status: string;
+  readonly fromStatus: TenantStatus;
+  readonly status: TenantStatus;
   /** The verified archive; null when the schema never existed or on a dry run. */
   readonly archive: ArchiveRecord | null;
-  /** What was (or, on a dry run, would be) done, in order. */
-  readonly steps: string[];
+  /** What each step did (or, on a dry run, would do), in order. */
+  readonly steps: StepResult<OffboardingStep>[];
 }
 
 interface Ctx {
   readonly deps: ProvisionerDeps;
-  readonly client: pg.PoolClient;
+  readonly db: pg.Pool | pg.PoolClient;
   readonly id: string;
+  readonly from: TenantStatus;
   readonly options: OffboardingOptions & { archiveDir: string };
-  readonly steps: string[];
+  readonly aws: AwsClients | null;
+  /** The archive written by this run and not yet verified. */
+  written?: ArchiveRecord & { partial: string };
+  /** The verified archive the drop relies on. */
+  archive: ArchiveRecord | null;
 }
 
-const OFFBOARDABLE = ['active', 'limited', 'suspended', 'offboarding'];
+const OFFBOARDABLE = statusesLeadingTo('offboarding');
 
-async function readStatus(db: pg.Pool | pg.PoolClient, id: string): Promise<string> {
-  const { rows } = await db.query<{ status: string }>(
+async function readStatus(db: pg.Pool | pg.PoolClient, id: string): Promise<TenantStatus> {
+  const { rows } = await db.query<{ status: TenantStatus }>(
     'SELECT status::text AS status FROM control.tenants WHERE id = $1',
     [id],
   );
@@ -104,9 +123,24 @@ async function schemaExists(db: pg.Pool | pg.PoolClient, id: string): Promise<bo
   return rowCount === 1;
 }
 
-async function roleExists(db: pg.Pool | pg.PoolClient, id: string): Promise<boolean> {
-  const { rowCount } = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [id]);
-  return rowCount === 1;
+async function readRole(db: pg.Pool | pg.PoolClient, id: string): Promise<{ canLogin: boolean } | null> {
+  const { rows } = await db.query<{ rolcanlogin: boolean }>(
+    'SELECT rolcanlogin FROM pg_roles WHERE rolname = $1',
+    [id],
+  );
+  return rows[0] ? { canLogin: rows[0].rolcanlogin } : null;
+}
+
+async function activeKeys(db: pg.Pool | pg.PoolClient, id: string): Promise<string[]> {
+  const { rows } = await db.query<{ prefix: string }>(
+    'SELECT prefix FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL ORDER BY prefix',
+    [id],
+  );
+  return rows.map((r) => r.prefix);
+}
+
+function client(ctx: Ctx): pg.PoolClient {
+  return ctx.db as pg.PoolClient;
 }
 
 async function countRows(db: pg.Pool | pg.PoolClient, id: string): Promise<Record<string, number>> {
@@ -121,68 +155,6 @@ async function countRows(db: pg.Pool | pg.PoolClient, id: string): Promise<Recor
     counts[tablename] = result.rows[0]!.n;
   }
   return counts;
-}
-
-async function inTx<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
-  await client.query('BEGIN');
-  try {
-    const result = await work();
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK');
-    throw error;
-  }
-}
-
-async function setStatus(ctx: Ctx, from: string, to: string, evidence: Record<string, unknown>) {
-  await ctx.client.query(
-    `UPDATE control.tenants SET status = $2::control.tenant_status, updated_at = now(), status_changed_at = now()
-      WHERE id = $1`,
-    [ctx.id, to],
-  );
-  // Task runners listen here and stop the tenant's running tasks, as on a suspension.
-  await ctx.client.query('SELECT pg_notify($1, $2)', [
-    LIFECYCLE_CHANNEL,
-    JSON.stringify({ tenantId: ctx.id, status: to, action: `tenant.${to}` }),
-  ]);
-  await recordAudit(ctx.client, {
-    tenantId: ctx.id,
-    actor: ctx.options.actor,
-    action: `tenant.${to}`,
-    fromStatus: from,
-    toStatus: to,
-    reason: ctx.options.reason,
-    evidence,
-  });
-}
-
-/** Step 1: status offboarding, logins blocked, sessions ended, API keys revoked; one transaction. */
-async function beginOffboarding(ctx: Ctx, from: string): Promise<void> {
-  await inTx(ctx.client, async () => {
-    const role = await roleExists(ctx.client, ctx.id);
-    if (role) await ctx.client.query(`ALTER ROLE ${pg.escapeIdentifier(ctx.id)} NOLOGIN`);
-    const ended = await ctx.client.query(
-      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
-      [ctx.id],
-    );
-    const keys = await ctx.client.query<{ prefix: string }>(
-      'SELECT prefix FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL ORDER BY prefix',
-      [ctx.id],
-    );
-    const revoked = keys.rows.map((r) => r.prefix);
-    for (const prefix of revoked) await revokeApiKey(ctx.client, ctx.id, prefix);
-    if (from !== 'offboarding') {
-      await setStatus(ctx, from, 'offboarding', {
-        login: role ? 'NOLOGIN' : 'no role',
-        sessionsEnded: ended.rowCount ?? 0,
-        revokedApiKeys: revoked,
-      });
-    }
-    ctx.steps.push(
-      `status offboarding; role ${role ? 'NOLOGIN' : 'absent'}, ${ended.rowCount ?? 0} session(s) ended, ${revoked.length} API key(s) revoked`,
-    );
-  });
 }
 
 /** Checks that a gzip archive holds each table's CREATE TABLE and a COPY block with the expected rows. */
@@ -236,27 +208,13 @@ async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** pg_dump's libpq connection, taken from the pool's own settings. */
-function dumpConnection(pool: pg.Pool): { args: string[]; env: NodeJS.ProcessEnv } {
-  const o = (pool as unknown as { options: pg.PoolConfig }).options;
-  if (o.connectionString) return { args: [`--dbname=${o.connectionString}`], env: process.env };
-  const env = { ...process.env };
-  if (o.host) env.PGHOST = o.host;
-  if (o.port) env.PGPORT = String(o.port);
-  if (o.user) env.PGUSER = o.user;
-  if (o.database) env.PGDATABASE = o.database;
-  if (typeof o.password === 'string') env.PGPASSWORD = o.password;
-  return { args: [], env };
-}
-
 /** pg_dump of the tenant schema inside `snapshot`, gzipped to `file`; returns the size and sha256. */
 async function dumpSchema(pool: pg.Pool, id: string, snapshot: string, file: string) {
-  const conn = dumpConnection(pool);
   // pg_dump takes --schema as a pattern: quoting makes the hyphenated id literal.
   const child = spawn(
     'pg_dump',
-    [...conn.args, `--schema=${pg.escapeIdentifier(id)}`, '--no-owner', `--snapshot=${snapshot}`],
-    { env: conn.env, stdio: ['ignore', 'pipe', 'pipe'] },
+    [`--schema=${pg.escapeIdentifier(id)}`, '--no-owner', `--snapshot=${snapshot}`],
+    { env: libpqEnvironment(poolConnection(pool)), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';
   child.stderr.on('data', (d) => {
@@ -306,11 +264,60 @@ async function latestArchive(db: pg.Pool | pg.PoolClient, id: string): Promise<A
   return r ? { path: r.path, bytes: Number(r.bytes), sha256: r.sha256, rowCounts: r.row_counts } : null;
 }
 
+const stamp = () =>
+  new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+
+/** Status offboarding, logins blocked, sessions ended, API keys revoked; one transaction. */
+const blockStep: Step<Ctx, OffboardingStep> = {
+  name: 'block',
+  async plan(ctx) {
+    const role = await readRole(ctx.db, ctx.id);
+    const keys = await activeKeys(ctx.db, ctx.id);
+    if (ctx.from === 'offboarding' && !role?.canLogin && keys.length === 0) return [];
+    return [
+      `status offboarding; role ${role ? 'NOLOGIN' : 'absent'}, sessions ended, ${keys.length} API key(s) revoked`,
+    ];
+  },
+  async apply(ctx) {
+    const c = client(ctx);
+    return inClientTransaction(c, async () => {
+      const role = await readRole(c, ctx.id);
+      if (role) await c.query(`ALTER ROLE ${pg.escapeIdentifier(ctx.id)} NOLOGIN`);
+      const ended = await c.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
+        [ctx.id],
+      );
+      const revoked = await activeKeys(c, ctx.id);
+      for (const prefix of revoked) await revokeApiKey(c, ctx.id, prefix);
+      if (ctx.from !== 'offboarding') {
+        await transition(c, {
+          tenantId: ctx.id,
+          from: ctx.from,
+          to: 'offboarding',
+          actor: ctx.options.actor,
+          reason: ctx.options.reason,
+          evidence: {
+            login: role ? 'NOLOGIN' : 'no role',
+            sessionsEnded: ended.rowCount ?? 0,
+            revokedApiKeys: revoked,
+          },
+        });
+      }
+      return [
+        `status offboarding; role ${role ? 'NOLOGIN' : 'absent'}, ${ended.rowCount ?? 0} session(s) ended, ${revoked.length} API key(s) revoked`,
+      ];
+    });
+  },
+};
+
 /** The recorded archive still holds what the schema holds now: same file hash, same row counts. */
 async function stillValid(ctx: Ctx, archive: ArchiveRecord): Promise<boolean> {
   const size = await stat(archive.path).catch(() => null);
   if (size?.size !== archive.bytes || (await sha256File(archive.path)) !== archive.sha256) return false;
-  const counts = await countRows(ctx.client, ctx.id);
+  const counts = await countRows(ctx.db, ctx.id);
   const tables = Object.keys(counts);
   const same =
     tables.length === Object.keys(archive.rowCounts).length &&
@@ -320,142 +327,211 @@ async function stillValid(ctx: Ctx, archive: ArchiveRecord): Promise<boolean> {
   return true;
 }
 
-const stamp = () =>
-  new Date()
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
-
-/** Step 2: a verified archive of the schema, reused when a previous run already wrote one. */
-async function archiveSchema(ctx: Ctx): Promise<ArchiveRecord> {
-  const previous = await latestArchive(ctx.client, ctx.id);
-  if (previous && (await stillValid(ctx, previous))) {
-    ctx.steps.push(`reused verified archive ${previous.path} (sha256 ${previous.sha256})`);
-    return previous;
+/**
+ * A schema already gone was dropped by an earlier run after its archive verified: never re-archive it.
+ * A verified archive that still matches the schema is reused.
+ */
+async function needsArchive(ctx: Ctx): Promise<boolean> {
+  if (!(await schemaExists(ctx.db, ctx.id))) {
+    ctx.archive = await latestArchive(ctx.db, ctx.id);
+    return false;
   }
-  await mkdir(ctx.options.archiveDir, { recursive: true });
-  const file = path.join(ctx.options.archiveDir, `${ctx.id}-${stamp()}.sql.gz`);
-  const partial = `${file}.partial`;
-  try {
-    // One snapshot for the counts and the dump, so the two describe the same rows.
-    const { rowCounts, bytes, sha256 } = await inTx(ctx.client, async () => {
-      await ctx.client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-      const snap = await ctx.client.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
-      const counts = await countRows(ctx.client, ctx.id);
-      return { rowCounts: counts, ...(await dumpSchema(ctx.deps.pool, ctx.id, snap.rows[0]!.s, partial)) };
-    });
-    await ctx.options.beforeVerify?.(partial);
-    if ((await sha256File(partial)) !== sha256) {
-      throw new OffboardingError(`archive ${partial} of tenant '${ctx.id}' changed after it was written`);
+  const previous = await latestArchive(ctx.db, ctx.id);
+  if (previous && (await stillValid(ctx, previous))) {
+    ctx.archive = previous;
+    return false;
+  }
+  return true;
+}
+
+/** pg_dump of the schema and its row counts from one snapshot, written to `<file>.partial`. */
+const archiveStep: Step<Ctx, OffboardingStep> = {
+  name: 'archive',
+  async plan(ctx) {
+    if (!(await needsArchive(ctx))) return [];
+    const counts = await countRows(ctx.db, ctx.id);
+    const tables = Object.entries(counts).map(([t, n]) => `${t} ${n}`);
+    const file = path.join(ctx.options.archiveDir, `${ctx.id}-<UTC timestamp>.sql.gz`);
+    return [`archive schema ${ctx.id} to ${file}: ${tables.join(', ') || 'no tables'}`];
+  },
+  async apply(ctx) {
+    await mkdir(ctx.options.archiveDir, { recursive: true });
+    const file = path.join(ctx.options.archiveDir, `${ctx.id}-${stamp()}.sql.gz`);
+    const partial = `${file}.partial`;
+    const c = client(ctx);
+    try {
+      // One snapshot for the counts and the dump, so the two describe the same rows.
+      const written = await inClientTransaction(c, async () => {
+        await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+        const snap = await c.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
+        const rowCounts = await countRows(c, ctx.id);
+        return { rowCounts, ...(await dumpSchema(ctx.deps.pool, ctx.id, snap.rows[0]!.s, partial)) };
+      });
+      ctx.written = { path: file, partial, ...written };
+      return [`wrote ${partial} (${written.bytes} bytes, sha256 ${written.sha256})`];
+    } catch (error) {
+      await rm(partial, { force: true });
+      throw error;
     }
-    await verifyArchive(partial, ctx.id, rowCounts);
-    await rename(partial, file);
-    await ctx.client.query(
+  },
+};
+
+/** The written archive is checked (hash, CREATE TABLE and COPY rows per table), then recorded. */
+const verifyStep: Step<Ctx, OffboardingStep> = {
+  name: 'verify',
+  async plan(_ctx, so) {
+    const archive = so.results.find((r) => r.step === 'archive');
+    return archive?.action === 'unchanged'
+      ? []
+      : ['verify the archive: sha256, CREATE TABLE and COPY rows per table'];
+  },
+  async apply(ctx) {
+    const written = ctx.written;
+    if (!written) throw new OffboardingError(`tenant '${ctx.id}': no archive was written to verify`);
+    try {
+      if ((await sha256File(written.partial)) !== written.sha256) {
+        throw new OffboardingError(
+          `archive ${written.partial} of tenant '${ctx.id}' changed after it was written`,
+        );
+      }
+      await verifyArchive(written.partial, ctx.id, written.rowCounts);
+      await rename(written.partial, written.path);
+    } catch (error) {
+      await rm(written.partial, { force: true });
+      throw error;
+    }
+    const { path: file, bytes, sha256, rowCounts } = written;
+    await ctx.db.query(
       `INSERT INTO control.tenant_archives (tenant_id, path, bytes, sha256, row_counts) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (tenant_id, path) DO UPDATE SET bytes = EXCLUDED.bytes, sha256 = EXCLUDED.sha256,
          row_counts = EXCLUDED.row_counts, verified_at = now()`,
       [ctx.id, file, bytes, sha256, JSON.stringify(rowCounts)],
     );
-    ctx.steps.push(`archived and verified ${file} (${bytes} bytes, sha256 ${sha256})`);
-    return { path: file, bytes, sha256, rowCounts };
-  } catch (error) {
-    await rm(partial, { force: true });
-    throw error;
-  }
-}
+    ctx.archive = { path: file, bytes, sha256, rowCounts };
+    return [`verified and recorded ${file}`];
+  },
+};
 
-/** Step 3: schema and role dropped in one transaction, re-checking the lock holder's view first. */
-async function dropDatabaseObjects(ctx: Ctx): Promise<void> {
-  const s = pg.escapeIdentifier(ctx.id);
-  await inTx(ctx.client, async () => {
-    if (await schemaExists(ctx.client, ctx.id)) {
-      await ctx.client.query(`DROP SCHEMA ${s} CASCADE`);
-      ctx.steps.push(`dropped schema ${ctx.id} (CASCADE)`);
-    }
-    if (await roleExists(ctx.client, ctx.id)) {
-      await ctx.client.query(
-        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
-        [ctx.id],
-      );
-      await ctx.client.query(`REASSIGN OWNED BY ${s} TO CURRENT_USER`);
-      await ctx.client.query(`DROP OWNED BY ${s}`);
-      await ctx.client.query(`DROP ROLE ${s}`);
-      ctx.steps.push(`dropped role ${ctx.id}`);
-    }
-  });
-}
+/** Schema and role dropped in one transaction, and only with a verified archive of the schema. */
+const dropStep: Step<Ctx, OffboardingStep> = {
+  name: 'drop',
+  async plan(ctx) {
+    const changes: string[] = [];
+    if (await schemaExists(ctx.db, ctx.id))
+      changes.push(`drop schema ${ctx.id} CASCADE after the archive verifies`);
+    if (await readRole(ctx.db, ctx.id)) changes.push(`drop role ${ctx.id}`);
+    return changes;
+  },
+  async apply(ctx) {
+    const c = client(ctx);
+    const s = pg.escapeIdentifier(ctx.id);
+    return inClientTransaction(c, async () => {
+      const changes: string[] = [];
+      if (await schemaExists(c, ctx.id)) {
+        if (!ctx.archive)
+          throw new OffboardingError(`tenant '${ctx.id}' has no verified archive; nothing dropped`);
+        await c.query(`DROP SCHEMA ${s} CASCADE`);
+        changes.push(`dropped schema ${ctx.id} (CASCADE)`);
+      }
+      if (await readRole(c, ctx.id)) {
+        await c.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
+          [ctx.id],
+        );
+        await c.query(`REASSIGN OWNED BY ${s} TO CURRENT_USER`);
+        await c.query(`DROP OWNED BY ${s}`);
+        await c.query(`DROP ROLE ${s}`);
+        changes.push(`dropped role ${ctx.id}`);
+      }
+      return changes;
+    });
+  },
+};
 
-async function removeManifests(ctx: Ctx): Promise<void> {
-  const file = path.join(ctx.deps.manifestsDir ?? DEFAULT_MANIFESTS_DIR, `${ctx.id}.yaml`);
-  try {
-    await unlink(file);
-    ctx.steps.push(`deleted ${file}`);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  if (ctx.deps.kubeContext) {
-    await run('kubectl', [
-      '--context',
-      ctx.deps.kubeContext,
-      'delete',
-      'namespace',
-      ctx.id,
-      '--ignore-not-found',
-      '--wait=false',
-    ]);
-    ctx.steps.push(`deleted namespace ${ctx.id} in ${ctx.deps.kubeContext}`);
-  }
-}
-
-async function awsCall<T>(what: string, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    if (status === undefined) throw new AwsUnavailableError(`AWS unreachable during ${what}: ${message}`);
-    throw new AwsServiceError(`AWS ${what} failed with HTTP ${status}: ${message}`);
-  }
-}
-
-const notFound = (error: unknown) =>
-  ['NotFoundException', 'ResourceNotFoundException'].includes((error as Error).name);
-
-async function removeAws(ctx: Ctx, aws: AwsClients): Promise<void> {
-  const { env } = ctx.deps;
-  const budget = tenantBudgetName(env, ctx.id);
-  const deleted = await awsCall(`deleting budget ${budget}`, async () => {
+const manifestsStep: Step<Ctx, OffboardingStep> = {
+  name: 'manifests',
+  async plan(ctx) {
+    const file = manifestsPath(ctx.deps.manifestsDir, ctx.id);
+    const changes: string[] = [];
+    if (await stat(file).catch(() => null)) changes.push(`delete ${file}`);
+    if (ctx.deps.kubeContext) changes.push(`kubectl delete namespace ${ctx.id} in ${ctx.deps.kubeContext}`);
+    return changes;
+  },
+  async apply(ctx, planned) {
     try {
-      await aws.budgets.send(new DeleteBudgetCommand({ AccountId: env.account, BudgetName: budget }));
-      return true;
+      await unlink(manifestsPath(ctx.deps.manifestsDir, ctx.id));
     } catch (error) {
-      if (notFound(error)) return false;
-      throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
-  });
-  if (deleted) ctx.steps.push(`deleted budget ${budget}`);
-  const secret = tenantSecretName(env, ctx.id);
-  const scheduled = await awsCall(`scheduling deletion of secret ${secret}`, async () => {
-    try {
-      const described = await aws.secrets.send(new DescribeSecretCommand({ SecretId: secret }));
-      if (described.DeletedDate) return false;
-      await aws.secrets.send(
-        new DeleteSecretCommand({ SecretId: secret, RecoveryWindowInDays: SECRET_RECOVERY_WINDOW_DAYS }),
+    if (ctx.deps.kubeContext) {
+      await run('kubectl', [
+        '--context',
+        ctx.deps.kubeContext,
+        'delete',
+        'namespace',
+        ctx.id,
+        '--ignore-not-found',
+        '--wait=false',
+      ]);
+    }
+    return planned;
+  },
+};
+
+/** The budget, and the database secret that only tenants onboarded before IAM authentication have. */
+const awsStep: Step<Ctx, OffboardingStep> = {
+  name: 'aws',
+  async plan(ctx) {
+    if (!ctx.aws) return null;
+    const { env } = ctx.deps;
+    const changes: string[] = [];
+    if ((await describeTenantBudget(ctx.aws, env, ctx.id)).exists)
+      changes.push(`delete budget ${tenantBudgetName(env, ctx.id)}`);
+    if (await scheduleTenantSecretDeletion(ctx.aws, env, ctx.id, { dryRun: true }))
+      changes.push(
+        `schedule deletion of secret ${tenantSecretName(env, ctx.id)} (${SECRET_RECOVERY_WINDOW_DAYS}-day recovery window)`,
       );
-      return true;
-    } catch (error) {
-      if (notFound(error)) return false;
-      throw error;
+    return changes;
+  },
+  async apply(ctx) {
+    const aws = ctx.aws!;
+    const { env } = ctx.deps;
+    const changes: string[] = [];
+    if (await deleteTenantBudget(aws, env, ctx.id))
+      changes.push(`deleted budget ${tenantBudgetName(env, ctx.id)}`);
+    if (await scheduleTenantSecretDeletion(aws, env, ctx.id)) {
+      changes.push(
+        `secret ${tenantSecretName(env, ctx.id)} scheduled for deletion (${SECRET_RECOVERY_WINDOW_DAYS}-day recovery window)`,
+      );
     }
-  });
-  if (scheduled) {
-    ctx.steps.push(
-      `secret ${secret} scheduled for deletion (${SECRET_RECOVERY_WINDOW_DAYS}-day recovery window)`,
+    return changes;
+  },
+};
+
+const archivedStep: Step<Ctx, OffboardingStep> = {
+  name: 'archived',
+  async plan() {
+    return ['status archived; catalog row, usage and audit trail kept'];
+  },
+  async apply(ctx, planned, so: RunSoFar<OffboardingStep>) {
+    const c = client(ctx);
+    await inClientTransaction(c, () =>
+      transition(c, {
+        tenantId: ctx.id,
+        from: 'offboarding',
+        to: 'archived',
+        actor: ctx.options.actor,
+        reason: ctx.options.reason,
+        evidence: { archive: ctx.archive, steps: so.results.flatMap((r) => r.changes) },
+      }),
     );
-  }
-}
+    return planned;
+  },
+};
 
-function refuse(id: string, status: string): never {
+const STEPS = [blockStep, archiveStep, verifyStep, dropStep, manifestsStep, awsStep, archivedStep];
+
+function refuse(id: string, status: TenantStatus): never {
   if (status === 'provisioning') {
     throw new OffboardingError(
       `tenant '${id}' is provisioning: rerun create until it is active, then offboard it`,
@@ -464,91 +540,42 @@ function refuse(id: string, status: string): never {
   throw new OffboardingError(`tenant '${id}' is ${status}; offboarding does not change it`);
 }
 
-async function plan(deps: ProvisionerDeps, id: string, archiveDir: string): Promise<OffboardingResult> {
-  const status = await readStatus(deps.pool, id);
-  if (status === 'archived')
-    return { tenantId: id, dryRun: true, fromStatus: status, status, archive: null, steps: [] };
-  if (!OFFBOARDABLE.includes(status)) refuse(id, status);
-  const keys = await deps.pool.query(
-    'SELECT 1 FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL',
-    [id],
-  );
-  const steps = [`status offboarding; role NOLOGIN, sessions ended, ${keys.rowCount} API key(s) revoked`];
-  if (await schemaExists(deps.pool, id)) {
-    const counts = await countRows(deps.pool, id);
-    const tables = Object.entries(counts).map(([t, n]) => `${t} ${n}`);
-    steps.push(
-      `archive schema ${id} to ${path.join(archiveDir, `${id}-<UTC timestamp>.sql.gz`)}: ${tables.join(', ') || 'no tables'}`,
-    );
-    steps.push(`drop schema ${id} CASCADE after the archive verifies`);
-  }
-  if (await roleExists(deps.pool, id)) steps.push(`drop role ${id}`);
-  steps.push(`delete ${path.join(deps.manifestsDir ?? DEFAULT_MANIFESTS_DIR, `${id}.yaml`)}`);
-  if (deps.kubeContext) steps.push(`kubectl delete namespace ${id} in ${deps.kubeContext}`);
-  if (deps.aws?.enabled) {
-    steps.push(`delete budget ${tenantBudgetName(deps.env, id)}`);
-    steps.push(
-      `schedule deletion of secret ${tenantSecretName(deps.env, id)} (${SECRET_RECOVERY_WINDOW_DAYS}-day recovery window)`,
-    );
-  }
-  steps.push('status archived; catalog row, usage and audit trail kept');
-  return { tenantId: id, dryRun: true, fromStatus: status, status, archive: null, steps };
-}
-
 /**
  * Offboards a tenant: blocks it, archives its schema (pg_dump, gzip, sha256, verified), and only then drops
  * the schema, role, manifests and AWS resources. Serialized per tenant and resumable: a rerun after a crash
- * reuses a verified archive and never drops without one.
+ * reuses a verified archive and never drops without one. A dry run runs the same steps' plans only.
  */
 export async function offboardTenant(
   deps: ProvisionerDeps,
   tenantId: string,
   options: OffboardingOptions,
 ): Promise<OffboardingResult> {
-  const parsed = optionsSchema.parse({
-    actor: options.actor,
-    reason: options.reason,
-    dryRun: options.dryRun,
-    archiveDir: options.archiveDir,
-  });
+  const parsed = optionsSchema.parse(options);
   const id = parseTenantId(tenantId);
   // Before any step: a value the audit trail cannot store must not stop the run after logins are blocked.
   checkAuditText('actor', parsed.actor);
   checkAuditText('reason', parsed.reason);
   const archiveDir = parsed.archiveDir ?? DEFAULT_ARCHIVE_DIR;
-  if (parsed.dryRun) return plan(deps, id, archiveDir);
+  const dryRun = parsed.dryRun ?? false;
   const aws = deps.aws?.enabled ? createAwsClients(deps.env) : null;
-  const client = await deps.pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [TENANT_LOCK_CLASS, id]);
-    try {
-      const ctx: Ctx = { deps, client, id, options: { ...options, archiveDir }, steps: [] };
-      const from = await readStatus(client, id);
-      if (from === 'archived')
-        return { tenantId: id, dryRun: false, fromStatus: from, status: from, archive: null, steps: [] };
-      if (!OFFBOARDABLE.includes(from)) refuse(id, from);
-      await beginOffboarding(ctx, from);
-      if (options.faultAfter === 'offboarding') throw new InjectedFault('injected fault after offboarding');
-      // A schema already gone was dropped by an earlier run after its archive verified: never re-archive.
-      const archive = (await schemaExists(client, id))
-        ? await archiveSchema(ctx)
-        : await latestArchive(client, id);
-      if (options.faultAfter === 'archive') throw new InjectedFault('injected fault after archive');
-      await dropDatabaseObjects(ctx);
-      if (options.faultAfter === 'drop') throw new InjectedFault('injected fault after drop');
-      await removeManifests(ctx);
-      if (aws) await removeAws(ctx, aws);
-      await inTx(client, () => setStatus(ctx, 'offboarding', 'archived', { archive, steps: ctx.steps }));
-      return { tenantId: id, dryRun: false, fromStatus: from, status: 'archived', archive, steps: ctx.steps };
-    } finally {
-      await client
-        .query('SELECT pg_advisory_unlock($1, hashtext($2))', [TENANT_LOCK_CLASS, id])
-        .catch((error) => {
-          broken = error;
-        });
-    }
-  } finally {
-    client.release(broken);
-  }
+  const offboard = async (db: pg.Pool | pg.PoolClient): Promise<OffboardingResult> => {
+    const from = await readStatus(db, id);
+    if (from === 'archived')
+      return { tenantId: id, dryRun, fromStatus: from, status: from, archive: null, steps: [] };
+    if (from !== 'offboarding' && !OFFBOARDABLE.includes(from)) refuse(id, from);
+    const ctx: Ctx = { deps, db, id, from, options: { ...parsed, archiveDir }, aws, archive: null };
+    const steps = await runSteps(STEPS, ctx, {
+      dryRun,
+      ...(deps.observer ? { observer: deps.observer } : {}),
+    });
+    return {
+      tenantId: id,
+      dryRun,
+      fromStatus: from,
+      status: dryRun ? from : 'archived',
+      archive: dryRun ? null : ctx.archive,
+      steps,
+    };
+  };
+  return dryRun ? offboard(deps.pool) : withTenantLock(deps.pool, id, (c) => offboard(c));
 }

@@ -1,6 +1,7 @@
 import { chmod, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -11,7 +12,6 @@ import {
   changeTier,
   createTenant,
   getTenant,
-  InjectedFault,
   KubectlError,
   listTenants,
   type ProvisionerDeps,
@@ -24,11 +24,11 @@ import {
   AwsUnavailableError,
   createAwsClients,
   describeTenantBudget,
-  readTenantSecret,
   tenantSecretName,
 } from './tenant-aws.ts';
 import { inspectTenantDatabase } from './tenant-database.ts';
 import { TenantIdError } from './tenant-id.ts';
+import { crashAfter, SimulatedCrash } from './testing/crash.ts';
 import { type MotoServer, startMoto } from './testing/moto.ts';
 import { getTier, TierError } from './tiers.ts';
 
@@ -62,7 +62,6 @@ async function snapshot(deps: ProvisionerDeps, id: string) {
     [id],
   );
   const aws = deps.aws?.enabled ? createAwsClients(deps.env) : null;
-  const secret = aws ? await readTenantSecret(aws, deps.env, id) : null;
   const state = {
     tenant: tenant && {
       tier: tenant.tier,
@@ -77,7 +76,6 @@ async function snapshot(deps: ProvisionerDeps, id: string) {
     rights: rights.rows[0],
     audit: (await auditTrail(pool, id)).map((e) => [e.action, e.fromStatus, e.toStatus]),
     manifests: await readFile(path.join(deps.manifestsDir!, `${id}.yaml`), 'utf8'),
-    secret: secret && { username: secret.username, schema: secret.schema },
     budget: aws ? await describeTenantBudget(aws, deps.env, id) : null,
   };
   return JSON.parse(JSON.stringify(state).replaceAll(id, '<id>'));
@@ -117,22 +115,15 @@ describe('create', () => {
     expect(db.schemaAcl.some((e) => e.startsWith('='))).toBe(false);
 
     const aws = createAwsClients(fx.deps.env);
-    const secret = await readTenantSecret(aws, fx.deps.env, id);
-    expect(secret).toMatchObject({
-      username: id,
-      schema: id,
-      host: '127.0.0.1',
-      port: 5432,
-      dbname: fx.database.name,
-    });
+    // Tenant roles authenticate with IAM through RDS Proxy: onboarding creates no per-tenant secret.
+    await expect(
+      aws.secrets.send(new DescribeSecretCommand({ SecretId: tenantSecretName(fx.deps.env, id) })),
+    ).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
     const budget = await describeTenantBudget(aws, fx.deps.env, id);
     expect(budget).toEqual({ exists: true, limitUsd: tier.monthlyCostBudgetUsd, thresholds: [90, 100, 200] });
     expect(tenantSecretName(fx.deps.env, id)).toBe(`agent-platform/dev/tenants/${id}/database`);
 
-    // The secret's password is the role's: log in with it.
-    const asTenant = new pg.Client({
-      connectionString: fx.database.url.replace('postgres@', `${id}:${secret!.password}@`),
-    });
+    const asTenant = new pg.Client({ connectionString: fx.database.url.replace('postgres@', `${id}@`) });
     await asTenant.connect();
     const { rows } = await asTenant.query(
       "SELECT current_user AS who, current_setting('temp_file_limit') AS temp",
@@ -164,7 +155,6 @@ describe('create', () => {
     expect(again.steps.map((s) => s.action)).toEqual([
       'unchanged',
       'skipped',
-      'skipped',
       'unchanged',
       'unchanged',
       'unchanged',
@@ -182,7 +172,6 @@ describe('create', () => {
     expect(plan.tenant).toBeNull();
     expect(plan.steps.filter((s) => s.action === 'planned').map((s) => s.step)).toEqual([
       'catalog',
-      'secret',
       'budget',
       'database',
       'manifests',
@@ -193,7 +182,7 @@ describe('create', () => {
     );
     expect(await footprint(fx.pool, [id])).toEqual(before);
     await expect(stat(path.join(fx.manifestsDir, `${id}.yaml`))).rejects.toThrow(/ENOENT/);
-    expect(await readTenantSecret(createAwsClients(fx.deps.env), fx.deps.env, id)).toBeNull();
+    expect(plan.steps.find((s) => s.step === 'readiness')?.action).toBe('skipped');
   });
 
   test('drift is repaired: a changed role setting is put back and audited', async () => {
@@ -240,8 +229,8 @@ describe('crash at any step converges to the state of a clean create', () => {
   test.each(STEP_NAMES.map((s) => [s]))('fault after %s, then rerun', async (step) => {
     const id = fx.tenantId(`crash-${step.slice(0, 4)}`);
     await expect(
-      createTenant({ ...awsDeps, faultAfter: step }, { id, tier: 'starter', actor: 'test' }),
-    ).rejects.toThrow(InjectedFault);
+      createTenant({ ...awsDeps, observer: crashAfter(step) }, { id, tier: 'starter', actor: 'test' }),
+    ).rejects.toThrow(SimulatedCrash);
     const resumed = await createTenant(awsDeps, { id, tier: 'starter', actor: 'test' });
     expect(resumed.ready).toBe(true);
     expect(resumed.apiKey === undefined).toBe(step === 'activate');
@@ -339,10 +328,10 @@ describe('bad input gives one clear error and changes nothing', () => {
     expect(stuck?.status).toBe('provisioning');
     expect(stuck?.steps).toEqual([
       {
-        step: 'secret',
+        step: 'budget',
         state: 'failed',
         durationMs: null,
-        error: expect.stringMatching(/unreachable during reading secret/),
+        error: expect.stringMatching(/unreachable during describing budget/),
       },
     ]);
     const resumed = await createTenant(awsDeps, { id, tier: 'pro', actor: 'test' });
@@ -406,11 +395,11 @@ describe('changeTier', () => {
   test('re-applies role limits and quota from the new tier, audited; a dry run changes nothing', async () => {
     const id = fx.tenantId('upgrade');
     await createTenant(fx.deps, { id, tier: 'free', actor: 'test' });
-    const plan = await changeTier(fx.deps, id, 'enterprise', 'ops', { dryRun: true });
+    const plan = await changeTier(fx.deps, { id, tier: 'enterprise', actor: 'ops', dryRun: true });
     expect(plan.steps[0]?.changes).toEqual(['tier free -> enterprise']);
     expect((await getTenant(fx.pool, id))?.tier).toBe('free');
 
-    const result = await changeTier(fx.deps, id, 'enterprise', 'ops');
+    const result = await changeTier(fx.deps, { id, tier: 'enterprise', actor: 'ops' });
     const tier = getTier('enterprise');
     expect(result.tenant?.tier).toBe('enterprise');
     const db = await inspectTenantDatabase(fx.pool, id);
@@ -425,7 +414,7 @@ describe('changeTier', () => {
   test('an AWS error answer is one line naming the call (moto answers UpdateBudget with HTTP 500)', async () => {
     const id = fx.tenantId('awserr');
     await createTenant(awsDeps, { id, tier: 'free', actor: 'test' });
-    const failure = changeTier(awsDeps, id, 'pro', 'ops');
+    const failure = changeTier(awsDeps, { id, tier: 'pro', actor: 'ops' });
     await expect(failure).rejects.toThrow(AwsServiceError);
     await expect(failure).rejects.toThrow(
       new RegExp(`^AWS updating budget agent-platform-dev-tenant-${id} failed with HTTP 500: `),
@@ -441,7 +430,7 @@ describe('changeTier', () => {
     try {
       await blocker.query('BEGIN');
       await blocker.query('SELECT 1 FROM control.tenants WHERE id = $1 FOR UPDATE', [id]);
-      const failure = changeTier(fx.deps, id, 'pro', 'ops');
+      const failure = changeTier(fx.deps, { id, tier: 'pro', actor: 'ops' });
       let pid: number | undefined;
       for (let i = 0; i < 200 && pid === undefined; i++) {
         const { rows } = await fx.pool.query(
@@ -462,7 +451,7 @@ describe('changeTier', () => {
   });
 
   test('an unknown tenant is named', async () => {
-    await expect(changeTier(fx.deps, 'nobody-here', 'pro', 'ops')).rejects.toThrow(
+    await expect(changeTier(fx.deps, { id: 'nobody-here', tier: 'pro', actor: 'ops' })).rejects.toThrow(
       "tenant 'nobody-here' does not exist",
     );
   });

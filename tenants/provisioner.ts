@@ -1,56 +1,59 @@
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
 import { z } from 'zod';
 import { type EnvironmentConfig, tenantHostname } from '../config/environments.ts';
-import { renderTenantManifests } from '../constructs/tenant-namespace.ts';
 import { apiKeyInsertStatement } from './api-keys.ts';
 import { auditInsertStatement, checkAuditText, recordAudit } from './audit.ts';
 import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
 import {
+  DEFAULT_MANIFESTS_DIR,
+  manifestsPath,
+  readIfExists,
+  renderTenantYaml,
+  writeCreatingDir,
+} from './lifecycle/manifests.ts';
+import { clientConfig, inClientTransaction, poolConnection, withTenantLock } from './lifecycle/session.ts';
+import { TenantStateError, type TenantStatus } from './lifecycle/status.ts';
+import {
+  anyApplied,
+  type RunSoFar,
+  runSteps,
+  type Step,
+  type StepFailure,
+  type StepObserver,
+  type StepResult,
+  stepTimings,
+} from './lifecycle/steps.ts';
+import { transitionStatement } from './lifecycle/transition.ts';
+import {
   type AwsClients,
+  type BudgetState,
   budgetChanges,
   createAwsClients,
   describeTenantBudget,
   ensureTenantBudget,
-  ensureTenantSecret,
-  readTenantSecret,
 } from './tenant-aws.ts';
 import {
   applyTenantDatabase,
   databaseChanges,
-  generatePassword,
   inspectTenantDatabase,
   sessionSettings,
+  type TenantDatabaseState,
 } from './tenant-database.ts';
 import { parseTenantId } from './tenant-id.ts';
 import { TENANT_TABLES } from './tenant-schema.ts';
 import { getTier, type Tier } from './tiers.ts';
-import { TENANT_LOCK_CLASS } from './transaction.ts';
 
-/** Provisioning steps, in the order they run. */
-export const STEP_NAMES = [
-  'catalog',
-  'secret',
-  'budget',
-  'database',
-  'manifests',
-  'readiness',
-  'activate',
-] as const;
+/** Provisioning steps, in the order they report. */
+export const STEP_NAMES = ['catalog', 'budget', 'database', 'manifests', 'readiness', 'activate'] as const;
 export type StepName = (typeof STEP_NAMES)[number];
-
-/** Advisory lock class for per-tenant serialization (the second key is hashtext(id)). */
-
-export const DEFAULT_MANIFESTS_DIR = path.join('out', 'manifests');
 
 export interface ProvisionerDeps {
   /** Catalog database; tenant schemas live in the same database (one cell per database). */
   readonly pool: pg.Pool;
   readonly env: EnvironmentConfig;
-  /** @default - AWS steps (secret, budget) are skipped */
+  /** @default - the AWS step (budget) is skipped */
   readonly aws?: { readonly enabled: boolean };
   /** Where `<id>.yaml` is written. @default 'out/manifests' */
   readonly manifestsDir?: string;
@@ -58,19 +61,11 @@ export interface ProvisionerDeps {
   readonly kubeContext?: string;
   /** @default - silent */
   readonly logger?: pino.Logger;
-  /** Test hook: simulates a crash right after this step completes. @default - none */
-  readonly faultAfter?: StepName;
+  /** Watches the steps (progress, or a simulated crash in tests). @default - none */
+  readonly observer?: StepObserver;
 }
 
-/** Thrown by the faultAfter test hook. */
-export class InjectedFault extends Error {
-  override readonly name = 'InjectedFault';
-}
-
-/** The tenant exists in a state that create may not change (e.g. suspended, or another tier). */
-export class TenantStateError extends Error {
-  override readonly name = 'TenantStateError';
-}
+export { DEFAULT_MANIFESTS_DIR, TenantStateError };
 
 /** The tenant was provisioned but does not work yet; it stays `provisioning` and a rerun retries. */
 export class ReadinessError extends Error {
@@ -85,7 +80,7 @@ export class KubectlError extends Error {
 export interface TenantRecord {
   readonly id: string;
   readonly tier: string;
-  readonly status: 'provisioning' | 'active' | 'limited' | 'suspended' | 'offboarding' | 'archived';
+  readonly status: TenantStatus;
   readonly cellId: string;
   readonly hostname: string | null;
   readonly schemaVersion: number;
@@ -94,14 +89,7 @@ export interface TenantRecord {
   readonly statusChangedAt: Date;
 }
 
-export interface StepReport {
-  readonly step: StepName;
-  /** applied: changed something; unchanged: already in sync; skipped: not enabled; planned: dry run. */
-  readonly action: 'applied' | 'unchanged' | 'skipped' | 'planned';
-  readonly ms: number;
-  /** The difference between desired and actual state, in words. */
-  readonly changes: string[];
-}
+export type StepReport = StepResult<StepName>;
 
 export interface CreateTenantResult {
   /** The catalog row after the run; null only for a dry run of a tenant that does not exist. */
@@ -125,11 +113,13 @@ const requestSchema = z.object({
   reason: z.string().optional(),
 });
 export type CreateTenantRequest = z.input<typeof requestSchema>;
+/** Same fields as a create: the tenant, the tier it moves to, who and why. */
+export type ChangeTierRequest = CreateTenantRequest;
 
 interface TenantRow {
   id: string;
   tier: string;
-  status: TenantRecord['status'];
+  status: TenantStatus;
   cell_id: string;
   hostname: string | null;
   schema_version: number;
@@ -162,39 +152,6 @@ async function readTenant(db: pg.Pool | pg.ClientBase, id: string): Promise<Tena
   return rows[0] ? toRecord(rows[0]) : null;
 }
 
-function manifestsPath(deps: ProvisionerDeps, id: string): string {
-  return path.join(deps.manifestsDir ?? DEFAULT_MANIFESTS_DIR, `${id}.yaml`);
-}
-
-function renderFor(deps: ProvisionerDeps, id: string, tier: Tier): string {
-  return renderTenantManifests({
-    tenantId: id,
-    tier,
-    hostname: tenantHostname(deps.env, id),
-    privateNetworkCidr: deps.env.network.cidr,
-  });
-}
-
-async function readIfExists(file: string): Promise<string | null> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
-}
-
-/** Writes the file, making its directory only when missing (one mkdir per directory, not per tenant). */
-async function writeCreatingDir(file: string, text: string): Promise<void> {
-  try {
-    await writeFile(file, text);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, text);
-  }
-}
-
 async function kubectlApply(context: string, file: string): Promise<void> {
   const args = [
     '--context',
@@ -224,50 +181,11 @@ async function kubectlApply(context: string, file: string): Promise<void> {
   });
 }
 
-/** Connection settings of the pool with the tenant role as the user. */
-function tenantConnection(pool: pg.Pool, tenantId: string, password: string | undefined): pg.ClientConfig {
-  const options = (pool as unknown as { options: pg.PoolConfig }).options;
-  if (options.connectionString) {
-    const url = new URL(options.connectionString);
-    url.username = encodeURIComponent(tenantId);
-    url.password = password === undefined ? '' : encodeURIComponent(password);
-    return { connectionString: url.toString() };
-  }
-  return {
-    host: options.host,
-    port: options.port,
-    database: options.database,
-    user: tenantId,
-    ...(password === undefined ? {} : { password }),
-  };
-}
-
-/** Where the tenant connects: the cell database the pool points at. */
-function databaseEndpoint(pool: pg.Pool): { host: string; port: number; dbname: string } {
-  const options = (pool as unknown as { options: pg.PoolConfig }).options;
-  if (options.connectionString) {
-    const url = new URL(options.connectionString);
-    return {
-      host: url.hostname,
-      port: Number(url.port || 5432),
-      dbname: decodeURIComponent(url.pathname.slice(1)),
-    };
-  }
-  return {
-    host: options.host ?? 'localhost',
-    port: options.port ?? 5432,
-    dbname: options.database ?? 'postgres',
-  };
-}
-
 /** Logs in as the tenant role, writes and reads its schema in a rolled-back transaction, checks settings. */
-async function checkDatabaseReadiness(
-  pool: pg.Pool,
-  tenantId: string,
-  tier: Tier,
-  password: string | undefined,
-): Promise<string[]> {
-  const client = new pg.Client(tenantConnection(pool, tenantId, password));
+async function checkDatabaseReadiness(pool: pg.Pool, tenantId: string, tier: Tier): Promise<string[]> {
+  // No password: the tenant role authenticates the way its workloads do (IAM through the proxy, trust here).
+  const { password: _admin, ...server } = poolConnection(pool);
+  const client = new pg.Client(clientConfig({ ...server, user: tenantId }));
   const s = pg.escapeIdentifier(tenantId);
   const wanted = sessionSettings(tier);
   try {
@@ -303,462 +221,345 @@ async function checkDatabaseReadiness(
   }
 }
 
-interface RunContext {
+interface Ctx {
   readonly deps: ProvisionerDeps;
-  readonly client: pg.PoolClient;
+  /** The locked session on a real run; the pool on a dry run, which only reads. */
+  readonly db: pg.Pool | pg.PoolClient;
   readonly id: string;
   readonly tier: Tier;
   readonly actor: string;
   readonly reason: string | undefined;
   readonly aws: AwsClients | null;
-  readonly log: pino.Logger;
+  tenant: TenantRecord | null;
+  budget?: BudgetState;
+  database?: TenantDatabaseState;
+  apiKey?: { key: string; prefix: string };
+  activated?: TenantRecord;
 }
 
-/** The reconcile loop for one tenant; the caller holds the tenant's advisory lock. */
-async function reconcile(ctx: RunContext, initial: TenantRecord | null): Promise<CreateTenantResult> {
-  const { deps, client, id, tier } = ctx;
-  const started = performance.now();
-  const steps: StepReport[] = [];
-  let tenant = initial;
-  let password: string | undefined;
-  let passwordIsNew = false;
-  let apiKey: { key: string; prefix: string } | undefined;
-  let activated: TenantRecord | undefined;
+const session = (ctx: Ctx) => ctx.db as pg.PoolClient;
 
-  let failedStep: StepName | undefined;
-  const step = async (name: StepName, work: () => Promise<Omit<StepReport, 'step' | 'ms'>>) => {
-    const t0 = performance.now();
-    const outcome = await work().catch((error) => {
-      failedStep ??= name;
-      throw error;
-    });
-    const report = { step: name, ms: Number((performance.now() - t0).toFixed(2)), ...outcome };
-    steps.push(report);
-    ctx.log.debug({ tenant: id, ...report }, 'step');
-    if (deps.faultAfter === name) throw new InjectedFault(`injected fault after step '${name}'`);
-  };
-
-  try {
-    await step('catalog', async () => {
-      if (tenant) return { action: 'unchanged', changes: [] };
-      const { rows } = await client.query<TenantRow>(
-        `WITH cell AS (
-           SELECT id FROM control.cells WHERE tenant_count < capacity
-            ORDER BY tenant_count::numeric / capacity, id LIMIT 1),
-         ins AS (
-           INSERT INTO control.tenants (id, tier, cell_id, hostname)
-           SELECT $1, $2, cell.id, $3 FROM cell
-           ON CONFLICT (id) DO NOTHING
-           RETURNING ${TENANT_COLUMNS}),
-         audit AS (
-           INSERT INTO control.audit_events (tenant_id, actor, action, to_status, reason, evidence)
-           SELECT id, $4, 'tenant.requested', 'provisioning', $5,
-                  jsonb_build_object('tier', tier, 'cell', cell_id, 'hostname', hostname) FROM ins)
-         SELECT * FROM ins`,
-        [id, tier.name, tenantHostname(deps.env, id), ctx.actor, ctx.reason ?? 'create requested'],
-      );
-      if (!rows[0])
-        throw new TenantStateError(`no cell has room for tenant '${id}': add a cell to control.cells`);
-      tenant = toRecord(rows[0]);
-      return { action: 'applied', changes: [`insert tenant (cell ${tenant.cellId}, ${tenant.hostname})`] };
-    });
-
-    const dbState = await inspectTenantDatabase(client, id);
-
-    await step('secret', async () => {
-      if (!ctx.aws) return { action: 'skipped', changes: [] };
-      const { secret, created } = await ensureTenantSecret(ctx.aws, deps.env, {
-        username: id,
-        password: generatePassword(),
-        schema: id,
-        ...databaseEndpoint(deps.pool),
+const catalogStep: Step<Ctx, StepName> = {
+  name: 'catalog',
+  async plan(ctx) {
+    if (!ctx.tenant) return [`insert tenant (least-loaded cell, ${tenantHostname(ctx.deps.env, ctx.id)})`];
+    return ctx.tenant.tier === ctx.tier.name ? [] : [`tier ${ctx.tenant.tier} -> ${ctx.tier.name}`];
+  },
+  async apply(ctx, planned) {
+    const client = session(ctx);
+    if (ctx.tenant) {
+      const from = ctx.tenant.tier;
+      await inClientTransaction(client, async () => {
+        await client.query('UPDATE control.tenants SET tier = $2, updated_at = now() WHERE id = $1', [
+          ctx.id,
+          ctx.tier.name,
+        ]);
+        await recordAudit(client, {
+          tenantId: ctx.id,
+          actor: ctx.actor,
+          action: 'tenant.tier-changed',
+          reason: ctx.reason ?? `tier ${from} -> ${ctx.tier.name}`,
+          evidence: { fromTier: from, toTier: ctx.tier.name },
+        });
       });
-      password = secret.password;
-      passwordIsNew = created || !dbState.roleExists;
-      return created
-        ? { action: 'applied', changes: ['create secret'] }
-        : { action: 'unchanged', changes: [] };
-    });
+      ctx.tenant = await readTenant(client, ctx.id);
+      return planned;
+    }
+    const { rows } = await client.query<TenantRow>(
+      `WITH cell AS (
+         SELECT id FROM control.cells WHERE tenant_count < capacity
+          ORDER BY tenant_count::numeric / capacity, id LIMIT 1),
+       ins AS (
+         INSERT INTO control.tenants (id, tier, cell_id, hostname)
+         SELECT $1, $2, cell.id, $3 FROM cell
+         ON CONFLICT (id) DO NOTHING
+         RETURNING ${TENANT_COLUMNS}),
+       audit AS (
+         INSERT INTO control.audit_events (tenant_id, actor, action, to_status, reason, evidence)
+         SELECT id, $4, 'tenant.requested', 'provisioning', $5,
+                jsonb_build_object('tier', tier, 'cell', cell_id, 'hostname', hostname) FROM ins)
+       SELECT * FROM ins`,
+      [
+        ctx.id,
+        ctx.tier.name,
+        tenantHostname(ctx.deps.env, ctx.id),
+        ctx.actor,
+        ctx.reason ?? 'create requested',
+      ],
+    );
+    if (!rows[0])
+      throw new TenantStateError(`no cell has room for tenant '${ctx.id}': add a cell to control.cells`);
+    ctx.tenant = toRecord(rows[0]);
+    return [`insert tenant (cell ${ctx.tenant.cellId}, ${ctx.tenant.hostname})`];
+  },
+};
 
-    await step('budget', async () => {
-      if (!ctx.aws) return { action: 'skipped', changes: [] };
-      const state = await describeTenantBudget(ctx.aws, deps.env, id);
-      const changes = budgetChanges(state, tier);
-      if (changes.length === 0) return { action: 'unchanged', changes };
-      await ensureTenantBudget(ctx.aws, deps.env, id, tier, state);
-      return { action: 'applied', changes };
-    });
+const budgetStep: Step<Ctx, StepName> = {
+  name: 'budget',
+  async plan(ctx) {
+    if (!ctx.aws) return null;
+    ctx.budget = await describeTenantBudget(ctx.aws, ctx.deps.env, ctx.id);
+    return budgetChanges(ctx.budget, ctx.tier);
+  },
+  async apply(ctx, planned) {
+    await ensureTenantBudget(ctx.aws!, ctx.deps.env, ctx.id, ctx.tier, ctx.budget!);
+    return planned;
+  },
+};
 
-    // The manifests do not depend on the database, so they render while PostgreSQL runs the DDL.
-    const databaseStep = step('database', async () => {
-      const changes = databaseChanges(dbState, id, tier);
-      if (passwordIsNew && dbState.roleExists) changes.push('role: set password from the secret');
-      if (changes.length === 0 && tenant!.schemaVersion > 0) return { action: 'unchanged', changes };
-      await applyTenantDatabase(client, id, tier, dbState, passwordIsNew ? password : undefined);
-      return { action: 'applied', changes: changes.length > 0 ? changes : ['record schema version'] };
-    });
+const databaseStep: Step<Ctx, StepName> = {
+  name: 'database',
+  async plan(ctx) {
+    ctx.database = await inspectTenantDatabase(ctx.db, ctx.id);
+    const changes = databaseChanges(ctx.database, ctx.id, ctx.tier);
+    if (changes.length === 0 && (ctx.tenant?.schemaVersion ?? 0) === 0) changes.push('record schema version');
+    return changes;
+  },
+  async apply(ctx, planned) {
+    await applyTenantDatabase(session(ctx), ctx.id, ctx.tier, ctx.database!, undefined);
+    return planned;
+  },
+};
 
-    const manifestsStep = step('manifests', async () => {
-      const file = manifestsPath(deps, id);
-      const yaml = renderFor(deps, id, tier);
-      const changes: string[] = [];
-      if ((await readIfExists(file)) !== yaml) {
-        await writeCreatingDir(file, yaml);
-        changes.push(`write ${file}`);
-      }
-      if (deps.kubeContext) {
-        await kubectlApply(deps.kubeContext, file);
-        changes.push(`kubectl apply --server-side (context ${deps.kubeContext})`);
-      }
-      return { action: changes.length > 0 ? 'applied' : 'unchanged', changes };
-    });
+// The manifests do not depend on the database, so they render while PostgreSQL runs the DDL.
+const manifestsStep: Step<Ctx, StepName> = {
+  name: 'manifests',
+  async plan(ctx) {
+    const file = manifestsPath(ctx.deps.manifestsDir, ctx.id);
+    const changes: string[] = [];
+    if ((await readIfExists(file)) !== renderTenantYaml(ctx.deps.env, ctx.id, ctx.tier))
+      changes.push(`write ${file}`);
+    if (ctx.deps.kubeContext) changes.push(`kubectl apply --server-side (context ${ctx.deps.kubeContext})`);
+    return changes;
+  },
+  async apply(ctx, planned) {
+    const file = manifestsPath(ctx.deps.manifestsDir, ctx.id);
+    if (planned.includes(`write ${file}`))
+      await writeCreatingDir(file, renderTenantYaml(ctx.deps.env, ctx.id, ctx.tier));
+    if (ctx.deps.kubeContext) await kubectlApply(ctx.deps.kubeContext, file);
+    return planned;
+  },
+};
 
-    const [database, manifests] = await Promise.allSettled([databaseStep, manifestsStep]);
-    for (const outcome of [database, manifests]) if (outcome.status === 'rejected') throw outcome.reason;
+const readinessStep: Step<Ctx, StepName> = {
+  name: 'readiness',
+  check: true,
+  async plan(_ctx, so) {
+    return so.dryRun ? null : [];
+  },
+  async apply(ctx) {
+    const problems = await checkDatabaseReadiness(ctx.deps.pool, ctx.id, ctx.tier);
+    if (ctx.aws && !(await describeTenantBudget(ctx.aws, ctx.deps.env, ctx.id)).exists)
+      problems.push('budget not found');
+    if (problems.length > 0)
+      throw new ReadinessError(`tenant '${ctx.id}' is not ready: ${problems.join('; ')}`);
+    return [];
+  },
+};
 
-    await step('readiness', async () => {
-      const problems = await checkDatabaseReadiness(deps.pool, id, tier, password);
-      if (ctx.aws && !(await describeTenantBudget(ctx.aws, deps.env, id)).exists)
-        problems.push('budget not found');
-      if (problems.length > 0)
-        throw new ReadinessError(`tenant '${id}' is not ready: ${problems.join('; ')}`);
-      return { action: 'unchanged', changes: [] };
-    });
-
-    await step('activate', async () => {
-      const { rows: keys } = await client.query(
-        'SELECT 1 FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL LIMIT 1',
-        [id],
-      );
-      const needsKey = keys.length === 0;
-      const needsActivation = tenant!.status === 'provisioning';
-      const changed = steps.some((s) => s.action === 'applied');
-      if (!needsKey && !needsActivation && !changed) return { action: 'unchanged', changes: [] };
-      const changes: string[] = [];
-      // One round trip: the whole activation transaction, then the final row.
-      const statements = ['BEGIN', 'SET LOCAL synchronous_commit = on'];
-      let issued: { key: string; prefix: string } | undefined;
-      if (needsKey) {
-        const { sql, ...key } = apiKeyInsertStatement(id);
-        issued = key;
-        statements.push(
-          sql,
-          auditInsertStatement({
-            tenantId: id,
-            actor: ctx.actor,
-            action: 'api-key.issued',
-            evidence: { prefix: key.prefix },
-          }),
-        );
-        changes.push(`issue api key ${key.prefix}`);
-      }
-      const timings = Object.fromEntries(steps.map((s) => [s.step, s.ms]));
-      const recorded = steps.filter((s) => s.action !== 'skipped');
-      const idLiteral = pg.escapeLiteral(id);
-      if (needsActivation) {
-        statements.push(
-          `UPDATE control.tenants SET status = 'active', status_changed_at = now(), updated_at = now()
-            WHERE id = ${idLiteral} AND status = 'provisioning'`,
-          auditInsertStatement({
-            tenantId: id,
-            actor: ctx.actor,
-            action: 'tenant.activated',
-            fromStatus: 'provisioning',
-            toStatus: 'active',
-            reason: 'readiness check passed',
-            evidence: { timingsMs: timings, tier: tier.name, aws: ctx.aws !== null },
-          }),
-        );
-        changes.push('status provisioning -> active');
-      } else if (changed) {
-        statements.push(
-          auditInsertStatement({
-            tenantId: id,
-            actor: ctx.actor,
-            action: 'tenant.reconciled',
-            reason: ctx.reason ?? 'drift repaired',
-            evidence: { changes: steps.flatMap((s) => s.changes), timingsMs: timings },
-          }),
-        );
-      }
-      statements.push(
-        `INSERT INTO control.provisioning_steps (tenant_id, step, state, duration_ms, error, updated_at)
-         SELECT ${idLiteral}, s.step, 'done', s.ms, NULL, now()
-           FROM unnest(${pg.escapeLiteral(`{${recorded.map((s) => s.step).join(',')}}`)}::text[],
-                       ${pg.escapeLiteral(`{${recorded.map((s) => s.ms).join(',')}}`)}::numeric[]) AS s(step, ms)
-         ON CONFLICT (tenant_id, step) DO UPDATE
-           SET state = 'done', duration_ms = EXCLUDED.duration_ms, error = NULL, updated_at = now()`,
-        'COMMIT',
-        `SELECT ${TENANT_COLUMNS} FROM control.tenants WHERE id = ${idLiteral}`,
-      );
-      let results: pg.QueryResult<TenantRow>[];
-      try {
-        results = (await client.query(statements.join(';\n'))) as unknown as pg.QueryResult<TenantRow>[];
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw error;
-      }
-      apiKey = issued;
-      const row = results[results.length - 1]?.rows[0];
-      if (row) activated = toRecord(row);
-      return { action: 'applied', changes };
-    });
-  } catch (error) {
-    if (!(error instanceof InjectedFault) && tenant)
-      await recordFailure(ctx, failedStep ?? 'activate', steps, error);
-    throw error;
-  }
-
-  steps.sort((x, y) => STEP_NAMES.indexOf(x.step) - STEP_NAMES.indexOf(y.step));
-  const final = activated ?? (await readTenant(client, id))!;
-  const timings: CreateTenantResult['timings'] = Object.fromEntries(steps.map((s) => [s.step, s.ms]));
-  timings.total = Number((performance.now() - started).toFixed(2));
-  return {
-    tenant: final,
-    ...(apiKey ? { apiKey } : {}),
-    steps,
-    timings,
-    ready: true,
-    changed: steps.some((s) => s.action === 'applied'),
-    dryRun: false,
-  };
+async function hasActiveKey(ctx: Ctx): Promise<boolean> {
+  if (!ctx.tenant) return false;
+  const { rows } = await ctx.db.query(
+    'SELECT 1 FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL LIMIT 1',
+    [ctx.id],
+  );
+  return rows.length > 0;
 }
+
+const activateStep: Step<Ctx, StepName> = {
+  name: 'activate',
+  async plan(ctx, so) {
+    const changes: string[] = [];
+    if (!(await hasActiveKey(ctx))) changes.push('issue api key');
+    if (ctx.tenant?.status !== 'active') changes.push('status provisioning -> active');
+    if (changes.length === 0 && anyApplied(so.results)) changes.push('record the repaired drift');
+    return changes;
+  },
+  async apply(ctx, planned, so: RunSoFar<StepName>) {
+    const id = ctx.id;
+    const changes: string[] = [];
+    // One round trip: the whole activation transaction, then the final row.
+    const statements = ['BEGIN', 'SET LOCAL synchronous_commit = on'];
+    let issued: { key: string; prefix: string } | undefined;
+    if (planned.includes('issue api key')) {
+      const { sql, ...key } = apiKeyInsertStatement(id);
+      issued = key;
+      statements.push(
+        sql,
+        auditInsertStatement({
+          tenantId: id,
+          actor: ctx.actor,
+          action: 'api-key.issued',
+          evidence: { prefix: key.prefix },
+        }),
+      );
+      changes.push(`issue api key ${key.prefix}`);
+    }
+    const timings = stepTimings(so.results);
+    if (planned.includes('status provisioning -> active')) {
+      statements.push(
+        transitionStatement({
+          tenantId: id,
+          from: 'provisioning',
+          to: 'active',
+          actor: ctx.actor,
+          action: 'tenant.activated',
+          reason: 'readiness check passed',
+          evidence: { timingsMs: timings, tier: ctx.tier.name, aws: ctx.aws !== null },
+        }),
+      );
+      changes.push('status provisioning -> active');
+    } else if (anyApplied(so.results)) {
+      statements.push(
+        auditInsertStatement({
+          tenantId: id,
+          actor: ctx.actor,
+          action: 'tenant.reconciled',
+          reason: ctx.reason ?? 'drift repaired',
+          evidence: { changes: so.results.flatMap((r) => r.changes), timingsMs: timings },
+        }),
+      );
+      changes.push('record the repaired drift');
+    }
+    const recorded = so.results.filter((r) => r.action !== 'skipped');
+    const idLiteral = pg.escapeLiteral(id);
+    statements.push(
+      `INSERT INTO control.provisioning_steps (tenant_id, step, state, duration_ms, error, updated_at)
+       SELECT ${idLiteral}, s.step, 'done', s.ms, NULL, now()
+         FROM unnest(${pg.escapeLiteral(`{${recorded.map((r) => r.step).join(',')}}`)}::text[],
+                     ${pg.escapeLiteral(`{${recorded.map((r) => r.ms).join(',')}}`)}::numeric[]) AS s(step, ms)
+       ON CONFLICT (tenant_id, step) DO UPDATE
+         SET state = 'done', duration_ms = EXCLUDED.duration_ms, error = NULL, updated_at = now()`,
+      'COMMIT',
+      `SELECT ${TENANT_COLUMNS} FROM control.tenants WHERE id = ${idLiteral}`,
+    );
+    const client = session(ctx);
+    let results: pg.QueryResult<TenantRow>[];
+    try {
+      results = (await client.query(statements.join(';\n'))) as unknown as pg.QueryResult<TenantRow>[];
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    }
+    if (issued) ctx.apiKey = issued;
+    const row = results[results.length - 1]?.rows[0];
+    if (row) ctx.activated = toRecord(row);
+    return changes;
+  },
+};
+
+const STEPS = [catalogStep, budgetStep, [databaseStep, manifestsStep], readinessStep, activateStep] as const;
 
 /** Records where provisioning stopped, so `show` and the runbook can point at the failed step. */
-async function recordFailure(
-  ctx: RunContext,
-  failed: StepName,
-  steps: StepReport[],
-  error: unknown,
-): Promise<void> {
-  const message = error instanceof Error ? error.message : String(error);
+async function recordFailure(ctx: Ctx, failure: StepFailure<StepName>): Promise<void> {
+  if (!ctx.tenant) return;
+  const message = failure.error instanceof Error ? failure.error.message : String(failure.error);
   try {
-    await ctx.client.query(
+    await ctx.db.query(
       `INSERT INTO control.provisioning_steps (tenant_id, step, state, error, updated_at)
        VALUES ($1, $2, 'failed', $3, now())
        ON CONFLICT (tenant_id, step) DO UPDATE SET state = 'failed', error = EXCLUDED.error, updated_at = now()`,
-      [ctx.id, failed, message],
+      [ctx.id, failure.step, message],
     );
-    await recordAudit(ctx.client, {
+    await recordAudit(ctx.db, {
       tenantId: ctx.id,
       actor: ctx.actor,
       action: 'tenant.provisioning-failed',
       reason: message,
-      evidence: { step: failed, completed: steps.map((s) => s.step) },
+      evidence: { step: failure.step, completed: failure.completed.map((r) => r.step) },
     });
   } catch (recordError) {
-    ctx.log.warn({ tenant: ctx.id, err: recordError }, 'could not record the failed step');
-  }
-}
-
-/** Dry run: the difference between desired and actual state per step; reads only, changes nothing. */
-async function plan(
-  deps: ProvisionerDeps,
-  id: string,
-  tier: Tier,
-  aws: AwsClients | null,
-  forTierChange = false,
-): Promise<CreateTenantResult> {
-  const started = performance.now();
-  const steps: StepReport[] = [];
-  const add = (step: StepName, changes: string[], skipped = false) =>
-    steps.push({
-      step,
-      action: skipped ? 'skipped' : changes.length > 0 ? 'planned' : 'unchanged',
-      ms: 0,
-      changes,
-    });
-  const tenant = await readTenant(deps.pool, id);
-  if (tenant && tenant.tier !== tier.name && !forTierChange) {
-    throw new TenantStateError(
-      `tenant '${id}' exists with tier '${tenant.tier}', not '${tier.name}': use change-tier`,
+    (ctx.deps.logger ?? SILENT).warn(
+      { tenant: ctx.id, err: recordError },
+      'could not record the failed step',
     );
-  }
-  if (!tenant) add('catalog', [`insert tenant (least-loaded cell, ${tenantHostname(deps.env, id)})`]);
-  else add('catalog', tenant.tier === tier.name ? [] : [`tier ${tenant.tier} -> ${tier.name}`]);
-  if (aws) {
-    add('secret', (await readTenantSecret(aws, deps.env, id)) ? [] : ['create secret']);
-    add('budget', budgetChanges(await describeTenantBudget(aws, deps.env, id), tier));
-  } else {
-    add('secret', [], true);
-    add('budget', [], true);
-  }
-  add('database', databaseChanges(await inspectTenantDatabase(deps.pool, id), id, tier));
-  const file = manifestsPath(deps, id);
-  const manifestChanges = (await readIfExists(file)) === renderFor(deps, id, tier) ? [] : [`write ${file}`];
-  if (deps.kubeContext) manifestChanges.push(`kubectl apply --server-side (context ${deps.kubeContext})`);
-  add('manifests', manifestChanges);
-  const { rows } = tenant
-    ? await deps.pool.query(
-        'SELECT 1 FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL LIMIT 1',
-        [id],
-      )
-    : { rows: [] };
-  add('activate', [
-    ...(rows.length === 0 ? ['issue api key'] : []),
-    ...(tenant?.status === 'active' ? [] : ['status provisioning -> active']),
-  ]);
-  return {
-    tenant,
-    steps,
-    timings: { total: Number((performance.now() - started).toFixed(2)) },
-    ready: false,
-    changed: false,
-    dryRun: true,
-  };
-}
-
-async function connect(pool: pg.Pool): Promise<pg.PoolClient> {
-  try {
-    return await pool.connect();
-  } catch (error) {
-    if (error instanceof pg.DatabaseError) throw error;
-    const options = (pool as unknown as { options: pg.PoolConfig }).options;
-    const where = options.connectionString
-      ? new URL(options.connectionString).host
-      : `${options.host}:${options.port}`;
-    throw new DatabaseUnavailableError(
-      `PostgreSQL unreachable at ${where}: ${error instanceof Error ? error.message : String(error)}`,
-    );
-  }
-}
-
-/** Runs `work` holding the tenant's advisory lock on one pooled connection. */
-async function withTenantLock<T>(
-  pool: pg.Pool,
-  id: string,
-  work: (client: pg.PoolClient) => Promise<T>,
-): Promise<T> {
-  const client = await connect(pool);
-  // A checked-out client has no 'error' listener, so a dropped connection would crash the process;
-  // the failing query rejects anyway, and that error is what the caller gets.
-  const ignore = () => {};
-  client.on('error', ignore);
-  let broken: Error | undefined;
-  try {
-    // Commits before activation skip the fsync wait: activation commits synchronously, which flushes
-    // the earlier WAL too, and a crash before it leaves the tenant `provisioning` for the next run.
-    await client.query(
-      "SELECT pg_advisory_lock($1, hashtext($2)), set_config('synchronous_commit', 'off', false)",
-      [TENANT_LOCK_CLASS, id],
-    );
-    try {
-      return await work(client);
-    } finally {
-      await client
-        .query("SELECT pg_advisory_unlock($1, hashtext($2)), set_config('synchronous_commit', 'on', false)", [
-          TENANT_LOCK_CLASS,
-          id,
-        ])
-        .catch((error) => {
-          broken = error;
-        });
-    }
-  } finally {
-    client.removeListener('error', ignore);
-    client.release(broken);
   }
 }
 
 /** Built once: pino construction costs more than a tenant's catalog insert. */
 const SILENT = pino({ level: 'silent' });
 
-function awsClientsFor(deps: ProvisionerDeps): AwsClients | null {
-  return deps.aws?.enabled ? createAwsClients(deps.env) : null;
+type Mode = 'create' | 'change-tier';
+
+/** The checks both commands make before any step, on the row as the run sees it. */
+function refuse(mode: Mode, id: string, tier: Tier, tenant: TenantRecord | null): void {
+  if (mode === 'change-tier') {
+    if (!tenant) throw new TenantNotFoundError(id);
+    if (tenant.status !== 'active' && tenant.status !== 'provisioning')
+      throw new TenantStateError(`tenant '${id}' is ${tenant.status}; resume it before changing its tier`);
+    return;
+  }
+  if (tenant && tenant.tier !== tier.name) {
+    throw new TenantStateError(
+      `tenant '${id}' exists with tier '${tenant.tier}', not '${tier.name}': use change-tier`,
+    );
+  }
+  if (tenant && tenant.status !== 'provisioning' && tenant.status !== 'active') {
+    throw new TenantStateError(`tenant '${id}' is ${tenant.status}; create does not change it`);
+  }
 }
 
-/**
- * Creates the tenant or converges it to its tier: idempotent, serialized per tenant, resumable after a
- * crash at any step. Returns once the tenant works (see `ready`), with timings per step.
- */
-export async function createTenant(
+async function provision(
   deps: ProvisionerDeps,
   request: CreateTenantRequest,
+  mode: Mode,
 ): Promise<CreateTenantResult> {
   const parsed = requestSchema.parse(request);
   const id = parseTenantId(parsed.id);
   checkAuditText('actor', parsed.actor);
   checkAuditText('reason', parsed.reason);
   const tier = getTier(parsed.tier);
-  const aws = awsClientsFor(deps);
-  if (parsed.dryRun) return plan(deps, id, tier, aws);
-  const log = deps.logger ?? SILENT;
-  return withTenantLock(deps.pool, id, async (client) => {
-    const existing = await readTenant(client, id);
-    if (existing && existing.tier !== tier.name) {
-      throw new TenantStateError(
-        `tenant '${id}' exists with tier '${existing.tier}', not '${tier.name}': use change-tier`,
-      );
-    }
-    if (existing && existing.status !== 'provisioning' && existing.status !== 'active') {
-      throw new TenantStateError(`tenant '${id}' is ${existing.status}; create does not change it`);
-    }
-    const result = await reconcile(
-      { deps, client, id, tier, actor: parsed.actor, reason: parsed.reason, aws, log },
-      existing,
-    );
-    log.info(
-      { tenant: id, tier: tier.name, changed: result.changed, timings: result.timings },
-      'tenant reconciled',
-    );
-    return result;
-  });
+  const aws = deps.aws?.enabled ? createAwsClients(deps.env) : null;
+  const dryRun = parsed.dryRun ?? false;
+  const started = performance.now();
+  const reason = parsed.reason ?? (mode === 'change-tier' ? 'tier change' : undefined);
+  const run = async (db: pg.Pool | pg.PoolClient): Promise<CreateTenantResult> => {
+    const tenant = await readTenant(db, id);
+    refuse(mode, id, tier, tenant);
+    const ctx: Ctx = { deps, db, id, tier, actor: parsed.actor, reason, aws, tenant };
+    const steps = await runSteps(STEPS, ctx, {
+      dryRun,
+      ...(deps.observer ? { observer: deps.observer } : {}),
+      onFailure: (failure) => recordFailure(ctx, failure),
+    });
+    const timings: CreateTenantResult['timings'] = stepTimings(steps);
+    timings.total = Number((performance.now() - started).toFixed(2));
+    return {
+      tenant: dryRun ? ctx.tenant : (ctx.activated ?? (await readTenant(db, id))),
+      ...(ctx.apiKey ? { apiKey: ctx.apiKey } : {}),
+      steps,
+      timings,
+      ready: !dryRun,
+      changed: anyApplied(steps),
+      dryRun,
+    };
+  };
+  if (dryRun) return run(deps.pool);
+  const result = await withTenantLock(deps.pool, id, (client) => run(client), { asynchronousCommit: true });
+  (deps.logger ?? SILENT).info(
+    { tenant: id, tier: tier.name, changed: result.changed, timings: result.timings },
+    'tenant reconciled',
+  );
+  return result;
+}
+
+/**
+ * Creates the tenant or converges it to its tier: idempotent, serialized per tenant, resumable after a
+ * crash at any step. Returns once the tenant works (see `ready`), with timings per step.
+ */
+export function createTenant(
+  deps: ProvisionerDeps,
+  request: CreateTenantRequest,
+): Promise<CreateTenantResult> {
+  return provision(deps, request, 'create');
 }
 
 /**
  * Moves the tenant to another tier: records it in the catalog (audited), then re-applies role limits,
  * quota manifests and the budget from the new tier. Rerunning converges.
  */
-export async function changeTier(
-  deps: ProvisionerDeps,
-  id: string,
-  tierName: string,
-  actor: string,
-  options: { readonly dryRun?: boolean; readonly reason?: string } = {},
-): Promise<CreateTenantResult> {
-  parseTenantId(id);
-  const tier = getTier(tierName);
-  checkAuditText('actor', actor);
-  checkAuditText('reason', options.reason);
-  const aws = awsClientsFor(deps);
-  const log = deps.logger ?? SILENT;
-  if (options.dryRun) {
-    const current = await readTenant(deps.pool, id);
-    if (!current) throw new TenantNotFoundError(id);
-    return plan(deps, id, tier, aws, true);
-  }
-  return withTenantLock(deps.pool, id, async (client) => {
-    const current = await readTenant(client, id);
-    if (!current) throw new TenantNotFoundError(id);
-    if (current.status !== 'active' && current.status !== 'provisioning') {
-      throw new TenantStateError(`tenant '${id}' is ${current.status}; resume it before changing its tier`);
-    }
-    if (current.tier !== tier.name) {
-      await client.query('BEGIN');
-      try {
-        await client.query('UPDATE control.tenants SET tier = $2, updated_at = now() WHERE id = $1', [
-          id,
-          tier.name,
-        ]);
-        await recordAudit(client, {
-          tenantId: id,
-          actor,
-          action: 'tenant.tier-changed',
-          reason: options.reason ?? `tier ${current.tier} -> ${tier.name}`,
-          evidence: { fromTier: current.tier, toTier: tier.name },
-        });
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw error;
-      }
-    }
-    const updated = (await readTenant(client, id))!;
-    return reconcile(
-      { deps, client, id, tier, actor, reason: options.reason ?? 'tier change', aws, log },
-      updated,
-    );
-  });
+export function changeTier(deps: ProvisionerDeps, request: ChangeTierRequest): Promise<CreateTenantResult> {
+  return provision(deps, request, 'change-tier');
 }
 
 export interface TenantDetails extends TenantRecord {

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadEnvironmentConfig } from '../config/environments.ts';
 import { TenantNotFoundError } from './errors.ts';
+import { stepLines } from './lifecycle/steps.ts';
 import { createTenant } from './provisioner.ts';
 import {
   LIFECYCLE_CHANNEL,
@@ -137,7 +138,8 @@ describe('suspension', () => {
     const yaml = await readFile(path.join(manifestsDir, `${id}.yaml`), 'utf8');
     const plan = await suspendTenant(deps, id, { ...by, dryRun: true });
     expect(plan).toMatchObject({ changed: false, fromStatus: 'active', toStatus: 'suspended' });
-    expect(plan.steps.join('\n')).toMatch(/CONNECTION LIMIT 0 NOLOGIN/);
+    expect(stepLines(plan.steps).join('\n')).toMatch(/^role: role CONNECTION LIMIT 0 NOLOGIN/m);
+    expect(plan.steps.map((s) => s.action)).toEqual(['planned', 'planned', 'planned', 'planned']);
     expect(await roleSettings(id)).toEqual(before);
     expect(await status(id)).toBe('active');
     expect(await readFile(path.join(manifestsDir, `${id}.yaml`), 'utf8')).toBe(yaml);

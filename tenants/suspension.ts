@@ -1,24 +1,20 @@
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { type EnvironmentConfig, tenantHostname } from '../config/environments.ts';
-import { renderTenantManifests } from '../constructs/tenant-namespace.ts';
-import { checkAuditText, recordAudit } from './audit.ts';
+import type { EnvironmentConfig } from '../config/environments.ts';
+import { checkAuditText } from './audit.ts';
 import { TenantNotFoundError } from './errors.ts';
+import { manifestsPath, renderTenantYaml, writeCreatingDir } from './lifecycle/manifests.ts';
+import { inTenantTransaction } from './lifecycle/session.ts';
+import { canTransition, type TenantStatus } from './lifecycle/status.ts';
+import { runSteps, type Step, type StepObserver, type StepResult } from './lifecycle/steps.ts';
+import { LIFECYCLE_CHANNEL, transition } from './lifecycle/transition.ts';
 import { getTier } from './tiers.ts';
-import { inTransaction, TENANT_LOCK_CLASS } from './transaction.ts';
 
 const run = promisify(execFile);
 
-/**
- * The platform's termination hook. On every limit, suspend and resume the catalog sends a
- * PostgreSQL NOTIFY on this channel (JSON `{tenantId, status, action}`, delivered on commit), and
- * with a kube context the namespace gets (or loses) the STOP_TASKS_ANNOTATION. Task runners
- * LISTEN here and stop the tenant's running tasks; the admission check already refuses new ones.
- */
-export const LIFECYCLE_CHANNEL = 'tenant_lifecycle';
+export { LIFECYCLE_CHANNEL };
+/** With a kube context, the namespace carries this annotation while the tenant's work is stopped. */
 export const STOP_TASKS_ANNOTATION = 'agent-platform.io/stop-tasks';
 
 export interface SuspensionDeps {
@@ -28,6 +24,8 @@ export interface SuspensionDeps {
   readonly manifestsDir?: string;
   /** kubectl context to apply the manifests to. @default - nothing applied to a cluster */
   readonly kubeContext?: string;
+  /** Watches the steps (progress, or a simulated crash in tests). @default - none */
+  readonly observer?: StepObserver;
 }
 
 export interface SuspensionOptions {
@@ -40,14 +38,16 @@ export interface SuspensionOptions {
   readonly dryRun?: boolean;
 }
 
+export type SuspensionStep = 'settings' | 'role' | 'status' | 'manifests';
+
 export interface SuspensionResult {
   readonly tenantId: string;
   /** False when the tenant's status made the operation a no-op (or on a dry run). */
   readonly changed: boolean;
-  readonly fromStatus: string;
-  readonly toStatus: string;
-  /** What was (or, on a dry run, would be) done, in order. */
-  readonly steps: string[];
+  readonly fromStatus: TenantStatus;
+  readonly toStatus: TenantStatus;
+  /** What each step did (or, on a dry run, would do), in order. */
+  readonly steps: StepResult<SuspensionStep>[];
 }
 
 /** What suspendTenant changed, so resumeTenant can put it back exactly. */
@@ -61,222 +61,217 @@ export interface SavedSettings {
 interface TenantRow {
   id: string;
   tier: string;
-  status: string;
+  status: TenantStatus;
 }
 
-async function lockTenant(client: pg.PoolClient, tenantId: string): Promise<TenantRow> {
-  await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [TENANT_LOCK_CLASS, tenantId]);
-  const { rows } = await client.query<TenantRow>(
-    'SELECT id, tier, status::text AS status FROM control.tenants WHERE id = $1 FOR UPDATE',
+interface Ctx {
+  readonly deps: SuspensionDeps;
+  readonly client: pg.PoolClient;
+  readonly row: TenantRow;
+  readonly to: TenantStatus;
+  readonly action: string;
+  readonly options: SuspensionOptions;
+}
+
+type RoleSettings = NonNullable<SavedSettings['role']>;
+
+async function readRole(client: pg.PoolClient, tenantId: string): Promise<RoleSettings | null> {
+  const { rows } = await client.query<{ rolconnlimit: number; rolcanlogin: boolean }>(
+    'SELECT rolconnlimit, rolcanlogin FROM pg_roles WHERE rolname = $1',
     [tenantId],
   );
-  if (!rows[0]) throw new TenantNotFoundError(tenantId);
-  return rows[0];
+  return rows[0] ? { connectionLimit: rows[0].rolconnlimit, canLogin: rows[0].rolcanlogin } : null;
 }
 
-async function setStatus(client: pg.PoolClient, tenantId: string, status: string): Promise<void> {
-  await client.query(
-    `UPDATE control.tenants SET status = $2::control.tenant_status, updated_at = now(), status_changed_at = now()
-      WHERE id = $1`,
-    [tenantId, status],
-  );
-}
-
-async function saveSettings(
-  client: pg.PoolClient,
-  tenantId: string,
-  settings: SavedSettings | null,
-  period: string,
-): Promise<void> {
+async function saveSettings(client: pg.PoolClient, tenantId: string, settings: SavedSettings | null) {
   await client.query(
     `INSERT INTO control.quota_state (tenant_id, period, saved_settings) VALUES ($1, $2, $3)
      ON CONFLICT (tenant_id) DO UPDATE SET saved_settings = EXCLUDED.saved_settings, updated_at = now()`,
-    [tenantId, period, settings === null ? null : JSON.stringify(settings)],
+    [tenantId, new Date().toISOString().slice(0, 7), settings === null ? null : JSON.stringify(settings)],
   );
 }
 
-async function notifyPlatform(client: pg.PoolClient, tenantId: string, status: string, action: string) {
-  await client.query('SELECT pg_notify($1, $2)', [
-    LIFECYCLE_CHANNEL,
-    JSON.stringify({ tenantId, status, action }),
-  ]);
+async function savedSettings(client: pg.PoolClient, tenantId: string): Promise<SavedSettings | null> {
+  const { rows } = await client.query<{ saved_settings: SavedSettings | null }>(
+    'SELECT saved_settings FROM control.quota_state WHERE tenant_id = $1',
+    [tenantId],
+  );
+  return rows[0]?.saved_settings ?? null;
 }
+
+const loginWord = (role: RoleSettings) => (role.canLogin ? 'LOGIN' : 'NOLOGIN');
+
+/** Suspension keeps the role's settings before it blocks the role. */
+const saveStep: Step<Ctx, SuspensionStep> = {
+  name: 'settings',
+  async plan(ctx) {
+    const role = await readRole(ctx.client, ctx.row.id);
+    return [`save previous settings (status ${ctx.row.status}, role ${JSON.stringify(role)})`];
+  },
+  async apply(ctx, planned) {
+    const role = await readRole(ctx.client, ctx.row.id);
+    await saveSettings(ctx.client, ctx.row.id, {
+      previousStatus: ctx.row.status,
+      role,
+      suspendedAt: new Date().toISOString(),
+    });
+    return planned;
+  },
+};
+
+const blockRoleStep: Step<Ctx, SuspensionStep> = {
+  name: 'role',
+  async plan(ctx) {
+    return (await readRole(ctx.client, ctx.row.id))
+      ? ['role CONNECTION LIMIT 0 NOLOGIN, sessions ended']
+      : [];
+  },
+  async apply(ctx, planned) {
+    await ctx.client.query(`ALTER ROLE ${pg.escapeIdentifier(ctx.row.id)} CONNECTION LIMIT 0 NOLOGIN`);
+    await ctx.client.query(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
+      [ctx.row.id],
+    );
+    return planned;
+  },
+};
+
+/** Resume puts back the saved role settings; without any (suspended by hand) the tier's are the best known. */
+async function roleToRestore(ctx: Ctx): Promise<{ role: RoleSettings; source: string } | null> {
+  if (ctx.row.status !== 'suspended' || !(await readRole(ctx.client, ctx.row.id))) return null;
+  const saved = await savedSettings(ctx.client, ctx.row.id);
+  if (saved) return saved.role ? { role: saved.role, source: 'saved' } : null;
+  return {
+    role: { connectionLimit: getTier(ctx.row.tier).database.connectionLimit, canLogin: true },
+    source: 'tier',
+  };
+}
+
+const restoreRoleStep: Step<Ctx, SuspensionStep> = {
+  name: 'role',
+  async plan(ctx) {
+    const target = await roleToRestore(ctx);
+    return target
+      ? [`role CONNECTION LIMIT ${target.role.connectionLimit} ${loginWord(target.role)} (${target.source})`]
+      : [];
+  },
+  async apply(ctx, planned) {
+    const target = (await roleToRestore(ctx))!;
+    await ctx.client.query(
+      `ALTER ROLE ${pg.escapeIdentifier(ctx.row.id)} CONNECTION LIMIT ${Number(target.role.connectionLimit)} ${loginWord(target.role)}`,
+    );
+    await saveSettings(ctx.client, ctx.row.id, null);
+    return planned;
+  },
+};
+
+const STATUS_WORDS: Partial<Record<TenantStatus, string>> = {
+  limited: 'admission refuses new tasks',
+  suspended: 'admission refuses new tasks, database logins blocked',
+  active: 'admission accepts new tasks',
+};
+
+const statusStep: Step<Ctx, SuspensionStep> = {
+  name: 'status',
+  async plan(ctx) {
+    return [`status ${ctx.row.status} -> ${ctx.to}: ${STATUS_WORDS[ctx.to]}`];
+  },
+  async apply(ctx, planned, so) {
+    await transition(ctx.client, {
+      tenantId: ctx.row.id,
+      from: ctx.row.status,
+      to: ctx.to,
+      actor: ctx.options.actor,
+      action: ctx.action,
+      reason: ctx.options.reason,
+      evidence: { ...ctx.options.evidence, steps: so.results.flatMap((r) => r.changes) },
+    });
+    return planned;
+  },
+};
 
 /** Re-renders the tenant chart (pods/jobs 0 while work is stopped) and applies it when a context is given. */
-async function renderQuota(deps: SuspensionDeps, row: TenantRow, stopWork: boolean): Promise<string[]> {
-  if (!deps.manifestsDir) return [];
-  const file = path.join(deps.manifestsDir, `${row.id}.yaml`);
-  const yaml = renderTenantManifests({
-    tenantId: row.id,
-    tier: getTier(row.tier),
-    hostname: tenantHostname(deps.env, row.id),
-    // The same props the provisioner renders with, so lifting a limit restores its file byte for byte.
-    privateNetworkCidr: deps.env.network.cidr,
-    ...(stopWork ? { quotaOverride: { pods: 0, jobs: 0 } } : {}),
-  });
-  await mkdir(deps.manifestsDir, { recursive: true });
-  await writeFile(file, yaml);
-  const steps = [`wrote ${file} (${stopWork ? 'pods/jobs 0' : 'tier quota'})`];
-  if (deps.kubeContext) {
-    const context = ['--context', deps.kubeContext];
-    await run('kubectl', [...context, 'apply', '--server-side', '-f', file]);
-    const annotation = stopWork ? `${STOP_TASKS_ANNOTATION}=true` : `${STOP_TASKS_ANNOTATION}-`;
-    await run('kubectl', [...context, 'annotate', 'namespace', row.id, annotation, '--overwrite']);
-    steps.push(`applied to ${deps.kubeContext}`);
-  }
-  return steps;
-}
+const manifestsStep: Step<Ctx, SuspensionStep> = {
+  name: 'manifests',
+  async plan(ctx) {
+    const { manifestsDir, kubeContext } = ctx.deps;
+    if (!manifestsDir) return null;
+    const stop = ctx.to !== 'active';
+    const changes = [
+      `write ${manifestsPath(manifestsDir, ctx.row.id)} (${stop ? 'pods/jobs 0' : 'tier quota'})`,
+    ];
+    if (kubeContext) changes.push(`apply to ${kubeContext}, ${stop ? 'annotate' : 'unannotate'} namespace`);
+    return changes;
+  },
+  async apply(ctx, planned) {
+    const { manifestsDir, kubeContext, env } = ctx.deps;
+    const stop = ctx.to !== 'active';
+    const file = manifestsPath(manifestsDir, ctx.row.id);
+    await writeCreatingDir(file, renderTenantYaml(env, ctx.row.id, getTier(ctx.row.tier), stop));
+    if (kubeContext) {
+      const context = ['--context', kubeContext];
+      await run('kubectl', [...context, 'apply', '--server-side', '-f', file]);
+      const annotation = stop ? `${STOP_TASKS_ANNOTATION}=true` : `${STOP_TASKS_ANNOTATION}-`;
+      await run('kubectl', [...context, 'annotate', 'namespace', ctx.row.id, annotation, '--overwrite']);
+    }
+    return planned;
+  },
+};
 
-const period = () => new Date().toISOString().slice(0, 7);
+const STEPS: Record<'limited' | 'suspended' | 'active', readonly Step<Ctx, SuspensionStep>[]> = {
+  limited: [statusStep, manifestsStep],
+  suspended: [saveStep, blockRoleStep, statusStep, manifestsStep],
+  active: [restoreRoleStep, statusStep, manifestsStep],
+};
 
-/** Thrown to roll back a dry run after its steps were worked out. */
-class DryRun extends Error {
-  constructor(readonly result: SuspensionResult) {
-    super('dry run');
-  }
-}
-
-async function transition(
+async function changeStatus(
   deps: SuspensionDeps,
   tenantId: string,
   options: SuspensionOptions,
-  allowedFrom: readonly string[],
-  work: (client: pg.PoolClient, row: TenantRow) => Promise<{ toStatus: string; steps: string[] }>,
+  to: keyof typeof STEPS,
   action: string,
 ): Promise<SuspensionResult> {
   // Before any work: ending the role's sessions cannot be rolled back if the audit write then fails.
   checkAuditText('actor', options.actor);
   checkAuditText('reason', options.reason);
-  try {
-    return await inTransaction(deps.pool, async (client) => {
-      const row = await lockTenant(client, tenantId);
-      if (!allowedFrom.includes(row.status)) {
-        return { tenantId, changed: false, fromStatus: row.status, toStatus: row.status, steps: [] };
-      }
-      const { toStatus, steps } = await work(client, row);
-      if (options.dryRun) {
-        throw new DryRun({ tenantId, changed: false, fromStatus: row.status, toStatus, steps });
-      }
-      await setStatus(client, tenantId, toStatus);
-      await notifyPlatform(client, tenantId, toStatus, action);
-      await recordAudit(client, {
-        tenantId,
-        actor: options.actor,
-        action,
-        fromStatus: row.status,
-        toStatus,
-        reason: options.reason,
-        evidence: { ...options.evidence, steps },
-      });
-      steps.push(...(await renderQuota(deps, row, toStatus !== 'active')));
-      return { tenantId, changed: true, fromStatus: row.status, toStatus, steps };
-    });
-  } catch (error) {
-    if (error instanceof DryRun) return error.result;
-    throw error;
-  }
+  return inTenantTransaction(deps.pool, tenantId, async (client) => {
+    const { rows } = await client.query<TenantRow>(
+      'SELECT id, tier, status::text AS status FROM control.tenants WHERE id = $1 FOR UPDATE',
+      [tenantId],
+    );
+    const row = rows[0];
+    if (!row) throw new TenantNotFoundError(tenantId);
+    // Resume lifts a limit or a suspension only; it never activates a tenant still provisioning.
+    const applies = canTransition(row.status, to) && (to !== 'active' || row.status !== 'provisioning');
+    if (!applies)
+      return { tenantId, changed: false, fromStatus: row.status, toStatus: row.status, steps: [] };
+    const dryRun = options.dryRun ?? false;
+    const steps = await runSteps(
+      STEPS[to],
+      { deps, client, row, to, action, options },
+      {
+        dryRun,
+        ...(deps.observer ? { observer: deps.observer } : {}),
+      },
+    );
+    return { tenantId, changed: !dryRun, fromStatus: row.status, toStatus: to, steps };
+  });
 }
 
 /** 100%: stops new work (status `limited`, quota pods/jobs 0); deletes nothing and keeps DB access. */
-export function limitTenant(
-  deps: SuspensionDeps,
-  tenantId: string,
-  options: SuspensionOptions,
-): Promise<SuspensionResult> {
-  return transition(
-    deps,
-    tenantId,
-    options,
-    ['active'],
-    async () => ({ toStatus: 'limited', steps: ['status limited: admission refuses new tasks'] }),
-    'tenant.limited',
-  );
+export function limitTenant(deps: SuspensionDeps, tenantId: string, options: SuspensionOptions) {
+  return changeStatus(deps, tenantId, options, 'limited', 'tenant.limited');
 }
 
 /**
  * 200%: reversible suspension. Saves the role's connection limit and login flag, then sets
  * CONNECTION LIMIT 0 NOLOGIN and ends the role's sessions; no data is touched.
  */
-export function suspendTenant(
-  deps: SuspensionDeps,
-  tenantId: string,
-  options: SuspensionOptions,
-): Promise<SuspensionResult> {
-  return transition(
-    deps,
-    tenantId,
-    options,
-    ['active', 'limited'],
-    async (client, row) => {
-      const { rows } = await client.query<{ rolconnlimit: number; rolcanlogin: boolean }>(
-        'SELECT rolconnlimit, rolcanlogin FROM pg_roles WHERE rolname = $1',
-        [tenantId],
-      );
-      const role = rows[0] ? { connectionLimit: rows[0].rolconnlimit, canLogin: rows[0].rolcanlogin } : null;
-      const steps = [`saved previous settings (status ${row.status}, role ${JSON.stringify(role)})`];
-      if (!options.dryRun) {
-        await saveSettings(
-          client,
-          tenantId,
-          { previousStatus: row.status, role, suspendedAt: new Date().toISOString() },
-          period(),
-        );
-      }
-      if (role) {
-        steps.push('role CONNECTION LIMIT 0 NOLOGIN, sessions ended');
-        if (!options.dryRun) {
-          await client.query(`ALTER ROLE ${pg.escapeIdentifier(tenantId)} CONNECTION LIMIT 0 NOLOGIN`);
-          await client.query(
-            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
-            [tenantId],
-          );
-        }
-      }
-      return { toStatus: 'suspended', steps };
-    },
-    'tenant.suspended',
-  );
+export function suspendTenant(deps: SuspensionDeps, tenantId: string, options: SuspensionOptions) {
+  return changeStatus(deps, tenantId, options, 'suspended', 'tenant.suspended');
 }
 
 /** Undoes limitTenant or suspendTenant in one step: restores the saved role settings and the tier quota. */
-export function resumeTenant(
-  deps: SuspensionDeps,
-  tenantId: string,
-  options: SuspensionOptions,
-): Promise<SuspensionResult> {
-  return transition(
-    deps,
-    tenantId,
-    options,
-    ['limited', 'suspended'],
-    async (client, row) => {
-      const steps: string[] = [];
-      if (row.status === 'suspended') {
-        const { rows } = await client.query<{ saved_settings: SavedSettings | null }>(
-          'SELECT saved_settings FROM control.quota_state WHERE tenant_id = $1',
-          [tenantId],
-        );
-        const saved = rows[0]?.saved_settings ?? null;
-        const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [tenantId]);
-        // Without saved settings (suspended by hand in the catalog) the tier's limit is the best known value.
-        const tierRole = { connectionLimit: getTier(row.tier).database.connectionLimit, canLogin: true };
-        const role = saved ? saved.role : tierRole;
-        if (role && exists.rowCount === 1) {
-          const login = role.canLogin ? 'LOGIN' : 'NOLOGIN';
-          steps.push(
-            `role CONNECTION LIMIT ${role.connectionLimit} ${login}${saved ? ' (saved)' : ' (tier)'}`,
-          );
-          if (!options.dryRun) {
-            await client.query(
-              `ALTER ROLE ${pg.escapeIdentifier(tenantId)} CONNECTION LIMIT ${Number(role.connectionLimit)} ${login}`,
-            );
-            await saveSettings(client, tenantId, null, period());
-          }
-        }
-      }
-      steps.push('status active: admission accepts new tasks');
-      return { toStatus: 'active', steps };
-    },
-    'tenant.resumed',
-  );
+export function resumeTenant(deps: SuspensionDeps, tenantId: string, options: SuspensionOptions) {
+  return changeStatus(deps, tenantId, options, 'active', 'tenant.resumed');
 }

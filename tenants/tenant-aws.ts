@@ -2,17 +2,19 @@ import {
   BudgetsClient,
   CreateBudgetCommand,
   CreateNotificationCommand,
+  DeleteBudgetCommand,
   DescribeBudgetCommand,
   DescribeNotificationsForBudgetCommand,
   UpdateBudgetCommand,
 } from '@aws-sdk/client-budgets';
 import {
-  CreateSecretCommand,
-  GetSecretValueCommand,
+  DeleteSecretCommand,
+  DescribeSecretCommand,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
 import { alarmTopicArn, type EnvironmentConfig } from '../config/environments.ts';
+import { secretNames } from '../config/names.ts';
+import { BUDGET_LINE_PERCENTS } from './budget-lines.ts';
 import type { Tier } from './tiers.ts';
 
 /** Thrown when the AWS endpoint cannot be reached; the tenant stays `provisioning` and a rerun resumes. */
@@ -26,10 +28,14 @@ export class AwsServiceError extends Error {
 }
 
 /** Budget notification thresholds, percent of the tier's monthly cost budget (ACTUAL spend). */
-export const BUDGET_THRESHOLDS_PERCENT = [90, 100, 200] as const;
+export const BUDGET_THRESHOLDS_PERCENT = BUDGET_LINE_PERCENTS;
 
+/**
+ * The database secret of a tenant onboarded before database IAM authentication; new tenants have none.
+ * Offboarding still schedules its deletion.
+ */
 export function tenantSecretName(env: EnvironmentConfig, tenantId: string): string {
-  return `agent-platform/${env.name}/tenants/${tenantId}/database`;
+  return `${secretNames(env).tenantsPrefix}${tenantId}/database`;
 }
 
 export function tenantBudgetName(env: EnvironmentConfig, tenantId: string): string {
@@ -89,73 +95,53 @@ async function call<T>(clients: AwsClients, what: string, run: () => Promise<T>)
   }
 }
 
-const secretSchema = z.object({
-  username: z.string(),
-  password: z.string().min(16),
-  schema: z.string(),
-});
-export type TenantSecret = z.infer<typeof secretSchema> & {
-  readonly host?: string;
-  readonly port?: number;
-  readonly dbname?: string;
-};
+/** Days Secrets Manager keeps a deleted tenant secret recoverable. */
+export const SECRET_RECOVERY_WINDOW_DAYS = 30;
 
-/** Reads the tenant's database secret; null when it does not exist. */
-export async function readTenantSecret(
+/**
+ * Schedules deletion of the tenant's database secret, which tenants onboarded before database IAM
+ * authentication still have. Returns false when there is none, or its deletion is already scheduled.
+ */
+export async function scheduleTenantSecretDeletion(
   clients: AwsClients,
   env: EnvironmentConfig,
   tenantId: string,
-): Promise<TenantSecret | null> {
-  return call(clients, `reading secret ${tenantSecretName(env, tenantId)}`, async () => {
+  options: { readonly dryRun?: boolean } = {},
+): Promise<boolean> {
+  const name = tenantSecretName(env, tenantId);
+  return call(clients, `scheduling deletion of secret ${name}`, async () => {
     try {
-      const out = await clients.secrets.send(
-        new GetSecretValueCommand({ SecretId: tenantSecretName(env, tenantId) }),
-      );
-      return secretSchema.passthrough().parse(JSON.parse(out.SecretString ?? '{}')) as TenantSecret;
+      const described = await clients.secrets.send(new DescribeSecretCommand({ SecretId: name }));
+      if (described.DeletedDate) return false;
+      if (!options.dryRun) {
+        await clients.secrets.send(
+          new DeleteSecretCommand({ SecretId: name, RecoveryWindowInDays: SECRET_RECOVERY_WINDOW_DAYS }),
+        );
+      }
+      return true;
     } catch (error) {
-      if (errorName(error) === 'ResourceNotFoundException') return null;
+      if (errorName(error) === 'ResourceNotFoundException') return false;
       throw error;
     }
   });
 }
 
-/**
- * Creates the secret unless it exists. Returns the secret that holds, and whether it was created now
- * (a concurrent creator wins the race; its value is read back).
- */
-export async function ensureTenantSecret(
+/** Deletes the tenant's budget; false when it did not exist. */
+export async function deleteTenantBudget(
   clients: AwsClients,
   env: EnvironmentConfig,
-  secret: TenantSecret,
-): Promise<{ secret: TenantSecret; created: boolean }> {
-  const tenantId = secret.username;
-  const existing = await readTenantSecret(clients, env, tenantId);
-  if (existing) return { secret: existing, created: false };
-  const name = tenantSecretName(env, tenantId);
-  const created = await call(clients, `creating secret ${name}`, async () => {
+  tenantId: string,
+): Promise<boolean> {
+  const name = tenantBudgetName(env, tenantId);
+  return call(clients, `deleting budget ${name}`, async () => {
     try {
-      await clients.secrets.send(
-        new CreateSecretCommand({
-          Name: name,
-          Description: `Database credentials of tenant ${tenantId}`,
-          SecretString: JSON.stringify(secret),
-          Tags: [
-            { Key: 'tenant', Value: tenantId },
-            { Key: 'env', Value: env.name },
-          ],
-        }),
-      );
+      await clients.budgets.send(new DeleteBudgetCommand({ AccountId: env.account, BudgetName: name }));
       return true;
     } catch (error) {
-      if (errorName(error) === 'ResourceExistsException') return false;
+      if (errorName(error) === 'NotFoundException') return false;
       throw error;
     }
   });
-  if (created) return { secret, created: true };
-  // A concurrent creator won the race: its value is the one the role must get.
-  const winner = await readTenantSecret(clients, env, tenantId);
-  if (!winner) throw new AwsServiceError(`secret ${name} exists but cannot be read`);
-  return { secret: winner, created: false };
 }
 
 function desiredBudget(env: EnvironmentConfig, tenantId: string, tier: Tier) {

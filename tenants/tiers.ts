@@ -25,6 +25,8 @@ export const tierSchema = z.object({
     burst: z.number().int().min(0),
   }),
   concurrentTasks: z.number().int().positive(),
+  /** Longest one task may run: its lease says stop, and its Kubernetes Jobs and Pods get this deadline. */
+  maxTaskMinutes: z.number().int().positive(),
   database: z.object({
     connectionLimit: z.number().int().positive(),
     statementTimeoutMs: z.number().int().positive(),
@@ -77,6 +79,7 @@ const RAW_CATALOG = {
       apiCallsPerMonth: 10_000,
       rateLimit: { requestsPerSecond: 5, burst: 5 },
       concurrentTasks: 1,
+      maxTaskMinutes: 10,
       database: {
         connectionLimit: 2,
         statementTimeoutMs: 5_000,
@@ -107,6 +110,7 @@ const RAW_CATALOG = {
       apiCallsPerMonth: 100_000,
       rateLimit: { requestsPerSecond: 20, burst: 20 },
       concurrentTasks: 3,
+      maxTaskMinutes: 30,
       database: {
         connectionLimit: 5,
         statementTimeoutMs: 15_000,
@@ -137,6 +141,7 @@ const RAW_CATALOG = {
       apiCallsPerMonth: 1_000_000,
       rateLimit: { requestsPerSecond: 100, burst: 100 },
       concurrentTasks: 10,
+      maxTaskMinutes: 120,
       database: {
         connectionLimit: 20,
         statementTimeoutMs: 30_000,
@@ -167,6 +172,7 @@ const RAW_CATALOG = {
       apiCallsPerMonth: 5_000_000,
       rateLimit: { requestsPerSecond: 500, burst: 500 },
       concurrentTasks: 50,
+      maxTaskMinutes: 480,
       database: {
         connectionLimit: 60,
         statementTimeoutMs: 60_000,

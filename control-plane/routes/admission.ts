@@ -11,8 +11,24 @@ const taskId = z
   .regex(/^[A-Za-z0-9._:-]+$/, 'must be 1 to 128 characters of A-Z a-z 0-9 . _ : -');
 const admissionBody = z.strictObject({ taskId });
 
-/** Admission of agent tasks against the tenant's status, monthly quota and concurrent-task slots. */
+/** Why a heartbeat tells the runner to stop. */
+export type StopReason =
+  | 'tenant-limited'
+  | 'tenant-suspended'
+  | 'agent-minutes'
+  | 'max-runtime'
+  | 'lease-lost';
+
+/**
+ * Admission grants a lease on a concurrency slot; the runner heartbeats it and is told to stop when
+ * the tenant is limited or suspended, its agent-minutes are used up, or the task passed its tier's
+ * maximum runtime. Agent-minutes are counted from the leases, and the larger of leased and reported
+ * minutes counts toward the quota.
+ */
 export function admissionRoutes(app: FastifyInstance, ctx: ControlPlaneContext): void {
+  const heartbeatSeconds = ctx.config.LEASE_HEARTBEAT_MS / 1000;
+  const clock = ctx.clock ?? Date.now;
+
   app.post('/v1/admission', async (request) => {
     const tenant = request.tenant!;
     const body = parseInput(admissionBody, request.body, 'body');
@@ -21,28 +37,69 @@ export function admissionRoutes(app: FastifyInstance, ctx: ControlPlaneContext):
       return { decision: 'deny', reason: `tenant is ${tenant.status}` };
     }
     const { tier } = tenant;
-    const result = await ctx.store.admit(tenant.id, billingMonth(), body.taskId, {
+    const month = billingMonth(clock());
+    const reported = await ctx.store.monthUsage(tenant.id, month);
+    const result = await ctx.leases.grant(tenant.id, month, body.taskId, {
       concurrentTasks: tier.concurrentTasks,
       agentMinutesPerMonth: tier.agentMinutesPerMonth,
       apiCallsPerMonth: tier.apiCallsPerMonth,
+      reportedAgentMinutes: reported.agentMinutes,
+      reportedApiCalls: reported.apiCalls,
     });
-    if (result.allowed) {
+    if (result.granted) {
       ctx.metrics.admissionDecisions.inc({ decision: 'allow', reason: 'ok' });
-      return { decision: 'allow' };
+      return {
+        decision: 'allow',
+        lease: {
+          taskId: body.taskId,
+          expiresAt: new Date(result.lease.expiresAt).toISOString(),
+          heartbeatSeconds,
+          maxRuntimeSeconds: tier.maxTaskMinutes * 60,
+        },
+      };
     }
     ctx.metrics.admissionDecisions.inc({ decision: 'deny', reason: result.reason });
+    const value = Math.round(result.value * 1000) / 1000;
     const reason =
       result.reason === 'concurrency'
-        ? `concurrent tasks at the tier limit (${result.value}/${tier.concurrentTasks})`
+        ? `concurrent tasks at the tier limit (${value}/${tier.concurrentTasks})`
         : result.reason === 'agent-minutes'
-          ? `monthly agent-minutes quota used up (${result.value}/${tier.agentMinutesPerMonth})`
-          : `monthly API-call quota used up (${result.value}/${tier.apiCallsPerMonth})`;
+          ? `monthly agent-minutes quota used up (${value}/${tier.agentMinutesPerMonth})`
+          : `monthly API-call quota used up (${value}/${tier.apiCallsPerMonth})`;
     return { decision: 'deny', reason };
+  });
+
+  app.post<{ Params: { taskId: string } }>('/v1/admission/:taskId/heartbeat', async (request) => {
+    const tenant = request.tenant!;
+    const id = parseInput(taskId, request.params.taskId, 'taskId');
+    const month = billingMonth(clock());
+    const stop = async (reason: StopReason, detail: string) => {
+      await ctx.leases.end(tenant.id, month, id);
+      ctx.metrics.leaseStops.inc({ reason });
+      return { action: 'stop' as const, reason, detail };
+    };
+    const beat = await ctx.leases.heartbeat(tenant.id, month, id);
+    if (!beat.live) return stop('lease-lost', `task ${id} holds no live lease: it expired or was released`);
+    if (tenant.status === 'limited' || tenant.status === 'suspended') {
+      return stop(`tenant-${tenant.status}`, `tenant is ${tenant.status}`);
+    }
+    if (tenant.status !== 'active') return stop('lease-lost', `tenant is ${tenant.status}`);
+    const reported = await ctx.store.monthUsage(tenant.id, month);
+    const minutes = Math.max(beat.leasedMinutes, reported.agentMinutes);
+    const quota = tenant.tier.agentMinutesPerMonth;
+    if (minutes >= quota) {
+      return stop('agent-minutes', `monthly agent-minutes quota used up (${minutes.toFixed(1)}/${quota})`);
+    }
+    const maxRuntimeMs = tenant.tier.maxTaskMinutes * 60_000;
+    if (clock() - beat.lease.startedAt >= maxRuntimeMs) {
+      return stop('max-runtime', `task ran past the tier's ${tenant.tier.maxTaskMinutes} minute maximum`);
+    }
+    return { action: 'continue' as const, expiresAt: new Date(beat.lease.expiresAt).toISOString() };
   });
 
   app.post<{ Params: { taskId: string } }>('/v1/admission/:taskId/release', async (request) => {
     const tenant = request.tenant!;
     const id = parseInput(taskId, request.params.taskId, 'taskId');
-    return { released: await ctx.store.release(tenant.id, id) };
+    return { released: await ctx.leases.end(tenant.id, billingMonth(clock()), id) };
   });
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { issueApiKey, revokeApiKey, rotateApiKey } from '../../tenants/api-keys.ts';
 import { recordAudit } from '../../tenants/audit.ts';
-import { inTransaction } from '../../tenants/transaction.ts';
+import { inTransaction } from '../../tenants/lifecycle/session.ts';
 import { actorOf } from '../auth-hooks.ts';
 import type { ControlPlaneContext } from '../context.ts';
 import { HttpError } from '../errors.ts';

@@ -63,7 +63,10 @@ export function operatorTenantRoutes(app: FastifyInstance, ctx: ControlPlaneCont
   app.put<{ Params: { id: string } }>('/v1/tenants/:id/tier', async (request) => {
     const body = parseInput(tierBody, request.body, 'body');
     const id = request.params.id;
-    const result = await changeTier(provisionerDeps(ctx), id, body.tier, actorOf(request), {
+    const result = await changeTier(provisionerDeps(ctx), {
+      id,
+      tier: body.tier,
+      actor: actorOf(request),
       dryRun: body.dryRun,
       ...(body.reason === undefined ? {} : { reason: body.reason }),
     });

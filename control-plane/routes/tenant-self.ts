@@ -23,7 +23,7 @@ export function tenantSelfRoutes(app: FastifyInstance, ctx: ControlPlaneContext)
     const month = billingMonth();
     const [usage, activeTasks] = await Promise.all([
       ctx.store.monthUsage(tenant.id, month),
-      ctx.store.activeTasks(tenant.id),
+      ctx.leases.activeLeases(tenant.id),
     ]);
     return {
       id: tenant.id,

@@ -26,7 +26,10 @@ export interface ControlPlaneFixture {
   readonly redis: Redis;
   readonly keyPrefix: string;
   /** Builds a server on the fixture's database and Redis; env overrides config variables. */
-  server(env?: Record<string, string>, options?: { redis?: Redis | null }): Promise<FastifyInstance>;
+  server(
+    env?: Record<string, string>,
+    options?: { redis?: Redis | null; clock?: () => number },
+  ): Promise<FastifyInstance>;
   /** Inserts a tenant row (bypassing provisioning) and issues it a key. */
   tenant(tier: TierName, status?: string): Promise<{ id: string; key: string; prefix: string }>;
   /** A unique tenant id whose PostgreSQL role (if provisioning creates one) is dropped on close. */
@@ -59,6 +62,7 @@ export async function createFixture(label: string): Promise<ControlPlaneFixture>
         redis: options.redis === undefined ? redis : options.redis,
         environment: loadEnvironmentConfig('dev'),
         logger: pino({ level: 'silent' }),
+        ...(options.clock ? { clock: options.clock } : {}),
       });
       apps.push(app);
       return app;

@@ -19,6 +19,7 @@ import { createElastiCacheClient } from './cache.ts';
 import { findDrillResources } from './cleanup.ts';
 import { main } from './cli.ts';
 import { type DrillDeps, runDrill } from './drills.ts';
+import { DrillError } from './errors.ts';
 import { type DrillName, type RawDrillOptions, resolveDrillOptions } from './options.ts';
 import { createRdsClient } from './rds.ts';
 import { toJunit } from './report.ts';
@@ -455,5 +456,19 @@ describe('the CLI', () => {
       }),
     ).toBe(2);
     expect(err).toEqual([expect.stringMatching(/^dr-drill: '--probe-interval' .* \(got "fast"\)$/)]);
+  });
+});
+
+describe('the drill registry', () => {
+  it('refuses an unknown drill by name before anything runs, instead of running cache-failover', async () => {
+    const progress: string[] = [];
+    await expect(
+      run('cache-failure' as DrillName, {}, { progress: (line) => progress.push(line) }),
+    ).rejects.toThrow(
+      new DrillError(
+        "unknown drill 'cache-failure': expected one of rds-failover, snapshot-restore, pitr, cache-failover",
+      ),
+    );
+    expect(progress).toEqual([]);
   });
 });

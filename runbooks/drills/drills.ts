@@ -73,8 +73,26 @@ function targetsFor(name: DrillName, o: DrillOptions): { rtoSeconds: number; rpo
   return { rtoSeconds: d.failoverRtoSeconds };
 }
 
+type DrillBody = (ctx: RunContext, targets: { rtoSeconds: number }) => Promise<void>;
+
+/** Every drill by name; a name that is not here is refused before anything runs. */
+const DRILLS: Readonly<Record<DrillName, DrillBody>> = {
+  'rds-failover': (ctx, t) => rdsFailover(ctx, t.rtoSeconds),
+  'snapshot-restore': (ctx, t) => snapshotRestore(ctx, t.rtoSeconds),
+  pitr: (ctx, t) => pitr(ctx, t.rtoSeconds, ctx.o.config.drills.rpoSeconds),
+  'cache-failover': (ctx, t) => cacheFailover(ctx, t.rtoSeconds),
+};
+
+function drillBody(name: string): DrillBody {
+  if (!Object.hasOwn(DRILLS, name)) {
+    throw new DrillError(`unknown drill '${name}': expected one of ${Object.keys(DRILLS).join(', ')}`);
+  }
+  return DRILLS[name as DrillName];
+}
+
 /** Runs one drill and always cleans up what it created; never throws for expected failures, the report says. */
 export async function runDrill(name: DrillName, o: DrillOptions, deps: DrillDeps): Promise<DrillReport> {
+  const body = drillBody(name);
   const rec = new DrillRecorder(deps.log.child({ drill: name, runId: o.runId }), deps.progress);
   const targets = targetsFor(name, o);
   const timeoutSeconds = o.timeoutSeconds ?? 2 * targets.rtoSeconds + o.observeSeconds;
@@ -94,10 +112,7 @@ export async function runDrill(name: DrillName, o: DrillOptions, deps: DrillDeps
   let interrupted = false;
   let cleanup = { deleted: [] as string[], failed: [] as string[] };
   try {
-    if (name === 'rds-failover') await rdsFailover(ctx, targets.rtoSeconds);
-    else if (name === 'snapshot-restore') await snapshotRestore(ctx, targets.rtoSeconds);
-    else if (name === 'pitr') await pitr(ctx, targets.rtoSeconds, o.config.drills.rpoSeconds);
-    else await cacheFailover(ctx, targets.rtoSeconds);
+    await body(ctx, targets);
   } catch (caught) {
     if (!isExpectedFailure(caught)) throw caught;
     error = (caught as Error).message;

@@ -5,7 +5,9 @@ import {
   cacheReplicationGroupId,
   DATABASE_TOPOLOGY,
   DRILL_ENV_TAG,
+  DRILL_TAG,
   databaseInstanceId,
+  drillResourcePrefix,
   resourcePrefix,
 } from '../../config/names.ts';
 import { DATABASE_TOPOLOGIES, type DatabaseTopology } from './constants.ts';
@@ -13,10 +15,8 @@ import { DrillError } from './errors.ts';
 
 export { DATABASE_TOPOLOGIES, type DatabaseTopology, DRILL_NAMES, type DrillName } from './constants.ts';
 
-/** Tag key on every resource a drill creates; the value is the run id. Cleanup only ever touches tagged resources. */
-export const DRILL_TAG = 'dr-drill';
-/** Second tag so a cleanup in one environment never touches another's leftovers (config/names.ts). */
-export { DRILL_ENV_TAG };
+/** The drill tags and identifier prefix live in config/names.ts, which the drills' IAM policy reads too. */
+export { DRILL_ENV_TAG, DRILL_TAG, drillResourcePrefix };
 
 /** The topology the data stack deploys; `--topology` overrides it. */
 export const DEPLOYED_TOPOLOGY: DatabaseTopology = DATABASE_TOPOLOGY;
@@ -24,11 +24,6 @@ export const DEPLOYED_TOPOLOGY: DatabaseTopology = DATABASE_TOPOLOGY;
 /** The data stack deploys no DB cluster today; this is the name a multi-az-cluster topology would use. */
 export function defaultDbClusterId(config: EnvironmentConfig): string {
   return `${resourcePrefix(config)}-db-cluster`;
-}
-
-/** Every drill resource identifier starts with this, a second guard next to the tag. */
-export function drillResourcePrefix(env: string): string {
-  return `agent-platform-${env}-drill-`;
 }
 
 /** Identifier of the instance (and snapshot) one run creates: letters, digits, single hyphens, <= 63 chars. */

@@ -14,6 +14,7 @@ import {
   type Tag,
 } from '@aws-sdk/client-rds';
 import { z } from 'zod';
+import { DRILL_ENV_TAG, DRILL_TAG } from '../../config/names.ts';
 import { DrillError, sleep, throwIfAborted } from './errors.ts';
 
 /** RDS client; the SDK reads AWS_ENDPOINT_URL itself (moto in tests). */
@@ -147,8 +148,8 @@ export async function failoverCluster(rds: RDSClient, clusterId: string): Promis
 
 export function drillTags(runId: string, env: string): Tag[] {
   return [
-    { Key: 'dr-drill', Value: runId },
-    { Key: 'dr-drill-env', Value: env },
+    { Key: DRILL_TAG, Value: runId },
+    { Key: DRILL_ENV_TAG, Value: env },
   ];
 }
 

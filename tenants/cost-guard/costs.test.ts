@@ -18,10 +18,10 @@ afterEach(() => {
 });
 
 describe('fetchCosts', () => {
-  test('asks for month to date in UTC, grouped by the tenant tag', () => {
+  test('asks for month to date in UTC, day by day, grouped by the tenant tag', () => {
     expect(costQuery(NOW)).toEqual({
       TimePeriod: { Start: '2026-11-01', End: '2026-11-25' },
-      Granularity: 'MONTHLY',
+      Granularity: 'DAILY',
       Metrics: ['UnblendedCost'],
       GroupBy: [{ Type: 'TAG', Key: 'tenant' }],
     });
@@ -93,9 +93,62 @@ describe('fetchCosts', () => {
       requests: 2,
       byTenant: { acme: 1, globex: 3 },
       untaggedUsd: 2.5,
-      estimated: false,
+      estimated: true,
+      latestCostDay: '2026-11-24',
       dataTime: NOW.toISOString(),
     });
+  });
+
+  test('sums every day of the month and dates the data by the latest day carrying cost', async () => {
+    const page = cePage([['acme', '1.25']], { costDay: '2026-11-20' });
+    page.ResultsByTime[2]!.Groups.push({
+      Keys: ['tenant$acme'],
+      Metrics: { UnblendedCost: { Amount: '0.75', Unit: 'USD' } },
+    });
+    ce.on(GetCostAndUsageCommand).resolves(page as never);
+    const costs = await fetchCosts(NOW, { client: new CostExplorerClient({}), ...noWait });
+    expect(costs).toMatchObject({
+      problem: null,
+      byTenant: { acme: 2 },
+      latestCostDay: '2026-11-20',
+      dataTime: '2026-11-21T00:00:00.000Z',
+    });
+  });
+
+  test('days with zero cost do not make the data look fresh', async () => {
+    const page = cePage([['acme', '3']], { costDay: '2026-11-18' });
+    page.ResultsByTime[23]!.Groups.push({
+      Keys: ['tenant$acme'],
+      Metrics: { UnblendedCost: { Amount: '0', Unit: 'USD' } },
+    });
+    ce.on(GetCostAndUsageCommand).resolves(page as never);
+    const costs = await fetchCosts(NOW, { client: new CostExplorerClient({}), ...noWait });
+    expect(costs.latestCostDay).toBe('2026-11-18');
+  });
+
+  test('a day that carries no cost at all leaves no data time', async () => {
+    ce.on(GetCostAndUsageCommand).resolves(cePage([]) as never);
+    const costs = await fetchCosts(NOW, { client: new CostExplorerClient({}), ...noWait });
+    expect(costs).toMatchObject({ problem: null, latestCostDay: null, dataTime: null });
+  });
+
+  test('an unreachable Cost Explorer is one line, not a stack trace', async () => {
+    ce.on(GetCostAndUsageCommand).rejects(
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { name: 'Error' }),
+    );
+    await expect(fetchCosts(NOW, { client: new CostExplorerClient({}), ...noWait })).rejects.toThrow(
+      new CostDataError(
+        'Cost Explorer GetCostAndUsage failed on page 1: Error: connect ECONNREFUSED 127.0.0.1:9; no action taken',
+      ),
+    );
+  });
+
+  test('a result that is not one day of the month is unknown', async () => {
+    const page = cePage([['acme', '1']]);
+    page.ResultsByTime[0]!.TimePeriod.End = '2026-11-25';
+    ce.on(GetCostAndUsageCommand).resolves(page as never);
+    const costs = await fetchCosts(NOW, { client: new CostExplorerClient({}), ...noWait });
+    expect(costs.problem).toMatch(/returned 2026-11-01 to 2026-11-25, not one day/);
   });
 
   test('a partial period is unknown', async () => {
@@ -107,7 +160,7 @@ describe('fetchCosts', () => {
 
 describe('parseCostPage', () => {
   test('names the bad field and its value in one line', () => {
-    const page = cePage([['acme', '1']]);
+    const page = cePage([['acme', '1']], { costDay: '2026-11-01' });
     page.ResultsByTime[0]!.Groups[0]!.Keys = ['tenant$Not_Valid'];
     expect(() => parseCostPage(page, 1)).toThrow(CostDataError);
     expect(() => parseCostPage(page, 1)).toThrow(

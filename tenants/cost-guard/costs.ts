@@ -57,9 +57,11 @@ export const costInputsSchema = z.object({
   fetchedAt: z.iso.datetime(),
   /** Why the data cannot be used (throttled, missing page, partial period); null when complete. */
   problem: z.string().nullable(),
-  /** True when any result was marked Estimated. */
+  /** True when any result was marked Estimated (every day of the open month is, until the invoice). */
   estimated: z.boolean(),
-  /** The time the data reaches: the end of the reported period, never later than fetchedAt. */
+  /** The latest day that carries any cost, tagged or not; null when no day does yet. */
+  latestCostDay: z.iso.date().nullable(),
+  /** The time the data reaches: the end of `latestCostDay`, never later than fetchedAt. */
   dataTime: z.iso.datetime().nullable(),
   pages: z.number().int().min(0),
   requests: z.number().int().min(0),
@@ -117,22 +119,40 @@ export function parseCostPage(raw: unknown, page: number): z.infer<typeof pageSc
   return result.data;
 }
 
-/** The query the guard sends: month to date (UTC), grouped by the tenant tag. */
+const DAY_MS = 86_400_000;
+
+function nextDay(day: string): string {
+  return new Date(Date.parse(`${day}T00:00:00.000Z`) + DAY_MS).toISOString().slice(0, 10);
+}
+
+/**
+ * The query the guard sends: month to date (UTC), one result per day, grouped by the tenant tag.
+ * Daily results give both the month's total per tenant and the latest day that carries cost,
+ * which is how fresh the data really is.
+ */
 export function costQuery(now: Date): GetCostAndUsageCommandInput {
   const start = `${now.toISOString().slice(0, 7)}-01`;
-  const tomorrow = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1));
   return {
-    TimePeriod: { Start: start, End: tomorrow.toISOString().slice(0, 10) },
-    Granularity: 'MONTHLY',
+    TimePeriod: { Start: start, End: nextDay(now.toISOString().slice(0, 10)) },
+    Granularity: 'DAILY',
     Metrics: [COST_METRIC],
     GroupBy: [{ Type: 'TAG', Key: TENANT_TAG_KEY }],
   };
 }
 
+function describeFailure(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const cause = (error as { cause?: unknown }).cause;
+  const detail = error.message || (cause instanceof Error ? cause.message : '') || 'no message';
+  return `${error.name}${status ? ` (HTTP ${status})` : ''}: ${detail.split('\n')[0]}`;
+}
+
 /**
  * Month-to-date cost per tenant: ONE query per run, every page followed. Throttling is retried
  * with bounded exponential backoff; beyond the bound the result is marked throttled (unknown),
- * never zero. Malformed answers throw CostDataError.
+ * never zero. Malformed answers, and a Cost Explorer that cannot be reached or refuses the call,
+ * throw CostDataError: nothing was stored or decided yet.
  */
 export async function fetchCosts(now: Date, options: FetchCostsOptions = {}): Promise<CostInputs> {
   // Cost Explorer answers from us-east-1 only; retries are counted here, not in the SDK.
@@ -147,7 +167,8 @@ export async function fetchCosts(now: Date, options: FetchCostsOptions = {}): Pr
   const byTenant: Record<string, number> = {};
   let untaggedUsd = 0;
   let estimated = false;
-  let reachesDay: string | null = null;
+  let firstDay: string | null = null;
+  let latestCostDay: string | null = null;
   let requests = 0;
   let pages = 0;
   let problem: string | null = null;
@@ -164,7 +185,11 @@ export async function fetchCosts(now: Date, options: FetchCostsOptions = {}): Pr
         raw = body;
         break;
       } catch (error) {
-        if (!isThrottling(error)) throw error;
+        if (!isThrottling(error)) {
+          throw new CostDataError(
+            `Cost Explorer GetCostAndUsage failed on page ${pages + 1}: ${describeFailure(error)}; no action taken`,
+          );
+        }
         if (attempt >= maxAttempts) {
           problem = `Cost Explorer throttled page ${pages + 1} ${attempt} times`;
           break pageLoop;
@@ -179,29 +204,37 @@ export async function fetchCosts(now: Date, options: FetchCostsOptions = {}): Pr
       break;
     }
     for (const result of page.ResultsByTime) {
-      if (result.TimePeriod.Start !== start) {
-        problem = `Cost Explorer returned a partial period starting ${result.TimePeriod.Start}, not ${start}`;
+      const day = result.TimePeriod.Start;
+      if (day < start || day >= end || result.TimePeriod.End !== nextDay(day)) {
+        problem = `Cost Explorer returned ${day} to ${result.TimePeriod.End}, not one day between ${start} and ${end}`;
         break pageLoop;
       }
       estimated ||= result.Estimated === true;
-      if (reachesDay === null || result.TimePeriod.End > reachesDay) reachesDay = result.TimePeriod.End;
+      if (firstDay === null || day < firstDay) firstDay = day;
+      let dayUsd = 0;
       for (const group of result.Groups) {
         const id = group.Keys[0].slice(TENANT_TAG_KEY.length + 1);
         const usd = Number(group.Metrics[COST_METRIC]!.Amount);
+        dayUsd += usd;
         if (id === '') untaggedUsd += usd;
         else byTenant[id] = (byTenant[id] ?? 0) + usd;
       }
+      if (dayUsd > 0 && (latestCostDay === null || day > latestCostDay)) latestCostDay = day;
     }
     token = page.NextPageToken;
   } while (token);
 
-  const reachesMs = reachesDay === null ? null : Date.parse(`${reachesDay}T00:00:00.000Z`);
+  if (problem === null && firstDay !== start) {
+    problem = `Cost Explorer returned a partial period starting ${firstDay}, not ${start}`;
+  }
+  const reachesMs = latestCostDay === null ? null : Date.parse(`${nextDay(latestCostDay)}T00:00:00.000Z`);
   return {
     start,
     end,
     fetchedAt: now.toISOString(),
     problem,
     estimated,
+    latestCostDay,
     dataTime: reachesMs === null ? null : new Date(Math.min(reachesMs, now.getTime())).toISOString(),
     pages,
     requests,

@@ -12,27 +12,43 @@ export function usdForBudgetFraction(tier: string, fraction: number): string {
 }
 
 export interface CePageOptions {
+  /** First day of the page's results. @default '2026-11-01' */
   readonly start?: string;
+  /** Exclusive end day of the page's results. @default '2026-11-25' */
   readonly end?: string;
+  /** The day that carries the groups' cost; the other days carry none. @default - the last day */
+  readonly costDay?: string;
+  /** As Cost Explorer marks the open month. @default true */
   readonly estimated?: boolean;
   readonly nextPageToken?: string;
 }
 
-/** One GetCostAndUsage page grouped by the tenant tag; `null` as the id is the untagged bucket. */
+const addDay = (day: string) =>
+  new Date(Date.parse(`${day}T00:00:00.000Z`) + 86_400_000).toISOString().slice(0, 10);
+
+/**
+ * One DAILY GetCostAndUsage page grouped by the tenant tag: one result per day, the groups' cost on
+ * `costDay`; `null` as the id is the untagged bucket.
+ */
 export function cePage(groups: ReadonlyArray<readonly [string | null, string]>, options: CePageOptions = {}) {
+  const end = options.end ?? '2026-11-25';
+  const days: string[] = [];
+  for (let day = options.start ?? '2026-11-01'; day < end; day = addDay(day)) days.push(day);
+  const costDay = options.costDay ?? days.at(-1);
   return {
     GroupDefinitions: [{ Type: 'TAG', Key: 'tenant' }],
-    ResultsByTime: [
-      {
-        TimePeriod: { Start: options.start ?? '2026-11-01', End: options.end ?? '2026-11-25' },
-        Estimated: options.estimated ?? false,
-        Total: {},
-        Groups: groups.map(([id, usd]) => ({
-          Keys: [`tenant$${id ?? ''}`],
-          Metrics: { UnblendedCost: { Amount: usd, Unit: 'USD' } },
-        })),
-      },
-    ],
+    ResultsByTime: days.map((day) => ({
+      TimePeriod: { Start: day, End: addDay(day) },
+      Estimated: options.estimated ?? true,
+      Total: {},
+      Groups:
+        day === costDay
+          ? groups.map(([id, usd]) => ({
+              Keys: [`tenant$${id ?? ''}`],
+              Metrics: { UnblendedCost: { Amount: usd, Unit: 'USD' } },
+            }))
+          : [],
+    })),
     ...(options.nextPageToken ? { NextPageToken: options.nextPageToken } : {}),
   };
 }

@@ -29,7 +29,8 @@ export type TenantInput = z.infer<typeof tenantInputSchema>;
 
 /** Everything a decision depends on; stored before deciding so any run can be replayed. */
 export const guardInputsSchema = z.object({
-  version: z.literal(1),
+  /** 2: DAILY costs with the latest day carrying cost; Estimated answers are usable. */
+  version: z.literal(2),
   now: z.iso.datetime(),
   period: z.string().regex(/^\d{4}-\d{2}$/),
   costs: costInputsSchema,

@@ -1,5 +1,6 @@
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import type pg from 'pg';
+import { BUDGET_LINES } from '../budget-lines.ts';
 import type { TenantDecision } from './plan.ts';
 
 /** What a notification is about: the state entered, or a request for a human. */
@@ -17,11 +18,13 @@ export function notificationKinds(decision: TenantDecision): NotificationKind[] 
   return kinds;
 }
 
+const percentOf = (line: keyof typeof BUDGET_LINES) => `${Math.round(BUDGET_LINES[line] * 100)}%`;
+
 const SUBJECTS: Record<NotificationKind, string> = {
   ok: 'back within budget',
-  warning: 'at 90% of its cost budget',
-  limited: 'limited: new work stopped at 100% of budget',
-  suspended: 'suspended at 200% of budget',
+  warning: `at ${percentOf('warning')} of its cost budget`,
+  limited: `limited: new work stopped at ${percentOf('limited')} of budget`,
+  suspended: `suspended at ${percentOf('suspended')} of budget`,
   'needs-human': 'billing over budget without metering: check',
   'suspend-approval': 'suspension waiting for --approve-suspend',
 };

@@ -10,6 +10,7 @@ import {
   type GuardAction,
   type GuardPolicy,
   type GuardState,
+  holdingRatio,
   isCappedAction,
   maxState,
   needsHuman,
@@ -20,14 +21,7 @@ import {
 } from './rules.ts';
 
 /** Why a change the evidence supports is not made in this run. */
-export type Hold =
-  | 'unknown-data'
-  | 'no-billing-data'
-  | 'kill-switch'
-  | 'cap'
-  | 'needs-approval'
-  | 'override'
-  | 'set-by-human';
+export type Hold = 'unknown-data' | 'kill-switch' | 'cap' | 'needs-approval' | 'override' | 'set-by-human';
 
 /** The actor the guard writes into the audit trail. */
 export const GUARD_ACTOR = 'cost-guard';
@@ -100,14 +94,13 @@ function decideTenant(t: TenantInput, inputs: GuardInputs, dataProblem: string |
     reason,
   });
   if (dataProblem !== null) return keep('unknown-data', `state kept: ${dataProblem}`);
-  if (billRatio === null)
-    return keep('no-billing-data', 'state kept: Cost Explorer has no line for the tenant');
+  const estimated = inputs.costs.estimated;
 
   const current = stateForPeriod(t.guardState, t.statePeriod, inputs.period);
   const pending = t.statePeriod === inputs.period ? stored : { state: null, runs: 0 };
   const target = targetState(meterRatio, billRatio, policy);
   const human = needsHuman(meterRatio, billRatio, policy);
-  const settled = applyHysteresis(current, target, Math.max(meterRatio, billRatio), policy);
+  const settled = applyHysteresis(current, target, holdingRatio(meterRatio, billRatio, estimated), policy);
   const confirmed = applyConfirmations(current, settled, pending, policy);
   let to = applyOverride(current, confirmed.state, t.overrideExpiresAt, now);
   let hold: Hold | null = to === confirmed.state ? null : 'override';
@@ -129,7 +122,9 @@ function decideTenant(t: TenantInput, inputs: GuardInputs, dataProblem: string |
   }
   const parts = [
     `metering ${(meterRatio * 100).toFixed(1)}%`,
-    `billing ${(billRatio * 100).toFixed(1)}%`,
+    billRatio === null
+      ? 'billing: no Cost Explorer line'
+      : `billing ${(billRatio * 100).toFixed(1)}%${estimated ? ' (Estimated)' : ''}`,
     `of $${budgetUsd} budget`,
   ];
   if (pendingAfter.state !== null) {

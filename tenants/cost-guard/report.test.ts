@@ -34,7 +34,7 @@ const tenant = (id: string, tier: 'pro' | 'starter', agentMinutes: number) => ({
 });
 
 const inputs: GuardInputs = {
-  version: 1,
+  version: 2,
   now: '2026-11-24T12:00:00.000Z',
   period: '2026-11',
   costs: {
@@ -42,7 +42,8 @@ const inputs: GuardInputs = {
     end: '2026-11-25',
     fetchedAt: '2026-11-24T12:00:00.000Z',
     problem: null,
-    estimated: false,
+    estimated: true,
+    latestCostDay: '2026-11-24',
     dataTime: '2026-11-24T12:00:00.000Z',
     pages: 2,
     requests: 3,

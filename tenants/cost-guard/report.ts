@@ -1,6 +1,7 @@
 import { type SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import type pg from 'pg';
 import type { EnvironmentConfig } from '../../config/environments.ts';
+import { BUDGET_LINES } from '../budget-lines.ts';
 import { formatTable } from '../format.ts';
 import { getTier, TIER_NAMES } from '../tiers.ts';
 import { CE_REQUEST_COST_USD } from './costs.ts';
@@ -212,9 +213,9 @@ export function budgetChartSvg(tenants: readonly TenantLine[]): string {
   });
   // The 90% and 100% lines sit close together, so their labels lean away from each other.
   const guideLines = [
-    { ratio: 0.9, anchor: 'end' },
-    { ratio: 1, anchor: 'start' },
-    { ratio: 2, anchor: 'middle' },
+    { ratio: BUDGET_LINES.warning, anchor: 'end' },
+    { ratio: BUDGET_LINES.limited, anchor: 'start' },
+    { ratio: BUDGET_LINES.suspended, anchor: 'middle' },
   ];
   const lines = guideLines.map(({ ratio, anchor }) => {
     const lx = x(ratio).toFixed(1);

@@ -7,6 +7,7 @@ import {
   applyOverride,
   costDataProblem,
   hardLineConfirmed,
+  holdingRatio,
   isCappedAction,
   levelAt,
   NO_PENDING,
@@ -115,17 +116,48 @@ describe('stateForPeriod and periodOf', () => {
 
 describe('costDataProblem', () => {
   const now = new Date('2026-11-24T12:00:00Z');
-  const fresh = { problem: null, estimated: false, dataTime: '2026-11-24T00:00:00.000Z' };
-  test('fresh final data is usable', () => {
+  const fresh = { problem: null, dataTime: '2026-11-24T00:00:00.000Z' };
+  test('fresh data is usable, Estimated or not', () => {
     expect(costDataProblem(fresh, now, 36)).toBeNull();
+    const estimated = { ...fresh, estimated: true };
+    expect(costDataProblem(estimated, now, 36)).toBeNull();
   });
   test.each([
     [{ ...fresh, problem: 'throttled' }, /throttled/],
-    [{ ...fresh, estimated: true }, /Estimated/],
-    [{ ...fresh, dataTime: null }, /no data time/],
+    [{ ...fresh, dataTime: null }, /no day carrying cost yet/],
     [{ ...fresh, dataTime: '2026-11-22T00:00:00.000Z' }, /60\.0 h old \(max 36 h\)/],
   ])('%j is unknown', (facts, why) => {
     expect(costDataProblem(facts, now, 36)).toMatch(why);
+  });
+});
+
+describe('targetState with Estimated or missing billing', () => {
+  test.each([
+    ['Estimated billing confirms metering just across the line', 1.02, 1.05, 'limited'],
+    ['metering alone past its margin acts', 1.15, null, 'limited'],
+    ['metering alone inside its margin only warns', 1.05, null, 'warning'],
+    ['billing alone never enters a hard state', 0.5, 2.5, 'warning'],
+    ['no Cost Explorer line and low metering is ok', 0.2, null, 'ok'],
+  ] as const)('%s', (_name, meter, bill, state) => {
+    expect(targetState(meter, bill, P)).toBe(state);
+  });
+  test('billing with no line never asks for a human', () => {
+    expect(needsHuman(0.2, null, P)).toBe(false);
+    expect(needsHuman(0.2, 1.5, P)).toBe(true);
+  });
+});
+
+describe('holdingRatio', () => {
+  test('Estimated billing never holds a state metering no longer supports', () => {
+    expect(holdingRatio(0.3, 1.5, true)).toBe(0.3);
+    expect(applyHysteresis('limited', 'ok', holdingRatio(0.3, 1.5, true), P)).toBe('ok');
+  });
+  test('final billing still holds a state through hysteresis', () => {
+    expect(holdingRatio(0.3, 0.95, false)).toBe(0.95);
+    expect(applyHysteresis('limited', 'warning', holdingRatio(0.3, 0.95, false), P)).toBe('limited');
+  });
+  test('no line leaves metering alone', () => {
+    expect(holdingRatio(0.4, null, false)).toBe(0.4);
   });
 });
 

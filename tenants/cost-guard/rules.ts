@@ -3,6 +3,8 @@
  * returns the next value, so each is tested alone and a stored run replays to the same plan.
  */
 
+import { BUDGET_LINES } from '../budget-lines.ts';
+
 export const GUARD_STATES = ['ok', 'warning', 'limited', 'suspended'] as const;
 export type GuardState = (typeof GUARD_STATES)[number];
 
@@ -21,7 +23,7 @@ export interface GuardPolicy {
 }
 
 export const DEFAULT_POLICY: GuardPolicy = {
-  lines: { warning: 0.9, limited: 1.0, suspended: 2.0 },
+  lines: BUDGET_LINES,
   meteringOnlyMargin: 0.1,
   hysteresis: 0.1,
   confirmations: { warning: 1, limited: 1, suspended: 2 },
@@ -57,18 +59,30 @@ export function hardLineConfirmed(
 
 /**
  * The state the evidence supports now. Warning needs either source; limited and suspended need
- * metering (confirmed by billing, or alone with the margin). Billing alone never goes beyond warning.
+ * metering (confirmed by billing, Estimated or not, or alone with the margin). Billing alone never
+ * goes beyond warning. `billRatio` is null when Cost Explorer has no line for the tenant: metering
+ * then decides alone.
  */
-export function targetState(meterRatio: number, billRatio: number, policy: GuardPolicy): GuardState {
-  if (hardLineConfirmed(policy.lines.suspended, meterRatio, billRatio, policy)) return 'suspended';
-  if (hardLineConfirmed(policy.lines.limited, meterRatio, billRatio, policy)) return 'limited';
-  if (Math.max(meterRatio, billRatio) >= policy.lines.warning) return 'warning';
+export function targetState(meterRatio: number, billRatio: number | null, policy: GuardPolicy): GuardState {
+  const bill = billRatio ?? 0;
+  if (hardLineConfirmed(policy.lines.suspended, meterRatio, bill, policy)) return 'suspended';
+  if (hardLineConfirmed(policy.lines.limited, meterRatio, bill, policy)) return 'limited';
+  if (Math.max(meterRatio, bill) >= policy.lines.warning) return 'warning';
   return 'ok';
 }
 
 /** Billing says a hard line is crossed but metering does not confirm it: a human should look. */
-export function needsHuman(meterRatio: number, billRatio: number, policy: GuardPolicy): boolean {
+export function needsHuman(meterRatio: number, billRatio: number | null, policy: GuardPolicy): boolean {
+  if (billRatio === null) return false;
   return rank(levelAt(billRatio, policy)) > rank(targetState(meterRatio, billRatio, policy));
+}
+
+/**
+ * The ratio that holds a tenant in its state (hysteresis). Final billing counts; Estimated billing
+ * is provisional and never keeps a state the metering no longer supports, so it cannot block a lift.
+ */
+export function holdingRatio(meterRatio: number, billRatio: number | null, estimated: boolean): number {
+  return billRatio === null || estimated ? meterRatio : Math.max(meterRatio, billRatio);
 }
 
 /** The ratio below which a state is left: its line minus the hysteresis. */
@@ -134,15 +148,14 @@ export function periodOf(at: Date): string {
 export interface CostDataFacts {
   /** Set when fetching failed part-way: throttled beyond the retry bound, a missing page, a partial period. */
   readonly problem: string | null;
-  readonly estimated: boolean;
-  /** ISO time the data reaches; null when Cost Explorer gave none. */
+  /** ISO end of the latest day that carries cost; null when no day does. */
   readonly dataTime: string | null;
 }
 
+/** Estimated is not a problem: it is how Cost Explorer marks the whole open month. */
 export function costDataProblem(facts: CostDataFacts, now: Date, maxDataAgeHours: number): string | null {
   if (facts.problem !== null) return facts.problem;
-  if (facts.estimated) return 'cost data is Estimated';
-  if (facts.dataTime === null) return 'cost data has no data time';
+  if (facts.dataTime === null) return 'cost data has no day carrying cost yet';
   const ageHours = (now.getTime() - Date.parse(facts.dataTime)) / 3_600_000;
   if (ageHours > maxDataAgeHours) {
     return `cost data is ${ageHours.toFixed(1)} h old (max ${maxDataAgeHours} h)`;

@@ -177,24 +177,81 @@ describe('cost guard run', () => {
   });
 
   test.each([
-    ['an Estimated page', () => [cePage([], { estimated: true })], /Estimated/],
-    ['a missing second page', () => [cePage([], { nextPageToken: 'page-2' })], /page 2 is missing/],
-    ['stale data', () => [cePage([], { end: '2026-11-20' })], /h old \(max 36 h\)/],
-  ])('%s changes nothing', async (_name, pages, why) => {
-    const id = await tenantAt('est', 2.5);
-    const [page] = pages();
-    const full = page!;
-    full.ResultsByTime[0]!.Groups.push({
-      Keys: [`tenant$${id}`],
-      Metrics: { UnblendedCost: { Amount: usdForBudgetFraction(TIER, 2.5), Unit: 'USD' } },
-    });
-    await moto.seedCostAndUsage([full]);
+    ['a missing second page', () => cePage([], { nextPageToken: 'page-2' }), /page 2 is missing/],
+    ['stale data', () => cePage([], { costDay: '2026-11-20' }), /84\.0 h old \(max 36 h\)/],
+    ['no day carrying cost yet', () => cePage([]), /no day carrying cost yet/],
+  ])('%s changes nothing', async (_name, page, why) => {
+    const id = await tenantAt('stale', 2.5);
+    const answer = page();
+    if (!why.source.includes('no day')) {
+      answer.ResultsByTime.find((r) => r.TimePeriod.Start === '2026-11-20')!.Groups.push({
+        Keys: [`tenant$${id}`],
+        Metrics: { UnblendedCost: { Amount: usdForBudgetFraction(TIER, 2.5), Unit: 'USD' } },
+      });
+    }
+    await moto.seedCostAndUsage([answer]);
     const before = await catalog([id]);
     const result = await runCostGuard(deps(), { apply: true });
     expect(result.plan.dataProblem).toMatch(why);
     expect(result.plan.tenants[0]).toMatchObject({ hold: 'unknown-data', actions: [] });
     expect(await catalog([id])).toEqual(before);
     expect(await sentNotifications()).toEqual([]);
+  });
+
+  test('Estimated answers, as Cost Explorer gives for the open month, confirm metering and act', async () => {
+    const confirmed = await tenantAt('estc', 1.02);
+    const alone = await tenantAt('esta', 1.2);
+    const inside = await tenantAt('esti', 1.05);
+    await moto.seedCostAndUsage([
+      cePage(
+        [
+          [confirmed, usdForBudgetFraction(TIER, 1.05)],
+          [inside, usdForBudgetFraction(TIER, 0.5)],
+        ],
+        { estimated: true },
+      ),
+    ]);
+    const result = await runCostGuard(deps(), { apply: true });
+    expect(result.plan.dataProblem).toBeNull();
+    const to = Object.fromEntries(result.plan.tenants.map((d) => [d.tenantId, d.to]));
+    expect(to).toEqual({ [confirmed]: 'limited', [alone]: 'limited', [inside]: 'warning' });
+    expect(result.plan.tenants.find((d) => d.tenantId === alone)?.reason).toMatch(
+      /billing: no Cost Explorer line/,
+    );
+    expect(await catalog([confirmed, alone])).toMatchObject([{ status: 'limited' }, { status: 'limited' }]);
+  });
+
+  test('Estimated billing alone never limits, and never blocks lifting the guard’s own limit', async () => {
+    const spike = await tenantAt('esth', 0.3);
+    const lifted = await tenantAt('estl', 1.5);
+    await moto.seedCostAndUsage([cePage([[lifted, usdForBudgetFraction(TIER, 1.5)]], { estimated: true })]);
+    await runCostGuard(deps(), { apply: true });
+    expect(await catalog([lifted])).toMatchObject([{ status: 'limited', guard_state: 'limited' }]);
+
+    // Metering falls (a credit), but Estimated billing still reads 150%.
+    await recordUsage(pool, lifted, '2026-11-20', minutesForBudgetFraction(TIER, 0.3));
+    await moto.reset();
+    await new SNSClient({}).send(new CreateTopicCommand({ Name: alarmTopicName(env()) }));
+    await moto.seedCostAndUsage([
+      cePage(
+        [
+          [spike, usdForBudgetFraction(TIER, 2.5)],
+          [lifted, usdForBudgetFraction(TIER, 1.5)],
+        ],
+        { estimated: true },
+      ),
+    ]);
+    const result = await runCostGuard(deps(), { apply: true });
+    const byId = new Map(result.plan.tenants.map((d) => [d.tenantId, d]));
+    expect(byId.get(spike)).toMatchObject({ to: 'warning', needsHuman: true });
+    // Billing alone may still warn, but the limit is lifted.
+    expect(byId.get(lifted)).toMatchObject({
+      from: 'limited',
+      to: 'warning',
+      actions: ['resume', 'notify'],
+    });
+    const status = Object.fromEntries((await catalog([spike, lifted])).map((r) => [r.id, r.status]));
+    expect(status).toEqual({ [spike]: 'active', [lifted]: 'active' });
   });
 
   test('a throttled Cost Explorer is retried, then the run gives up without acting', async () => {
@@ -377,7 +434,7 @@ describe('cost guard run', () => {
   ])('a malformed response (%s) gives one clear error and no action', async (_name, patch, why) => {
     const id = await tenantAt('bad', 2.5);
     const page = cePage([[id, usdForBudgetFraction(TIER, 2.5)]]);
-    Object.assign(page.ResultsByTime[0]!.Groups[0]!, patch);
+    Object.assign(page.ResultsByTime.at(-1)!.Groups[0]!, patch);
     await moto.seedCostAndUsage([page]);
     const runs = (await pool.query('SELECT count(*)::int AS n FROM control.cost_guard_runs')).rows[0].n;
     const error = await runCostGuard(deps(), { apply: true }).catch((e: unknown) => e);

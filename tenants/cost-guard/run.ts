@@ -167,7 +167,7 @@ export async function runCostGuard(deps: CostGuardDeps, options: CostGuardOption
   const costs = await fetchCosts(now, { ...deps.fetch, ...(deps.ce ? { client: deps.ce } : {}) });
   const guard = deps.env.costGuard;
   const inputs: GuardInputs = {
-    version: 1,
+    version: 2,
     now: now.toISOString(),
     period,
     costs,
@@ -196,7 +196,7 @@ export async function runCostGuard(deps: CostGuardDeps, options: CostGuardOption
     const sns = deps.sns ?? new SNSClient({ region: deps.env.region });
     const byId = new Map(inputs.tenants.map((t) => [t.id, t]));
     for (const decision of plan.tenants) {
-      if (decision.hold === 'unknown-data' || decision.hold === 'no-billing-data') continue;
+      if (decision.hold === 'unknown-data') continue;
       try {
         const outcome = await actOnTenant(deps, runId, inputs, decision, byId.get(decision.tenantId)!, sns);
         if (outcome) outcomes.push(outcome);

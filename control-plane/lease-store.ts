@@ -1,0 +1,340 @@
+import type { Redis } from 'ioredis';
+
+/** What a grant is checked against: the tier's limits and the tenant's reported usage this month. */
+export interface LeaseLimits {
+  readonly concurrentTasks: number;
+  readonly agentMinutesPerMonth: number;
+  readonly apiCallsPerMonth: number;
+  /** Reported usage this month (from the usage counters). */
+  readonly reportedAgentMinutes: number;
+  readonly reportedApiCalls: number;
+}
+
+export interface Lease {
+  readonly taskId: string;
+  /** ms since the epoch. */
+  readonly startedAt: number;
+  readonly expiresAt: number;
+}
+
+export type GrantResult =
+  | { readonly granted: true; readonly lease: Lease }
+  | {
+      readonly granted: false;
+      readonly reason: 'agent-minutes' | 'api-calls' | 'concurrency';
+      /** The figure that hit the limit: counted agent-minutes, API calls or active leases. */
+      readonly value: number;
+    };
+
+export type HeartbeatResult =
+  | { readonly live: true; readonly lease: Lease; readonly leasedMinutes: number }
+  | { readonly live: false; readonly leasedMinutes: number };
+
+/**
+ * Task leases: a slot that lives only while its runner heartbeats, and the agent-minutes the
+ * leases ran, counted here rather than taken from what the tenant reports. An expired lease frees
+ * its slot; its minutes count up to its expiry.
+ */
+export interface LeaseStore {
+  /** Atomically checks quota (the larger of leased and reported minutes) and concurrency, and grants. */
+  grant(tenantId: string, month: string, taskId: string, limits: LeaseLimits): Promise<GrantResult>;
+  /** Counts the minutes since the last beat and extends the lease; `live: false` when it is gone. */
+  heartbeat(tenantId: string, month: string, taskId: string): Promise<HeartbeatResult>;
+  /** Counts the lease's last minutes and frees its slot; false when there was no live lease. */
+  end(tenantId: string, month: string, taskId: string): Promise<boolean>;
+  /** Agent-minutes the tenant's leases ran this month, live leases counted to their last beat. */
+  leasedMinutes(tenantId: string, month: string): Promise<number>;
+  activeLeases(tenantId: string): Promise<number>;
+}
+
+export interface LeaseStoreOptions {
+  /** A lease lives this long after its grant or last heartbeat. */
+  readonly ttlMs: number;
+  /** @default Date.now */
+  readonly clock?: () => number;
+}
+
+/** Leased-minute counters outlive their month long enough for the usage endpoints and the report. */
+const COUNTER_TTL_SECONDS = 40 * 86_400;
+
+// Every script first sweeps the tenant's expired leases, counting each up to its expiry. The lease
+// keys live as long as the counter, so a lease nobody heartbeats is still swept and counted.
+// KEYS: expiry sorted set (task -> expiresAt ms), lease hash (task -> "startedAt:countedAt"),
+// leased-minutes counter of the month.
+const SWEEP = `
+local function sweep(now)
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES')
+  local minutes = 0
+  for i = 1, #expired, 2 do
+    local data = redis.call('HGET', KEYS[2], expired[i])
+    if data then
+      local counted = tonumber(string.match(data, ':(%d+)$'))
+      minutes = minutes + math.max(0, tonumber(expired[i + 1]) - counted) / 60000
+      redis.call('HDEL', KEYS[2], expired[i])
+    end
+    redis.call('ZREM', KEYS[1], expired[i])
+  end
+  if minutes > 0 then
+    redis.call('INCRBYFLOAT', KEYS[3], minutes)
+    redis.call('EXPIRE', KEYS[3], ARGV[#ARGV])
+  end
+end
+local function count(task, now)
+  local data = redis.call('HGET', KEYS[2], task)
+  if not data then return nil end
+  local started, counted = string.match(data, '^(%d+):(%d+)$')
+  local minutes = math.max(0, now - tonumber(counted)) / 60000
+  if minutes > 0 then
+    redis.call('INCRBYFLOAT', KEYS[3], minutes)
+    redis.call('EXPIRE', KEYS[3], ARGV[#ARGV])
+  end
+  return started
+end
+`;
+
+// ARGV: task, now, ttl ms, concurrent tasks, minutes quota, reported minutes, api quota, reported calls, counter TTL.
+const GRANT = `${SWEEP}
+local now = tonumber(ARGV[2])
+sweep(now)
+local existing = redis.call('HGET', KEYS[2], ARGV[1])
+if existing then
+  local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  return {'granted', string.match(existing, '^(%d+):'), expires}
+end
+local leased = tonumber(redis.call('GET', KEYS[3]) or '0')
+local minutes = math.max(leased, tonumber(ARGV[6]))
+if minutes >= tonumber(ARGV[5]) then return {'agent-minutes', tostring(minutes)} end
+if tonumber(ARGV[8]) >= tonumber(ARGV[7]) then return {'api-calls', ARGV[8]} end
+local active = redis.call('ZCARD', KEYS[1])
+if active >= tonumber(ARGV[4]) then return {'concurrency', tostring(active)} end
+local expires = now + tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], expires, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ':' .. ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
+redis.call('EXPIRE', KEYS[2], ARGV[#ARGV])
+return {'granted', ARGV[2], tostring(expires)}`;
+
+// ARGV: task, now, ttl ms, counter TTL.
+const HEARTBEAT = `${SWEEP}
+local now = tonumber(ARGV[2])
+sweep(now)
+local started = count(ARGV[1], now)
+local leased = redis.call('GET', KEYS[3]) or '0'
+if not started then return {'gone', leased} end
+local expires = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], started .. ':' .. ARGV[2])
+redis.call('ZADD', KEYS[1], expires, ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
+redis.call('EXPIRE', KEYS[2], ARGV[#ARGV])
+return {'live', started, tostring(expires), redis.call('GET', KEYS[3]) or '0'}`;
+
+// ARGV: task, now, counter TTL.
+const END = `${SWEEP}
+local now = tonumber(ARGV[2])
+sweep(now)
+if not count(ARGV[1], now) then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1`;
+
+// ARGV: now, counter TTL. Returns the counter plus the live leases' minutes since their last beat.
+const LEASED = `${SWEEP}
+local now = tonumber(ARGV[1])
+sweep(now)
+local total = tonumber(redis.call('GET', KEYS[3]) or '0')
+for _, data in ipairs(redis.call('HVALS', KEYS[2])) do
+  total = total + math.max(0, now - tonumber(string.match(data, ':(%d+)$'))) / 60000
+end
+return tostring(total)`;
+
+interface ScriptedRedis extends Redis {
+  cpLeaseGrant(...args: (string | number)[]): Promise<string[]>;
+  cpLeaseHeartbeat(...args: (string | number)[]): Promise<string[]>;
+  cpLeaseEnd(...args: (string | number)[]): Promise<number>;
+  cpLeased(...args: (string | number)[]): Promise<string>;
+}
+
+/** Leases in Redis, so every control-plane replica sees the same slots and minutes; one script per call. */
+export class RedisLeaseStore implements LeaseStore {
+  private readonly redis: ScriptedRedis;
+  private readonly clock: () => number;
+
+  constructor(
+    redis: Redis,
+    private readonly options: LeaseStoreOptions & { readonly keyPrefix: string },
+  ) {
+    redis.defineCommand('cpLeaseGrant', { numberOfKeys: 3, lua: GRANT });
+    redis.defineCommand('cpLeaseHeartbeat', { numberOfKeys: 3, lua: HEARTBEAT });
+    redis.defineCommand('cpLeaseEnd', { numberOfKeys: 3, lua: END });
+    redis.defineCommand('cpLeased', { numberOfKeys: 3, lua: LEASED });
+    this.redis = redis as ScriptedRedis;
+    this.clock = options.clock ?? Date.now;
+  }
+
+  async grant(tenantId: string, month: string, taskId: string, limits: LeaseLimits): Promise<GrantResult> {
+    const [outcome, a, b] = await this.redis.cpLeaseGrant(
+      ...this.keys(tenantId, month),
+      taskId,
+      Math.floor(this.clock()),
+      this.options.ttlMs,
+      limits.concurrentTasks,
+      limits.agentMinutesPerMonth,
+      limits.reportedAgentMinutes,
+      limits.apiCallsPerMonth,
+      limits.reportedApiCalls,
+      COUNTER_TTL_SECONDS,
+    );
+    if (outcome === 'granted') {
+      return { granted: true, lease: { taskId, startedAt: Number(a), expiresAt: Number(b) } };
+    }
+    return {
+      granted: false,
+      reason: outcome as 'agent-minutes' | 'api-calls' | 'concurrency',
+      value: Number(a),
+    };
+  }
+
+  async heartbeat(tenantId: string, month: string, taskId: string): Promise<HeartbeatResult> {
+    const reply = await this.redis.cpLeaseHeartbeat(
+      ...this.keys(tenantId, month),
+      taskId,
+      Math.floor(this.clock()),
+      this.options.ttlMs,
+      COUNTER_TTL_SECONDS,
+    );
+    if (reply[0] === 'gone') return { live: false, leasedMinutes: Number(reply[1]) };
+    return {
+      live: true,
+      lease: { taskId, startedAt: Number(reply[1]), expiresAt: Number(reply[2]) },
+      leasedMinutes: Number(reply[3]),
+    };
+  }
+
+  async end(tenantId: string, month: string, taskId: string): Promise<boolean> {
+    const ended = await this.redis.cpLeaseEnd(
+      ...this.keys(tenantId, month),
+      taskId,
+      Math.floor(this.clock()),
+      COUNTER_TTL_SECONDS,
+    );
+    return ended === 1;
+  }
+
+  async leasedMinutes(tenantId: string, month: string): Promise<number> {
+    return Number(
+      await this.redis.cpLeased(...this.keys(tenantId, month), Math.floor(this.clock()), COUNTER_TTL_SECONDS),
+    );
+  }
+
+  async activeLeases(tenantId: string): Promise<number> {
+    const [expiry] = this.keys(tenantId, '');
+    return this.redis.zcount(expiry, `(${Math.floor(this.clock())}`, '+inf');
+  }
+
+  /** The tenant id in braces keeps a tenant's keys in one Redis Cluster slot, as the scripts need. */
+  private keys(tenantId: string, month: string): [string, string, string] {
+    const p = `${this.options.keyPrefix}lease:{${tenantId}}`;
+    return [`${p}:expiry`, `${p}:tasks`, `${p}:minutes:${month}`];
+  }
+}
+
+interface MemoryLease {
+  startedAt: number;
+  countedAt: number;
+  expiresAt: number;
+}
+
+/** The same rules in one process, for a control plane started without REDIS_URL. */
+export class MemoryLeaseStore implements LeaseStore {
+  private readonly leases = new Map<string, Map<string, MemoryLease>>();
+  private readonly minutes = new Map<string, number>();
+  private readonly clock: () => number;
+
+  constructor(private readonly options: LeaseStoreOptions) {
+    this.clock = options.clock ?? Date.now;
+  }
+
+  async grant(tenantId: string, month: string, taskId: string, limits: LeaseLimits): Promise<GrantResult> {
+    const now = this.clock();
+    const tasks = this.swept(tenantId, month, now);
+    const existing = tasks.get(taskId);
+    if (existing) {
+      return {
+        granted: true,
+        lease: { taskId, startedAt: existing.startedAt, expiresAt: existing.expiresAt },
+      };
+    }
+    const minutes = Math.max(this.counted(tenantId, month), limits.reportedAgentMinutes);
+    if (minutes >= limits.agentMinutesPerMonth) {
+      return { granted: false, reason: 'agent-minutes', value: minutes };
+    }
+    if (limits.reportedApiCalls >= limits.apiCallsPerMonth) {
+      return { granted: false, reason: 'api-calls', value: limits.reportedApiCalls };
+    }
+    if (tasks.size >= limits.concurrentTasks) {
+      return { granted: false, reason: 'concurrency', value: tasks.size };
+    }
+    const lease = { startedAt: now, countedAt: now, expiresAt: now + this.options.ttlMs };
+    tasks.set(taskId, lease);
+    return { granted: true, lease: { taskId, startedAt: now, expiresAt: lease.expiresAt } };
+  }
+
+  async heartbeat(tenantId: string, month: string, taskId: string): Promise<HeartbeatResult> {
+    const now = this.clock();
+    const lease = this.swept(tenantId, month, now).get(taskId);
+    if (!lease) return { live: false, leasedMinutes: this.counted(tenantId, month) };
+    this.add(tenantId, month, (now - lease.countedAt) / 60_000);
+    lease.countedAt = now;
+    lease.expiresAt = now + this.options.ttlMs;
+    return {
+      live: true,
+      lease: { taskId, startedAt: lease.startedAt, expiresAt: lease.expiresAt },
+      leasedMinutes: this.counted(tenantId, month),
+    };
+  }
+
+  async end(tenantId: string, month: string, taskId: string): Promise<boolean> {
+    const now = this.clock();
+    const tasks = this.swept(tenantId, month, now);
+    const lease = tasks.get(taskId);
+    if (!lease) return false;
+    this.add(tenantId, month, (now - lease.countedAt) / 60_000);
+    tasks.delete(taskId);
+    return true;
+  }
+
+  async leasedMinutes(tenantId: string, month: string): Promise<number> {
+    const now = this.clock();
+    let total = this.counted(tenantId, month);
+    for (const lease of this.swept(tenantId, month, now).values()) total += (now - lease.countedAt) / 60_000;
+    return total;
+  }
+
+  async activeLeases(tenantId: string): Promise<number> {
+    const now = this.clock();
+    return [...(this.leases.get(tenantId)?.values() ?? [])].filter((l) => l.expiresAt > now).length;
+  }
+
+  private counted(tenantId: string, month: string): number {
+    return this.minutes.get(`${tenantId}\u0000${month}`) ?? 0;
+  }
+
+  private add(tenantId: string, month: string, minutes: number): void {
+    const key = `${tenantId}\u0000${month}`;
+    this.minutes.set(key, (this.minutes.get(key) ?? 0) + Math.max(0, minutes));
+  }
+
+  private swept(tenantId: string, month: string, now: number): Map<string, MemoryLease> {
+    let tasks = this.leases.get(tenantId);
+    if (!tasks) {
+      tasks = new Map();
+      this.leases.set(tenantId, tasks);
+    }
+    for (const [taskId, lease] of tasks) {
+      if (lease.expiresAt > now) continue;
+      this.add(tenantId, month, (lease.expiresAt - lease.countedAt) / 60_000);
+      tasks.delete(taskId);
+    }
+    return tasks;
+  }
+}
