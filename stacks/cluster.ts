@@ -17,6 +17,7 @@ import {
   DRILL_ENV_TAG,
   databaseInstanceId,
   resourcePrefix,
+  secretNames,
   WORKLOAD_IDENTITIES,
 } from '../config/names.ts';
 import { logRemovalPolicy, PlatformStack, type PlatformStackProps } from './platform-stack.ts';
