@@ -118,7 +118,7 @@ describe('tenant lifecycle through the operator API', () => {
       payload: { reason: 'drill', dryRun: true },
     });
     expect(dry.json()).toMatchObject({ changed: false, fromStatus: 'active', toStatus: 'suspended' });
-    expect((await admit()).json()).toEqual({ decision: 'allow' });
+    expect((await admit()).json()).toMatchObject({ decision: 'allow', lease: expect.any(Object) });
 
     const noReason = await app.inject({
       method: 'POST',
@@ -136,7 +136,7 @@ describe('tenant lifecycle through the operator API', () => {
     });
     expect(nulReason.statusCode).toBe(400);
     expect(nulReason.json().error).toContain('contains a NUL character');
-    expect((await admit()).json()).toEqual({ decision: 'allow' });
+    expect((await admit()).json()).toMatchObject({ decision: 'allow', lease: expect.any(Object) });
     const suspended = await app.inject({
       method: 'POST',
       url: `/v1/tenants/${id}/suspend`,
@@ -153,7 +153,7 @@ describe('tenant lifecycle through the operator API', () => {
       payload: { reason: 'drill over' },
     });
     expect(resumed.json()).toMatchObject({ changed: true, toStatus: 'active' });
-    expect((await admit()).json()).toEqual({ decision: 'allow' });
+    expect((await admit()).json()).toMatchObject({ decision: 'allow', lease: expect.any(Object) });
     const actions = (await auditTrail(fx.pool, id)).map((e) => [e.action, e.actor]);
     expect(actions).toContainEqual(['tenant.suspended', 'control-plane:test-admin']);
     expect(actions).toContainEqual(['tenant.resumed', 'control-plane:test-admin']);

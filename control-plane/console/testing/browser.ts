@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 
-export const CHROMIUM_PATH = '/usr/bin/chromium';
+/** Debian's chromium here; CHROMIUM_PATH names another build (Google Chrome on GitHub's runners, .github/workflows/ci.yml). */
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /** Debian's Chromium, headless, with a fresh profile and no background traffic. */
 export async function launchChromium(): Promise<{ context: BrowserContext; close(): Promise<void> }> {
