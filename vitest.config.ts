@@ -5,8 +5,10 @@ export default defineConfig({
     include: ['**/*.test.ts'],
     exclude: ['node_modules/**', 'cdk.out/**', '.data/**'],
     testTimeout: 60_000,
-    hookTimeout: 180_000,
+    hookTimeout: 420_000,
     pool: 'forks',
+    // Most files wait on PostgreSQL, Redis, moto or a child process; two forks keep both cores busy.
+    maxWorkers: 2,
     // Node 20 is the supported runtime here; the SDK's notice about its future Node 22 floor is noise in test output.
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     globalSetup: ['stacks/testing/global-setup.ts'],

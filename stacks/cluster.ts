@@ -17,7 +17,6 @@ import {
   DRILL_ENV_TAG,
   databaseInstanceId,
   resourcePrefix,
-  secretNames,
   WORKLOAD_IDENTITIES,
 } from '../config/names.ts';
 import { logRemovalPolicy, PlatformStack, type PlatformStackProps } from './platform-stack.ts';
@@ -261,29 +260,13 @@ export class ClusterStack extends PlatformStack {
     return `arn:${this.partition}:budgets::${config.account}:budget/${resourcePrefix(config)}-tenant-*`;
   }
 
-  private tenantSecretsArn(config: EnvironmentConfig): string {
-    return this.formatArn({
-      service: 'secretsmanager',
-      resource: 'secret',
-      resourceName: `${secretNames(config).tenantsPrefix}*`,
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-    });
-  }
-
-  /** Tenant budgets, as onboarding, tier changes, resumes and offboarding reconcile them, and retired secrets. */
+  /** Tenant budgets, as onboarding, tier changes and resumes reconcile them; tenants get no database secret. */
   private addTenantReconcileStatements(role: iam.Role, workload: Workload, config: EnvironmentConfig): void {
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ReconcileTenantBudgets',
         actions: listed(workload, 'budgets:ViewBudget', 'budgets:ModifyBudget'),
         resources: [this.tenantBudgetsArn(config)],
-      }),
-    );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'RetireTenantSecrets',
-        actions: listed(workload, 'secretsmanager:DescribeSecret', 'secretsmanager:DeleteSecret'),
-        resources: [this.tenantSecretsArn(config)],
       }),
     );
   }

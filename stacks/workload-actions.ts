@@ -27,16 +27,6 @@ const TENANT_BUDGET_CALLS = {
   'client-budgets:CreateBudget': MODIFY_BUDGET,
   'client-budgets:UpdateBudget': MODIFY_BUDGET,
   'client-budgets:CreateNotification': MODIFY_BUDGET,
-  'client-budgets:DeleteBudget': MODIFY_BUDGET,
-} as const;
-
-/**
- * Scheduling deletion of the database secret that tenants onboarded before IAM database authentication still
- * have (tenants/tenant-aws.ts); nothing creates one any more (stacks/README.md).
- */
-const TENANT_SECRET_CALLS = {
-  'client-secrets-manager:DescribeSecret': same('secretsmanager', 'DescribeSecret'),
-  'client-secrets-manager:DeleteSecret': same('secretsmanager', 'DeleteSecret'),
 } as const;
 
 /** The console imports the cost guard's report and input modules to read stored runs, never to send these. */
@@ -53,7 +43,6 @@ export const WORKLOAD_ACTIONS: Record<Workload, WorkloadActions> = {
     entryPoints: ['bin/control-plane.ts'],
     calls: {
       ...TENANT_BUDGET_CALLS,
-      ...TENANT_SECRET_CALLS,
       'client-cost-explorer:GetCostAndUsage': { actions: [], notGranted: CONSOLE_READS_GUARD_RUNS },
       'client-sesv2:SendEmail': { actions: [], notGranted: CONSOLE_READS_GUARD_RUNS },
     },

@@ -12,7 +12,7 @@ import {
 } from '../../config/environments.ts';
 import { type SynthResult, synthesizeEnvironment } from '../synth.ts';
 
-const WAIT_LIMIT_MS = 170_000;
+const WAIT_LIMIT_MS = 400_000;
 
 /**
  * Each environment is synthesized for a different target, so the assertions prove that nothing is pinned to
