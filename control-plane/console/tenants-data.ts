@@ -1,15 +1,9 @@
 import type pg from 'pg';
 import { z } from 'zod';
+import { TENANT_STATUSES } from '../../tenants/lifecycle/status.ts';
 import { getTier, meteredCostUsd, TIER_NAMES, TIERS } from '../../tenants/tiers.ts';
 
-export const TENANT_STATUSES = [
-  'provisioning',
-  'active',
-  'limited',
-  'suspended',
-  'offboarding',
-  'archived',
-] as const;
+export { TENANT_STATUSES };
 
 /** Columns the tenants table sorts by; each maps to a fixed SQL expression, never to request text. */
 const SORTS = {
