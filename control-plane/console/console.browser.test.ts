@@ -83,7 +83,7 @@ describe('operator console in Chromium', () => {
 
   test('an admin signs in through OIDC and sees the tenants, with usage against quota', async () => {
     page = await signIn(browser.context, 'alice-admin');
-    await expect(page.getByText('alice-admin@example.test (admin)')).toBeTruthy();
+    expect(await page.getByText('alice-admin@example.test (admin)').count()).toBe(1);
     const row = page.getByRole('row', { name: new RegExp(provisioned) });
     await row.waitFor();
     expect(await row.getByRole('meter').first().getAttribute('value')).toBe('120');
