@@ -56,12 +56,12 @@ describe('bad input: one line on stderr, exit 1, nothing changed', () => {
       'error: PostgreSQL unreachable at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1',
     ],
   ])('%j', async (args, env, line) => {
-    const before = await footprint(fx.pool, ['Acme', 'acme-cli']);
+    const before = await footprint(fx.pool, ['Acme', 'acme-cli'], fx.cell);
     const result = await cli(args, env);
     expect(result.code).toBe(1);
     expect(result.stderr.trim()).toBe(line);
     expect(result.stdout).toBe('');
-    expect(await footprint(fx.pool, ['Acme', 'acme-cli'])).toEqual(before);
+    expect(await footprint(fx.pool, ['Acme', 'acme-cli'], fx.cell)).toEqual(before);
   });
 });
 

@@ -44,10 +44,11 @@ async function withDeps<T>(
   work: (deps: Parameters<typeof createTenant>[0]) => Promise<T>,
 ) {
   const env = loadEnvironmentConfig(options.env);
-  const db = await openDatabase();
+  const db = await openDatabase({ env });
   try {
     return await work({
       pool: db.pool,
+      cells: db.cells,
       env,
       aws: { enabled: awsEnabled(options.aws) },
       manifestsDir: options.manifestsDir,
@@ -273,7 +274,7 @@ program
     const bar = progressBar(Boolean(process.stderr.isTTY) && !options.json);
     const result = await withDeps(options, (deps) =>
       migrateTenants(
-        { catalog: deps.pool },
+        { catalog: deps.pool, cells: deps.cells },
         {
           ...(cmd.to === undefined ? {} : { to: cmd.to }),
           concurrency: cmd.concurrency,
