@@ -49,11 +49,6 @@ export function cellGroupRole(database: string): string {
 /** What cellGroupRole appends to the database name, for SQL that names the group from current_database(). */
 export const CELL_GROUP_SUFFIX = '_tenants';
 
-/** Cells on one server share its roles: a tenant role exists once per server. */
-export function sameServer(a: Cell, b: Cell): boolean {
-  return a.connection.host === b.connection.host && a.connection.port === b.connection.port;
-}
-
 /** Schema of the platform's own records in a cell database (tenant schema versions); tenants have no rights on it. */
 export const CELL_SCHEMA = 'cell';
 

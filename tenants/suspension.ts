@@ -6,7 +6,7 @@ import { checkAuditText } from './audit.ts';
 import type { Cell, CellDirectory } from './cells.ts';
 import { TenantNotFoundError } from './errors.ts';
 import { manifestsPath, renderTenantYaml, writeCreatingDir } from './lifecycle/manifests.ts';
-import { inTenantTransaction } from './lifecycle/session.ts';
+import { inClientTransaction, inTenantTransaction } from './lifecycle/session.ts';
 import { canTransition, type TenantStatus } from './lifecycle/status.ts';
 import { runSteps, type Step, type StepObserver, type StepResult } from './lifecycle/steps.ts';
 import { LIFECYCLE_CHANNEL, transition } from './lifecycle/transition.ts';
@@ -30,6 +30,11 @@ export interface SuspensionDeps {
   readonly kubeContext?: string;
   /** Watches the steps (progress, or a simulated crash in tests). @default - none */
   readonly observer?: StepObserver;
+  /**
+   * A catalog session that already holds the tenant's lock (a move): the status change runs on it, since
+   * a second connection would wait for that lock forever. @default - a connection from `pool`
+   */
+  readonly session?: pg.PoolClient;
 }
 
 export interface SuspensionOptions {
@@ -251,7 +256,11 @@ async function changeStatus(
   // Before any work: ending the role's sessions cannot be rolled back if the audit write then fails.
   checkAuditText('actor', options.actor);
   checkAuditText('reason', options.reason);
-  return inTenantTransaction(deps.pool, tenantId, async (client) => {
+  const locked = (work: (client: pg.PoolClient) => Promise<SuspensionResult>) =>
+    deps.session
+      ? inClientTransaction(deps.session, () => work(deps.session!))
+      : inTenantTransaction(deps.pool, tenantId, work);
+  return locked(async (client) => {
     const { rows } = await client.query<TenantRow>(
       'SELECT id, tier, status::text AS status, cell_id FROM control.tenants WHERE id = $1 FOR UPDATE',
       [tenantId],

@@ -31,11 +31,25 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
   return {
     name,
     url: url.toString(),
+    /** Drops the database, and the cell databases and group roles opened next to it (`<name>_cell_1`, …). */
     async drop() {
       const client = new pg.Client({ connectionString: ADMIN_URL });
       await client.connect();
       try {
-        await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+        const { rows } = await client.query<{ datname: string }>(
+          "SELECT datname FROM pg_database WHERE left(datname, length($1) + 1) = $1 || '_'",
+          [name],
+        );
+        for (const database of [name, ...rows.map((r) => r.datname)])
+          await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`);
+        const groups = await client.query<{ rolname: string }>(
+          'SELECT rolname FROM pg_roles WHERE rolname = ANY($1)',
+          [rows.map((r) => cellGroupRole(r.datname))],
+        );
+        if (groups.rows.length > 0)
+          await client.query(
+            `DROP ROLE ${groups.rows.map((g) => pg.escapeIdentifier(g.rolname)).join(', ')}`,
+          );
       } finally {
         await client.end();
       }
@@ -94,23 +108,11 @@ export async function createCatalogDatabase(
     },
     poolConnection(pool),
   );
-  const cellDatabases = specs.map((s) => s.connection.database);
   const cells = await openCells(pool, specs, { max });
   const db: TestDatabase = {
     ...catalog,
     async drop() {
       await cells.close();
-      const admin = new pg.Client({ connectionString: ADMIN_URL });
-      await admin.connect();
-      try {
-        for (const name of cellDatabases)
-          await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-        await admin.query(
-          `DROP ROLE IF EXISTS ${cellDatabases.map((d) => pg.escapeIdentifier(cellGroupRole(d))).join(', ')}`,
-        );
-      } finally {
-        await admin.end();
-      }
       await catalog.drop();
     },
   };
