@@ -20,6 +20,8 @@ const configSchema = z
     HOST: z.string().min(1).default('0.0.0.0'),
     /** @default - the embedded PostgreSQL (tenants/embedded-database.ts) */
     DATABASE_URL: optionalText.pipe(z.url().optional()),
+    /** `cell-1=postgresql://…,cell-2=…` @default - the env config's cells, on the catalog's server */
+    CELL_DATABASE_URLS: optionalText,
     DB_POOL_MAX: int(1).default(10),
     /** @default - in-memory rate limits and admission slots (one process only) */
     REDIS_URL: optionalText.pipe(z.url().optional()),
@@ -149,6 +151,7 @@ export type ControlPlaneConfig = z.infer<typeof configSchema>;
 const SECRET_VARIABLES = new Set([
   'JWT_SECRET',
   'DATABASE_URL',
+  'CELL_DATABASE_URLS',
   'REDIS_URL',
   'SENTRY_DSN',
   'OIDC_CLIENT_SECRET',

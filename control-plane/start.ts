@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { loadEnvironmentConfig } from '../config/environments.ts';
+import { parseCellUrls } from '../tenants/cells.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import type { ControlPlaneConfig } from './config.ts';
 import { buildServer } from './server.ts';
@@ -43,6 +44,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
     ...(config.DATABASE_URL === undefined ? {} : { url: config.DATABASE_URL }),
     max: config.DB_POOL_MAX,
     env: environment,
+    cellUrls: parseCellUrls(config.CELL_DATABASE_URLS),
   });
   if (db.embedded) logger.warn({ url: db.url }, 'DATABASE_URL unset: using the embedded PostgreSQL');
   let redis: Redis | null = null;
