@@ -327,7 +327,8 @@ const budgetStep: Step<Ctx, StepName> = {
 const databaseStep: Step<Ctx, StepName> = {
   name: 'database',
   async plan(ctx) {
-    ctx.database = await inspectTenantDatabase(ctx.cell.pool, ctx.id, ctx.tenant?.roleOid ?? null);
+    // The catalog step before this one changes nothing in the cell: the inspection made before the run holds.
+    ctx.database ??= await inspectTenantDatabase(ctx.cell.pool, ctx.id, ctx.tenant?.roleOid ?? null);
     const changes = databaseChanges(ctx.database, ctx.id, ctx.tier);
     if (changes.length === 0 && (ctx.tenant?.schemaVersion ?? 0) === 0) changes.push('record schema version');
     return changes;
@@ -557,8 +558,9 @@ async function provision(
     refuse(mode, id, tier, tenant);
     const cell = deps.cells.cell(tenant?.cellId ?? (await placeTenant(db, deps.cells, id)));
     // A same-named role onboarding did not create is refused before the catalog step writes anything.
-    assertRoleIsOurs(await inspectTenantDatabase(cell.pool, id, tenant?.roleOid ?? null), id);
-    const ctx: Ctx = { deps, db, id, cell, tier, actor: parsed.actor, reason, aws, tenant };
+    const database = await inspectTenantDatabase(cell.pool, id, tenant?.roleOid ?? null);
+    assertRoleIsOurs(database, id);
+    const ctx: Ctx = { deps, db, id, cell, tier, actor: parsed.actor, reason, aws, tenant, database };
     const steps = await runSteps(STEPS, ctx, {
       dryRun,
       ...(deps.observer ? { observer: deps.observer } : {}),
