@@ -38,6 +38,8 @@ export async function runControlPlaneDemo(options: ControlPlaneDemoOptions): Pro
     const operator = await new SignJWT({ role: 'operator' })
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject('demo')
+      // The operator verifier requires iat (it bounds a token's lifetime).
+      .setIssuedAt()
       .setExpirationTime('5m')
       .sign(new TextEncoder().encode(secret));
     const id = options.tenantId;
