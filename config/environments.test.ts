@@ -70,6 +70,20 @@ describe('bad environment config fails with one line naming the field and value'
       /'cluster\.publicAccessCidrs\.0' \("203\.0\.113\.0"\) must be an IPv4 CIDR/,
     ],
     [
+      'two cells with one id',
+      (c: EnvironmentConfig) =>
+        (c.cells = [
+          { id: 'cell-1', capacity: 10 },
+          { id: 'cell-1', capacity: 20, database: 'other' },
+        ]),
+      /'cells\.1\.id' \("cell-1"\) repeats cells\[0\]/,
+    ],
+    [
+      'a cell without room',
+      (c: EnvironmentConfig) => (c.cells = [{ id: 'cell-1', capacity: 0 }]),
+      /'cells\.0\.capacity' \(0\)/,
+    ],
+    [
       'AZs of another region',
       (c: EnvironmentConfig) => (c.region = 'eu-west-1'),
       /'availabilityZones\.0' \("us-east-1a"\) is not in region eu-west-1/,

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { migrateCatalog } from './catalog/migrate.ts';
+import { cellGroupRole, cellSpecs, defaultCellDatabase, parseCellUrls } from './cells.ts';
 import { TENANT_LOCK_CLASS } from './lifecycle/session.ts';
 import { LIFECYCLE_CHANNEL } from './lifecycle/transition.ts';
 import { createTenant } from './provisioner.ts';
@@ -147,5 +148,52 @@ describe("a tenant cannot reach the platform's locks or its NOTIFY channel", () 
     expect(heard.map((p) => JSON.parse(p))).toEqual([
       { tenantId: victim, status: 'suspended', action: 'tenant.suspended' },
     ]);
+  });
+});
+
+describe('cell settings', () => {
+  const catalog = { host: 'db.internal', port: 5432, database: 'agent_platform', user: 'ops', password: 'p' };
+
+  test("a cell is a database named after the catalog on the catalog's server unless the config says otherwise", () => {
+    const specs = cellSpecs(
+      {
+        cells: [
+          { id: 'cell-1', capacity: 10 },
+          { id: 'cell-2', capacity: 20, database: 'big_cell', host: 'db2.internal', port: 6432 },
+        ],
+      },
+      catalog,
+      { 'cell-1': 'postgresql://me@127.0.0.1:5433/local_cell' },
+    );
+    expect(specs).toEqual([
+      {
+        id: 'cell-1',
+        capacity: 10,
+        connection: { host: '127.0.0.1', port: 5433, database: 'local_cell', user: 'me' },
+      },
+      {
+        id: 'cell-2',
+        capacity: 20,
+        connection: { ...catalog, host: 'db2.internal', port: 6432, database: 'big_cell' },
+      },
+    ]);
+    expect(cellSpecs({ cells: [{ id: 'cell-1', capacity: 1 }] }, catalog)[0]?.connection.database).toBe(
+      'agent_platform_cell_1',
+    );
+    expect(cellGroupRole('agent_platform_cell_1')).toBe('agent_platform_cell_1_tenants');
+  });
+
+  test.each([
+    [() => parseCellUrls('cell-1'), "CELL_DATABASE_URLS entry 'cell-1' is not <cell>=postgresql://…"],
+    [
+      () => cellSpecs({ cells: [{ id: 'cell-1', capacity: 1 }] }, catalog, { 'cell-7': 'postgresql://x/y' }),
+      "unknown cell 'cell-7': the env config lists cell-1",
+    ],
+    [
+      () => defaultCellDatabase('a'.repeat(50), 'cell-1'),
+      /^cell 'cell-1': database name 'a+_cell_1' is longer than 55 characters/,
+    ],
+  ])('bad cell settings are one line: %#', (attempt, message) => {
+    expect(attempt).toThrow(message);
   });
 });

@@ -151,7 +151,11 @@ export async function tableChecksums(cell: Cell, id: string): Promise<MoveResult
 }
 
 const session = (ctx: Ctx) => ctx.db as pg.PoolClient;
-const suspensionDeps = (ctx: Ctx) => ({ ...ctx.deps, session: session(ctx) });
+/** Suspend and resume run on the move's locked session, and report to no observer of the move. */
+function suspensionDeps(ctx: Ctx) {
+  const { observer: _move, ...deps } = ctx.deps;
+  return { ...deps, session: session(ctx) };
+}
 
 const suspendStep: Step<Ctx, MoveStep> = {
   name: 'suspend',

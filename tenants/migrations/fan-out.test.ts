@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadEnvironmentConfig } from '../../config/environments.ts';
-import { type CellDirectory, cellGroupRole } from '../cells.ts';
+import { type Cell, type CellDirectory, cellGroupRole } from '../cells.ts';
 import { createTenant } from '../provisioner.ts';
 import { tenantSchemaStatements } from '../tenant-schema.ts';
 import { createCatalogDatabase, dropRoles, type TestDatabase, uniqueTenantId } from '../testing/pg.ts';
@@ -38,18 +38,21 @@ function asTenant(id: string): pg.Client {
 }
 
 /** A tenant as onboarding made it before any migration existed: version 1. */
-async function versionOneTenant(stem: string): Promise<string> {
+async function versionOneTenant(
+  stem: string,
+  at: { catalog: pg.Pool; cell: Cell } = { catalog: pool, cell: cell() },
+): Promise<string> {
   const id = uniqueTenantId(stem);
   roles.push(id);
   const s = pg.escapeIdentifier(id);
-  await pool.query(
-    `INSERT INTO control.tenants (id, tier, status, cell_id, schema_version) VALUES ($1, 'free', 'active', 'cell-1', 1)`,
-    [id],
+  await at.catalog.query(
+    `INSERT INTO control.tenants (id, tier, status, cell_id, schema_version) VALUES ($1, 'free', 'active', $2, 1)`,
+    [id, at.cell.id],
   );
-  await cell().pool.query(
+  await at.cell.pool.query(
     [
       'BEGIN',
-      `CREATE ROLE ${s} LOGIN IN ROLE ${pg.escapeIdentifier(cellGroupRole(cell().connection.database))}`,
+      `CREATE ROLE ${s} LOGIN IN ROLE ${pg.escapeIdentifier(cellGroupRole(at.cell.connection.database))}`,
       `CREATE SCHEMA ${s} AUTHORIZATION ${s}`,
       `SET LOCAL ROLE ${s}`,
       ...tenantSchemaStatements(id),
@@ -240,6 +243,35 @@ describe('tenant migrate', () => {
       files: ['0002_agent-labels.sql'],
     });
     expect((await versions([id]))[id]).toBe(1);
+  });
+
+  test('tenants of two cells are migrated in one run, each in its own cell', async () => {
+    const two = await createCatalogDatabase('migrations_two', 4, { cells: 2 });
+    try {
+      const migrations = await migrationsDir({ '0002_agent-labels.sql': ADD_LABELS });
+      const placed: [string, Cell][] = [];
+      for (const id of ['cell-1', 'cell-2', 'cell-1', 'cell-2']) {
+        const at = two.cells.cell(id);
+        placed.push([await versionOneTenant('mig-two', { catalog: two.pool, cell: at }), at]);
+      }
+      const result = await migrateTenants(
+        { catalog: two.pool, cells: two.cells },
+        { migrations, concurrency: 2 },
+      );
+      expect(result).toMatchObject({ migrated: 4, failed: [] });
+      for (const [id, at] of placed) {
+        const { rows } = await at.pool.query(
+          `SELECT (SELECT version FROM cell.tenant_schemas WHERE tenant_id = $1) AS version,
+                  (SELECT count(*)::int FROM information_schema.columns
+                    WHERE table_schema = $1 AND table_name = 'agents' AND column_name = 'labels') AS labels`,
+          [id],
+        );
+        expect(rows[0]).toEqual({ version: 2, labels: 1 });
+      }
+    } finally {
+      await two.pool.end();
+      await two.db.drop();
+    }
   });
 
   test('a crash after the cell committed and before the catalog did: the rerun only moves the catalog', async () => {
