@@ -61,6 +61,11 @@ describe('bad input: one line on stderr, exit 1, nothing changed', () => {
       "error: unknown cell 'cell-9': the env config lists cell-1",
     ],
     [['move', 'nobody-here', '--to', 'cell-1', '--yes'], {}, "error: tenant 'nobody-here' does not exist"],
+    [
+      ['create', 'acme-cli', '--tier', 'pro'],
+      { CELL_DATABASE_URLS: 'cell-1=postgresql://postgres@127.0.0.1:1/gone' },
+      "error: cell 'cell-1' (127.0.0.1:1/gone) cannot be opened: connect ECONNREFUSED 127.0.0.1:1",
+    ],
   ])('%j', async (args, env, line) => {
     const before = await footprint(fx.pool, ['Acme', 'acme-cli'], fx.cell);
     const result = await cli(args, env);

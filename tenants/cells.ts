@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { EnvironmentConfig } from '../config/environments.ts';
+import { DatabaseUnavailableError } from './errors.ts';
 import { type ConnectionSettings, clientConfig } from './lifecycle/session.ts';
 
 /**
@@ -253,7 +254,12 @@ export async function openCells(
   const cells: Cell[] = [];
   try {
     for (const spec of specs) {
-      await ensureDatabase(spec.connection);
+      await ensureDatabase(spec.connection).catch((error: unknown) => {
+        const c = spec.connection;
+        throw new DatabaseUnavailableError(
+          `cell '${spec.id}' (${c.host}:${c.port}/${c.database}) cannot be opened: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      });
       const pool = new pg.Pool({ ...clientConfig(spec.connection), max: options.max ?? 10 });
       // An idle client's connection error must not crash the process; the next query reports it.
       pool.on('error', () => {});

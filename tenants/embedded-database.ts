@@ -190,8 +190,8 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<O
   } catch (error) {
     await pool.end();
     await stop();
-    if ([pg.DatabaseError, CellConfigError, UnknownCellError].some((kind) => error instanceof kind))
-      throw error;
+    const named = [pg.DatabaseError, CellConfigError, UnknownCellError, DatabaseUnavailableError];
+    if (named.some((kind) => error instanceof kind)) throw error;
     const where = new URL(url).host;
     throw new DatabaseUnavailableError(
       `PostgreSQL unreachable at ${where}: ${error instanceof Error ? error.message : String(error)}`,
