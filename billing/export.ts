@@ -110,7 +110,7 @@ export function exportRange(now: Date, since?: Date): HourRange {
 /** Why one usage row cannot be billed, or null when it is sound. */
 function rowProblem(row: HourlyUsage, range: HourRange): string | null {
   if (!(row.hour instanceof Date) || Number.isNaN(row.hour.getTime()) || row.hour.getTime() % HOUR_MS !== 0)
-    return `hour ${String(row.hour)} is not a whole UTC hour`;
+    return `hour ${Number.isNaN(new Date(row.hour).getTime()) ? String(row.hour) : new Date(row.hour).toISOString()} is not a whole UTC hour`;
   if (row.hour >= range.to) return `hour ${hourLabel(row.hour)} is not closed yet`;
   for (const meter of METERS) {
     const text = row[meter.usage];
@@ -304,7 +304,10 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
     const count = (done: readonly Planned[]) => {
       for (const b of done) progress[KIND_COUNTER[b.kind]] += 1;
     };
-    const stream = deps.stripe ? new MeterEventStream(deps.stripe, deps.retry ?? DEFAULT_RETRY) : null;
+    const clock = deps.now ?? (() => new Date());
+    const stream = deps.stripe
+      ? new MeterEventStream(deps.stripe, deps.retry ?? DEFAULT_RETRY, () => clock().getTime())
+      : null;
     const exportOne = async (tenantId: string) => {
       const link = links.get(tenantId)!;
       if (!link.known) {

@@ -23,6 +23,8 @@ const isSessionExpired = (error: unknown) => error instanceof Stripe.errors.Temp
  */
 export class MeterEventStream {
   private token: { value: string; expiresAt: number } | null = null;
+  /** The session being created, shared by the batches that asked for it meanwhile. */
+  private renewing: Promise<string> | null = null;
   requests = 0;
 
   constructor(
@@ -33,10 +35,20 @@ export class MeterEventStream {
 
   private async session(): Promise<string> {
     if (this.token && this.token.expiresAt - RENEW_BEFORE_MS > this.now()) return this.token.value;
-    const session = await withRetry(() => this.stripe.v2.billing.meterEventSession.create(), this.retry);
-    this.requests += 1;
-    this.token = { value: session.authentication_token, expiresAt: Date.parse(String(session.expires_at)) };
-    return this.token.value;
+    this.renewing ??= (async () => {
+      try {
+        const session = await withRetry(() => this.stripe.v2.billing.meterEventSession.create(), this.retry);
+        this.requests += 1;
+        this.token = {
+          value: session.authentication_token,
+          expiresAt: Date.parse(String(session.expires_at)),
+        };
+        return this.token.value;
+      } finally {
+        this.renewing = null;
+      }
+    })();
+    return this.renewing;
   }
 
   /** Sends one batch; 429 and 5xx are retried with backoff and jitter, an expired session is renewed once. */

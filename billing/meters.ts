@@ -57,7 +57,7 @@ export function centsDecimal(usd: number): string {
 
 function spec(tier: Tier, kind: PriceKind): PriceSpec {
   const base = kind === 'base';
-  const meter = kind === 'agent_minutes' ? 'agent_minutes' : 'api_calls';
+  const meter: MeterKey = kind === 'agent_minutes' ? 'agent_minutes' : 'api_calls';
   const fields = {
     tier: tier.name,
     kind,

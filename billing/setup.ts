@@ -75,8 +75,8 @@ function priceParams(spec: PriceSpec, meterId: string): Stripe.PriceCreateParams
     billing_scheme: 'tiered',
     tiers_mode: 'graduated',
     tiers: [
-      { up_to: spec.metered.included, unit_amount_decimal: '0' },
-      { up_to: 'inf', unit_amount_decimal: spec.metered.overageCents },
+      { up_to: spec.metered.included, unit_amount_decimal: Stripe.Decimal.from('0') },
+      { up_to: 'inf', unit_amount_decimal: Stripe.Decimal.from(spec.metered.overageCents) },
     ],
   };
 }

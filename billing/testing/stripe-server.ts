@@ -167,6 +167,16 @@ export class StripeContractServer {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /** Forgets every meter event, identifier, report and count; meters, products and prices stay. */
+  resetEvents(): void {
+    this.events.length = 0;
+    this.errorReports.length = 0;
+    this.identifiers.clear();
+    this.injections.length = 0;
+    Object.assign(this.stats, { requests: 0, streamRequests: 0, duplicates: 0, faults: 0 });
+    this.stats.byRoute.clear();
+  }
+
   /** Makes the next `times` matching requests fail with `fault`. */
   inject(injection: Omit<Injection, 'times'> & { times?: number }): void {
     this.injections.push({ ...injection, times: injection.times ?? 1 });
