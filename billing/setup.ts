@@ -1,6 +1,6 @@
 import Stripe from 'stripe';
 import type { EnvironmentConfig } from '../config/environments.ts';
-import { TIERS } from '../tenants/tiers.ts';
+import { TIERS, type Tier } from '../tenants/tiers.ts';
 import { BillingStateError } from './errors.ts';
 import { METER_SETTINGS, METERS, type MeterKey, type PriceSpec, priceSpecs, productId } from './meters.ts';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.ts';
@@ -107,7 +107,12 @@ export async function pricesByLookupKey(
 export async function setupBilling(
   stripe: Stripe,
   env: EnvironmentConfig,
-  options: { readonly dryRun?: boolean; readonly retry?: RetryPolicy } = {},
+  options: {
+    readonly dryRun?: boolean;
+    readonly retry?: RetryPolicy;
+    /** @default TIERS (tenants/tiers.ts) */
+    readonly tiers?: readonly Tier[];
+  } = {},
 ): Promise<SetupResult> {
   const dryRun = options.dryRun ?? false;
   const retry = options.retry ?? DEFAULT_RETRY;
@@ -146,7 +151,8 @@ export async function setupBilling(
           )
         ).id;
   }
-  for (const tier of TIERS) {
+  const tiers = options.tiers ?? TIERS;
+  for (const tier of tiers) {
     const id = productId(tier.name);
     try {
       await withRetry(() => stripe.products.retrieve(id), retry);
@@ -167,7 +173,7 @@ export async function setupBilling(
       }
     }
   }
-  const specs = priceSpecs();
+  const specs = priceSpecs(tiers);
   const prices = await pricesByLookupKey(
     stripe,
     specs.map((s) => s.lookupKey),
