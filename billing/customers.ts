@@ -3,7 +3,8 @@ import Stripe from 'stripe';
 import type { EnvironmentConfig } from '../config/environments.ts';
 import type { Step } from '../tenants/lifecycle/steps.ts';
 import type { Tier } from '../tenants/tiers.ts';
-import { BillingStateError } from './errors.ts';
+import { createStripeClient, loadBillingConfig } from './config.ts';
+import { BillingConfigError, BillingStateError } from './errors.ts';
 import { lookupKey, type PriceKind } from './meters.ts';
 import { DEFAULT_RETRY, describeStripeError, type RetryPolicy, withRetry } from './retry.ts';
 import { pricesByLookupKey } from './setup.ts';
@@ -222,3 +223,24 @@ export const billingCloseStep: Step<OffboardCtx, 'billing'> = {
     return planned;
   },
 };
+
+/**
+ * The billing part of onboarding's dependencies: on when STRIPE_API_KEY is set or a customer is given (which
+ * then needs the key); off otherwise, so environments without Stripe onboard as before.
+ */
+export function billingDepsFor(
+  env: EnvironmentConfig,
+  customerId?: string,
+  source: NodeJS.ProcessEnv = process.env,
+): { billing?: BillingDeps } {
+  if (customerId !== undefined) parseCustomerId(customerId);
+  if (!source.STRIPE_API_KEY) {
+    if (customerId !== undefined)
+      throw new BillingConfigError(
+        'STRIPE_API_KEY is not set: linking a Stripe customer needs the Stripe secret key',
+      );
+    return {};
+  }
+  const stripe = createStripeClient(loadBillingConfig(env, source));
+  return { billing: { stripe, ...(customerId === undefined ? {} : { customerId }) } };
+}

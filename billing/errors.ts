@@ -1,3 +1,6 @@
+import Stripe from 'stripe';
+import { describeStripeError } from './retry.ts';
+
 /** Bad billing configuration or input: one line, the run stops before it changes anything. */
 export class BillingConfigError extends Error {
   override readonly name = 'BillingConfigError';
@@ -22,4 +25,17 @@ export class BillingStateError extends Error {
 /** Another billing run holds the lock. */
 export class BillingBusyError extends Error {
   override readonly name = 'BillingBusyError';
+}
+
+/** One line for an expected billing failure (bad setting, Stripe state, a Stripe refusal); undefined for a bug. */
+export function billingFailure(error: unknown): string | undefined {
+  if (
+    error instanceof BillingConfigError ||
+    error instanceof BillingStateError ||
+    error instanceof BillingBusyError
+  )
+    return error.message;
+  if (error instanceof BillingTenantError) return error.message;
+  if (error instanceof Stripe.errors.StripeError) return describeStripeError(error);
+  return undefined;
 }

@@ -1,8 +1,6 @@
 import { Command } from 'commander';
-import Stripe from 'stripe';
 import { exportCommand, reconcileCommand, setupCommand } from '../billing/cli.ts';
-import { BillingBusyError, BillingConfigError, BillingStateError } from '../billing/errors.ts';
-import { describeStripeError } from '../billing/retry.ts';
+import { billingFailure } from '../billing/errors.ts';
 import { loadEnvironmentConfig } from '../config/environments.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { expectedFailure } from '../tenants/format.ts';
@@ -79,15 +77,7 @@ program
 try {
   await program.parseAsync();
 } catch (error) {
-  const known =
-    error instanceof BillingConfigError ||
-    error instanceof BillingStateError ||
-    error instanceof BillingBusyError;
-  const line = known
-    ? (error as Error).message
-    : error instanceof Stripe.errors.StripeError
-      ? describeStripeError(error)
-      : expectedFailure(error);
+  const line = billingFailure(error) ?? expectedFailure(error);
   if (line === undefined) throw error;
   console.error(`error: ${line}`);
   process.exitCode = 1;
