@@ -90,7 +90,7 @@ export async function exportCommand(
 export async function reconcileCommand(
   pool: pg.Pool,
   env: EnvironmentConfig,
-  options: { month: string; tolerance?: string; json?: boolean; notify?: boolean },
+  options: { month?: string; tolerance?: string; json?: boolean; notify?: boolean },
 ): Promise<CommandOutcome> {
   const config = loadBillingConfig(env);
   const tolerance = options.tolerance === undefined ? config.reconcileTolerance : Number(options.tolerance);
@@ -104,7 +104,7 @@ export async function reconcileCommand(
       usage: new CatalogUsageSource(pool),
       ...(options.notify === false ? {} : { sns: new SNSClient({ region: env.region }) }),
     },
-    options.month,
+    options.month ?? new Date(Date.now() - 86_400_000).toISOString().slice(0, 7),
     { tolerance },
   );
   return {

@@ -57,13 +57,16 @@ program
 program
   .command('reconcile')
   .description("compare a month's totals per tenant and meter with Stripe's meter event summaries")
-  .requiredOption('--month <yyyy-mm>', 'the month to compare (UTC)')
+  .option(
+    '--month <yyyy-mm>',
+    'the month to compare (UTC; default: the month of yesterday, so the 1st closes the month before)',
+  )
   .option(
     '--tolerance <fraction>',
     'largest accepted difference, as a fraction of our total (default: BILLING_RECONCILE_TOLERANCE or 0)',
   )
   .option('--no-notify', 'do not publish differences to the alarm topic')
-  .action(async (cmd: { month: string; tolerance?: string; notify?: boolean }) => {
+  .action(async (cmd: { month?: string; tolerance?: string; notify?: boolean }) => {
     const { env, json } = program.opts<{ env: string; json?: boolean }>();
     const config = loadEnvironmentConfig(env);
     const db = await openDatabase();

@@ -1,6 +1,7 @@
 import { ApiObject, App, Chart, type ChartProps, JsonPatch } from 'cdk8s';
 import {
   type Container,
+  type EnvVar,
   IntOrString,
   KubeClusterRole,
   KubeClusterRoleBinding,
@@ -61,6 +62,12 @@ export const PLATFORM_ENV_SECRET = 'platform-env';
 export const HEARTBEATS_SECRET = 'platform-heartbeats';
 /** Cost Explorer refreshes about three times a day; four runs catch each refresh without paying for idle ones. */
 export const COST_GUARD_SCHEDULE = '17 */6 * * *';
+/** Hourly, past the 5-minute settle time of the hour just closed (billing/export.ts). */
+export const BILLING_EXPORT_SCHEDULE = '11 * * * *';
+/** Daily, once the export has sent the last hour of the previous UTC day. */
+export const BILLING_RECONCILE_SCHEDULE = '41 3 * * *';
+/** Billing CronJobs and their BetterStack heartbeat keys in HEARTBEATS_SECRET. */
+export const BILLING_CRONJOBS = ['billing-export', 'billing-reconcile'] as const;
 
 const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
 const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
@@ -243,6 +250,7 @@ export class PlatformWorkloadsChart extends Chart {
       schedule: string,
       command: string[],
       key: string,
+      extraEnv: EnvVar[] = [],
     ) =>
       new KubeCronJob(this, `cron-${name}`, {
         metadata: { name, labels: labelsOf(name) },
@@ -266,7 +274,7 @@ export class PlatformWorkloadsChart extends Chart {
                       name,
                       image: props.image,
                       command: ['node', 'dist/bin/with-heartbeat.js', '--', 'node', ...command],
-                      env: [...commonEnv, heartbeat(key)],
+                      env: [...commonEnv, heartbeat(key), ...extraEnv],
                       envFrom,
                       resources: {
                         requests: { cpu: Quantity.fromString('250m'), memory: Quantity.fromString('512Mi') },
@@ -289,6 +297,28 @@ export class PlatformWorkloadsChart extends Chart {
       'cost-guard',
     );
     this.costGuardRbac();
+    // Billing runs under the cost guard's identity: its only AWS call is publishing to the alarm topic, which
+    // that role grants. The Stripe key comes from the platform Secret by reference; a missing key fails the pod.
+    const stripeKey = {
+      name: 'STRIPE_API_KEY',
+      valueFrom: { secretKeyRef: { name: PLATFORM_ENV_SECRET, key: 'STRIPE_API_KEY' } },
+    };
+    cronJob(
+      'billing-export',
+      WORKLOAD_IDENTITIES.costGuard.serviceAccount,
+      BILLING_EXPORT_SCHEDULE,
+      ['dist/bin/billing.js', '--env', props.env, 'export'],
+      'billing-export',
+      [stripeKey],
+    );
+    cronJob(
+      'billing-reconcile',
+      WORKLOAD_IDENTITIES.costGuard.serviceAccount,
+      BILLING_RECONCILE_SCHEDULE,
+      ['dist/bin/billing.js', '--env', props.env, 'reconcile'],
+      'billing-reconcile',
+      [stripeKey],
+    );
     if (aws && props.sizes.drillSchedule !== null) {
       serviceAccount(WORKLOAD_IDENTITIES.drills.serviceAccount);
       cronJob(
@@ -393,6 +423,14 @@ export class PlatformWorkloadsChart extends Chart {
       policyTypes: ['Ingress', 'Egress'],
       egress: [{ to: [data], ports: [tcp(5432)] }, https],
     });
+    // The catalog, and HTTPS to Stripe, SNS and BetterStack.
+    for (const name of BILLING_CRONJOBS) {
+      policy(name, name, {
+        podSelector: app(name),
+        policyTypes: ['Ingress', 'Egress'],
+        egress: [{ to: [data], ports: [tcp(5432)] }, https],
+      });
+    }
     if (aws && props.sizes.drillSchedule !== null) {
       policy('dr-drill', 'dr-drill', {
         podSelector: app('dr-drill'),
