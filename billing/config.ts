@@ -4,7 +4,7 @@ import type { EnvironmentConfig } from '../config/environments.ts';
 import { BillingConfigError } from './errors.ts';
 
 const environmentSchema = z.object({
-  STRIPE_API_KEY: z.string().trim().min(1).optional(),
+  STRIPE_API_KEY: z.string().trim().optional(),
   /** Where the Stripe API is, for a local contract server: `http://127.0.0.1:12111`. @default - api.stripe.com */
   STRIPE_API_URL: z.url().optional(),
   /** Largest accepted difference in reconcile, as a fraction of our total. */

@@ -132,6 +132,8 @@ export class StripeContractServer {
   private readonly sessions = new Map<string, number>();
   private readonly identifiers = new Map<string, number>();
   private readonly idempotent = new Map<string, { status: number; body: Json }>();
+  /** Called after a stream request's events are stored and before it is answered (tests kill the client here). */
+  onStreamAccepted: ((events: number) => void) | null = null;
   private server: Server | null = null;
   private seq = 0;
   readonly apiKey: string;
@@ -540,6 +542,7 @@ export class StripeContractServer {
         this.identifiers.delete(identifier);
     }
     for (const event of events as Json[]) this.accept(event, now);
+    this.onStreamAccepted?.(events.length);
     return {};
   }
 
