@@ -228,11 +228,17 @@ ON CONFLICT (tenant_id, meter, hour) DO UPDATE
   SET revision = EXCLUDED.revision, quantity = EXCLUDED.quantity, identifier = EXCLUDED.identifier,
       stripe_customer_id = EXCLUDED.stripe_customer_id, state = 'pending', run_id = EXCLUDED.run_id`;
 
+// Marks a batch sent and records the run's progress in one statement. It runs on a session with
+// asynchronous commit: losing it in a crash leaves the batch pending, and a replay is dropped by Stripe.
 const SENT_SQL = `
-UPDATE control.billing_buckets b
-   SET state = 'sent', sent_at = now(), first_sent_at = coalesce(b.first_sent_at, now())
-  FROM unnest($2::text[]) AS t(identifier)
- WHERE b.tenant_id = $1 AND b.identifier = t.identifier`;
+WITH sent AS (
+  UPDATE control.billing_buckets b
+     SET state = 'sent', sent_at = now(), first_sent_at = coalesce(b.first_sent_at, now())
+    FROM unnest($2::text[]) AS t(identifier)
+   WHERE b.tenant_id = $1 AND b.identifier = t.identifier
+  RETURNING 1
+)
+UPDATE control.billing_export_runs SET progress = $4 WHERE id = $3 AND (SELECT count(*) FROM sent) >= 0`;
 
 interface Link {
   readonly customer: string | null;
@@ -273,14 +279,17 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
     requests: 0,
   };
   const problems: ExportProblem[] = [];
-  const lock = await deps.pool.connect();
+  // Holds the run's lock, and marks batches sent with asynchronous commit (see SENT_SQL).
+  const session = await deps.pool.connect();
   let runId: number | null = null;
   try {
-    const { rows: locked } = await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [
-      ...EXPORT_LOCK,
-    ]);
+    const { rows: locked } = await session.query<{ ok: boolean }>(
+      'SELECT pg_try_advisory_lock($1, $2) AS ok',
+      [...EXPORT_LOCK],
+    );
     if (!locked[0]?.ok)
       throw new BillingBusyError('another billing export is running: try again when it ends');
+    await session.query('SET synchronous_commit = off');
     const { rows: pendingTenants } = await deps.pool.query<{ tenant_id: string }>(
       "SELECT DISTINCT tenant_id FROM control.billing_buckets WHERE state = 'pending'",
     );
@@ -342,7 +351,19 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
         for (let i = 0; i < plan.planned.length; i += STREAM_BATCH_LIMIT) {
           const batch = plan.planned.slice(i, i + STREAM_BATCH_LIMIT);
           try {
-            await sendBatch(deps.pool, stream!, tenantId, link.customer, runId!, batch);
+            await sendBatch(
+              deps.pool,
+              session,
+              stream!,
+              { tenantId, customer: link.customer, runId: runId! },
+              batch,
+              () => {
+                count(batch);
+                progress.batches += 1;
+                progress.requests = stream!.requests;
+                return progress;
+              },
+            );
           } catch (error) {
             if (!(error instanceof Stripe.errors.StripeError)) throw error;
             problems.push({
@@ -352,13 +373,6 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
             });
             return;
           }
-          count(batch);
-          progress.batches += 1;
-          progress.requests = stream!.requests;
-          await deps.pool.query('UPDATE control.billing_export_runs SET progress = $2 WHERE id = $1', [
-            runId,
-            JSON.stringify(progress),
-          ]);
           await deps.observer?.afterBatch?.(progress);
           deps.observer?.onProgress?.(progress);
         }
@@ -405,26 +419,27 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
       ok,
     };
   } finally {
-    await lock.query('SELECT pg_advisory_unlock($1, $2)', [...EXPORT_LOCK]).catch(() => {});
-    lock.release();
+    await session.query('SELECT pg_advisory_unlock($1, $2)', [...EXPORT_LOCK]).catch(() => {});
+    await session.query('RESET synchronous_commit').catch(() => {});
+    session.release();
   }
 }
 
 /** Pending, sent to Stripe, then sent: the state a rerun resumes from is committed around every request. */
 async function sendBatch(
   db: pg.Pool,
+  session: pg.ClientBase,
   stream: MeterEventStream,
-  tenantId: string,
-  customer: string,
-  runId: number,
+  to: { readonly tenantId: string; readonly customer: string; readonly runId: number },
   batch: readonly Planned[],
+  sent: () => ExportProgress,
 ): Promise<void> {
   const fresh = batch.filter((b) => b.kind !== 'replay');
   if (fresh.length > 0) {
     await db.query(PENDING_SQL, [
-      tenantId,
-      customer,
-      runId,
+      to.tenantId,
+      to.customer,
+      to.runId,
       fresh.map((b) => b.meter),
       fresh.map((b) => b.hour),
       fresh.map((b) => b.revision),
@@ -432,6 +447,11 @@ async function sendBatch(
       fresh.map((b) => b.identifier),
     ]);
   }
-  await stream.send(batch.map((b) => toEvent(customer, b)));
-  await db.query(SENT_SQL, [tenantId, batch.map((b) => b.identifier)]);
+  await stream.send(batch.map((b) => toEvent(to.customer, b)));
+  await session.query(SENT_SQL, [
+    to.tenantId,
+    batch.map((b) => b.identifier),
+    to.runId,
+    JSON.stringify(sent()),
+  ]);
 }

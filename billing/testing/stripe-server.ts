@@ -537,9 +537,10 @@ export class StripeContractServer {
       throw invalid(`events supports up to ${MAX_STREAM_EVENTS} events per request, got ${events.length}`);
     this.stats.streamRequests += 1;
     const now = this.clock();
-    for (const identifier of [...this.identifiers.keys()]) {
-      if (this.identifiers.get(identifier)! <= now - IDENTIFIER_WINDOW_MS)
-        this.identifiers.delete(identifier);
+    // Identifiers are held in arrival order, so the expired ones are at the front.
+    for (const [identifier, at] of this.identifiers) {
+      if (at > now - IDENTIFIER_WINDOW_MS) break;
+      this.identifiers.delete(identifier);
     }
     for (const event of events as Json[]) this.accept(event, now);
     this.onStreamAccepted?.(events.length);
