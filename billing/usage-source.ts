@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { billableUsageByHour, billableUsageByTenant } from '../tenants/metering/billable-usage.ts';
 
 /** One tenant's metered usage in one UTC hour, as the metering store holds it (values as decimal text). */
 export interface HourlyUsage {
@@ -28,38 +29,43 @@ export interface UsageSource {
   totals(range: HourRange): Promise<Map<string, { agentMinutes: string; apiCalls: string }>>;
 }
 
-/** control.usage_hourly, written by the control plane's usage ingest with the daily row. */
+/** A metering figure as decimal text with at most 3 places (the catalog stores numeric(14,3)). */
+export function quantityText(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  return value.toFixed(3).replace(/\.?0+$/, '') || '0';
+}
+
+/**
+ * The catalog's billable usage (tenants/metering): per tenant and hour, agent-minutes are the larger of what
+ * the tenant reported and what its leases ran; API calls as reported.
+ */
 export class CatalogUsageSource implements UsageSource {
   constructor(private readonly db: pg.Pool) {}
 
   async tenants(range: HourRange): Promise<string[]> {
-    const { rows } = await this.db.query<{ tenant_id: string }>(
-      'SELECT DISTINCT tenant_id FROM control.usage_hourly WHERE hour >= $1 AND hour < $2 ORDER BY tenant_id',
-      [range.from, range.to],
-    );
-    return rows.map((r) => r.tenant_id);
+    if (range.from >= range.to) return [];
+    return [...(await billableUsageByTenant(this.db, range)).keys()].sort();
   }
 
   async hours(tenantId: string, range: HourRange): Promise<HourlyUsage[]> {
-    const { rows } = await this.db.query<{ hour: Date; agent_minutes: string; api_calls: string }>(
-      `SELECT hour, agent_minutes::text, api_calls::text FROM control.usage_hourly
-        WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour`,
-      [tenantId, range.from, range.to],
-    );
+    if (range.from >= range.to) return [];
+    const rows = await billableUsageByHour(this.db, { ...range, tenantIds: [tenantId] });
     return rows.map((r) => ({
       tenantId,
-      hour: r.hour,
-      agentMinutes: r.agent_minutes,
-      apiCalls: r.api_calls,
+      hour: new Date(r.hour),
+      agentMinutes: quantityText(r.agentMinutes),
+      apiCalls: quantityText(r.apiCalls),
     }));
   }
 
   async totals(range: HourRange): Promise<Map<string, { agentMinutes: string; apiCalls: string }>> {
-    const { rows } = await this.db.query<{ tenant_id: string; agent_minutes: string; api_calls: string }>(
-      `SELECT tenant_id, sum(agent_minutes)::text AS agent_minutes, sum(api_calls)::text AS api_calls
-         FROM control.usage_hourly WHERE hour >= $1 AND hour < $2 GROUP BY tenant_id`,
-      [range.from, range.to],
+    if (range.from >= range.to) return new Map();
+    const totals = await billableUsageByTenant(this.db, range);
+    return new Map(
+      [...totals].map(([id, t]) => [
+        id,
+        { agentMinutes: quantityText(t.agentMinutes), apiCalls: quantityText(t.apiCalls) },
+      ]),
     );
-    return new Map(rows.map((r) => [r.tenant_id, { agentMinutes: r.agent_minutes, apiCalls: r.api_calls }]));
   }
 }

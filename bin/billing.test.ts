@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { floorHour } from '../billing/export.ts';
 import {
@@ -11,6 +12,9 @@ import {
   linkCustomer,
   startBilling,
 } from '../billing/testing/fixture.ts';
+import { createMetrics } from '../control-plane/metrics.ts';
+import { UsageBatcher } from '../control-plane/usage-batcher.ts';
+import { recordLeaseRuns } from '../tenants/metering/lease-minutes.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TENANTS = Array.from({ length: 12 }, (_, i) => `bill-cli-${String(i).padStart(2, '0')}`);
@@ -75,7 +79,43 @@ beforeAll(async () => {
   for (const id of TENANTS) customers.push(await linkCustomer(f, id));
   // The last HOURS closed hours, with a margin for the export's settle time.
   first = new Date(floorHour(new Date(Date.now() - 10 * 60_000)).getTime() - HOURS * 3600_000);
-  for (const id of TENANTS) await insertHours(f.pool, id, first, HOURS);
+  // Half the tenants are metered the way the control plane meters them: usage reports through the batcher
+  // (two a hour, one repeated with its idempotency key) and leased agent-minutes through the lease writer.
+  const metered = TENANTS.slice(0, TENANTS.length / 2);
+  const batcher = new UsageBatcher(f.pool, {
+    maxReports: 1_000,
+    logger: pino({ level: 'silent' }),
+    metrics: createMetrics(),
+  });
+  const reports: Promise<boolean>[] = [];
+  for (const tenantId of metered) {
+    for (let h = 0; h < HOURS; h += 1) {
+      const at = new Date(first.getTime() + h * 3600_000);
+      const report = {
+        tenantId,
+        day: at.toISOString().slice(0, 10),
+        hour: at.toISOString(),
+        agentMinutes: 1.25,
+        apiCalls: 7,
+      };
+      reports.push(batcher.record({ ...report, idempotencyKey: `${tenantId}-${h}-a` }));
+      reports.push(batcher.record({ ...report, idempotencyKey: `${tenantId}-${h}-b`, apiCalls: 3 }));
+      reports.push(batcher.record({ ...report, idempotencyKey: `${tenantId}-${h}-a` }));
+    }
+  }
+  await Promise.all(reports);
+  await batcher.close();
+  // A 90-minute lease in the first hours: leased minutes bill where they exceed the reported ones.
+  await recordLeaseRuns(
+    f.pool,
+    metered.map((tenantId) => ({
+      tenantId,
+      taskId: 'task-1',
+      startedAt: first.getTime(),
+      until: first.getTime() + 90 * 60_000,
+    })),
+  );
+  for (const id of TENANTS.slice(TENANTS.length / 2)) await insertHours(f.pool, id, first, HOURS);
 });
 afterAll(async () => {
   await f?.close();
@@ -125,6 +165,11 @@ describe('npm run billing', () => {
         expect(f.server.effectiveEvents(customer, meter, first.getTime(), end)).toHaveLength(HOURS);
       }
     }
+    // A metered tenant: 60 leased minutes in the first hour, 30 in the second, 2.5 reported in the others.
+    expect(f.server.aggregate(customers[0]!, 'agent_minutes', first.getTime(), end)).toBe(
+      60 + 30 + (HOURS - 2) * 2.5,
+    );
+    expect(f.server.aggregate(customers[0]!, 'api_calls', first.getTime(), end)).toBe(HOURS * 10);
     expect(
       await count(f.pool, "SELECT count(*)::int AS n FROM control.billing_buckets WHERE state = 'pending'"),
     ).toBe(0);
