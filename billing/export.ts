@@ -240,6 +240,18 @@ WITH sent AS (
 )
 UPDATE control.billing_export_runs SET progress = $4 WHERE id = $3 AND (SELECT count(*) FROM sent) >= 0`;
 
+type Query = (text: string, values: unknown[]) => Promise<unknown>;
+
+/** Runs queries on one client one after another: batches of several tenants share the session. */
+function serialized(client: pg.ClientBase): Query {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (text, values) => {
+    const next = tail.then(() => client.query(text, values));
+    tail = next.catch(() => {});
+    return next;
+  };
+}
+
 interface Link {
   readonly customer: string | null;
   readonly known: boolean;
@@ -290,6 +302,7 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
     if (!locked[0]?.ok)
       throw new BillingBusyError('another billing export is running: try again when it ends');
     await session.query('SET synchronous_commit = off');
+    const markSent = serialized(session);
     const { rows: pendingTenants } = await deps.pool.query<{ tenant_id: string }>(
       "SELECT DISTINCT tenant_id FROM control.billing_buckets WHERE state = 'pending'",
     );
@@ -353,7 +366,7 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
           try {
             await sendBatch(
               deps.pool,
-              session,
+              markSent,
               stream!,
               { tenantId, customer: link.customer, runId: runId! },
               batch,
@@ -428,7 +441,7 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
 /** Pending, sent to Stripe, then sent: the state a rerun resumes from is committed around every request. */
 async function sendBatch(
   db: pg.Pool,
-  session: pg.ClientBase,
+  markSent: Query,
   stream: MeterEventStream,
   to: { readonly tenantId: string; readonly customer: string; readonly runId: number },
   batch: readonly Planned[],
@@ -448,10 +461,5 @@ async function sendBatch(
     ]);
   }
   await stream.send(batch.map((b) => toEvent(to.customer, b)));
-  await session.query(SENT_SQL, [
-    to.tenantId,
-    batch.map((b) => b.identifier),
-    to.runId,
-    JSON.stringify(sent()),
-  ]);
+  await markSent(SENT_SQL, [to.tenantId, batch.map((b) => b.identifier), to.runId, JSON.stringify(sent())]);
 }
