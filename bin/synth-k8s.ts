@@ -14,7 +14,7 @@ const program = new Command('synth-k8s')
   .option('--image <uri>', 'eks: the platform image URI')
   .option(
     '--values <file>',
-    'self-hosted: values file (JSON or YAML; /dev/stdin works): image, domain, dataNetworkCidr, tlsSecretName...',
+    "self-hosted: values file (JSON or YAML, '-' for stdin): image, domain, dataNetworkCidr, tlsSecretName...",
   )
   .option('--json', 'print JSON instead of text')
   .showHelpAfterError()

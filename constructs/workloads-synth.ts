@@ -59,7 +59,8 @@ function selfHostedProps(env: ReturnType<typeof loadEnvironmentConfig>, file: st
   if (file === undefined) throw new ConfigError('--target self-hosted needs --values <file>');
   let raw: unknown;
   try {
-    const text = readFileSync(file, 'utf8');
+    // '-' is standard input, for `kubectl run -i` and `docker run -i` where no file can be mounted.
+    const text = readFileSync(file === '-' ? 0 : file, 'utf8');
     raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
     throw new ConfigError(
