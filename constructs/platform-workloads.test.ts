@@ -279,6 +279,20 @@ describe('synth:k8s --target self-hosted', () => {
     expect(readdirSync(dir)).toContain('keep.txt');
   });
 
+  test('a values file that trusts every proxy is refused with one line, and nothing is written', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synth-k8s-'));
+    dirs.push(dir);
+    const values = path.join(dir, 'values.yaml');
+    writeFileSync(
+      values,
+      'image: x:1\ndomain: a.example.com\ndataNetworkCidr: 10.0.0.0/8\ntlsSecretName: t\ntrustProxy: true\n',
+    );
+    await expect(
+      synthK8s({ target: 'self-hosted', env: 'prod', valuesFile: values }, path.join(dir, 'out')),
+    ).rejects.toThrow(/'trustProxy' must be a hop count .* true would trust forged hops/);
+    expect(readdirSync(dir)).toEqual(['values.yaml']);
+  });
+
   test('a values file with an unknown field is refused with one line', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'synth-k8s-'));
     dirs.push(dir);

@@ -30,10 +30,13 @@ export const selfHostedValuesSchema = z
      * controller) or their CIDRs. `true` is refused: it would trust a forged hop.
      */
     trustProxy: z
-      .union([
-        z.number().int().min(1).max(10),
-        z.string().regex(/^[0-9./,\s]+$/, 'must be a hop count or CIDRs'),
-      ])
+      .union(
+        [
+          z.number().int().min(1).max(10),
+          z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}(\s*,\s*\d{1,3}(\.\d{1,3}){3}\/\d{1,2})*$/),
+        ],
+        { error: "must be a hop count (1 to 10) or the proxies' CIDRs; true would trust forged hops" },
+      )
       .default(1)
       .transform(String),
   })
