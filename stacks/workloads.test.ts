@@ -210,7 +210,7 @@ describe.each(ENVIRONMENT_NAMES)('workloads stack in %s', (env) => {
     expect(chartResource).toBeDefined();
   });
 
-  test('the image is built from the root Dockerfile, without node_modules, for the nodes architecture', () => {
+  test('the image is built from the root Dockerfile, without node_modules, tests or docs, for the nodes architecture', () => {
     const stack = synth[env].stacks.find((s) => s.stackName.endsWith('-Workloads'))!;
     const assets = JSON.parse(
       readFileSync(stack.templateFile.replace('.template.json', '.assets.json'), 'utf8'),
@@ -222,6 +222,11 @@ describe.each(ENVIRONMENT_NAMES)('workloads stack in %s', (env) => {
     const context = path.join(synth[env].outdir, images[0]!.source.directory);
     expect(existsSync(path.join(context, 'Dockerfile'))).toBe(true);
     expect(existsSync(path.join(context, 'node_modules'))).toBe(false);
+    // Tests and docs stay out, so a change to them alone keeps the image hash; the build's inputs stay in.
+    expect(existsSync(path.join(context, 'README.md'))).toBe(false);
+    expect(existsSync(path.join(context, 'stacks', 'workloads.test.ts'))).toBe(false);
+    expect(existsSync(path.join(context, 'tenants', 'catalog', 'migrations'))).toBe(true);
+    expect(existsSync(path.join(context, 'tsconfig.build.json'))).toBe(true);
     expect(images[0]!.source.platform).toBe('linux/amd64');
   });
 
