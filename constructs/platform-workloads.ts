@@ -124,7 +124,8 @@ const tcp = (port: number) => ({ protocol: 'TCP', port: IntOrString.fromNumber(p
 /**
  * The platform's own workloads in the `platform` namespace: the control plane (Deployment, Service, HPA, PDB, and
  * self-hosted an Ingress), the database limits watchdog, on EKS the cost-guard CronJob with its RBAC and the
- * DR-drill CronJob where the config schedules one, and the namespace's NetworkPolicies. Secrets are referenced by name only; the manifests carry no secret value.
+ * DR-drill CronJob where the config schedules one, and the namespace's NetworkPolicies. Secrets are referenced
+ * by name only; the manifests carry no secret value.
  */
 export class PlatformWorkloadsChart extends Chart {
   constructor(scope: Construct, id: string, props: PlatformWorkloadsProps, chartProps: ChartProps = {}) {
