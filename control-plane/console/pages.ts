@@ -1,3 +1,4 @@
+import { BUDGET_LINES } from '../../tenants/budget-lines.ts';
 import { budgetChartSvg, type CostReport, REPORT_TOP_TENANTS } from '../../tenants/cost-guard/report.ts';
 import { TIER_NAMES } from '../../tenants/tiers.ts';
 import type { OperatorRole } from '../operator-auth.ts';
@@ -20,6 +21,11 @@ const when = (d: Date | null) => (d === null ? '-' : d.toISOString().replace('T'
 /** A labelled meter of used against allowed; the figures are in the text too, not only in the bar. */
 export function usageMeter(label: string, used: number, quota: number): SafeHtml {
   return html`<meter min="0" max="${quota}" low="${quota * 0.9}" high="${quota}" optimum="0" value="${Math.min(used, quota)}" aria-label="${label}"></meter> ${count(used)} / ${count(quota)}`;
+}
+
+/** Metered cost against the budget: the figure the cost guard acts on. */
+export function costMeter(label: string, usd: number, budgetUsd: number): SafeHtml {
+  return html`<meter min="0" max="${budgetUsd}" low="${budgetUsd * BUDGET_LINES.warning}" high="${budgetUsd}" optimum="0" value="${Math.min(usd, budgetUsd)}" aria-label="${label}"></meter> ${money(usd)} / ${money(budgetUsd)}`;
 }
 
 function queryString(query: TenantQuery, changes: Partial<TenantQuery>): string {
@@ -65,14 +71,14 @@ export function tenantsPage(data: TenantPage, query: TenantQuery): SafeHtml {
 <caption>Tenants</caption>
 <thead><tr>${header('id', 'Tenant')}${header('status', 'Status')}${header('tier', 'Tier')}${header('cell', 'Cell')}
 ${header('agent-minutes', 'Agent-minutes vs quota')}${header('api-calls', 'API calls vs quota')}
-<th scope="col">Cost vs budget (month to date)</th><th scope="col">Projected month end</th>${header('guard', 'Cost guard')}</tr></thead>
+<th scope="col">Metered cost vs budget (month to date)</th><th scope="col">Projected month end</th>${header('guard', 'Cost guard')}</tr></thead>
 <tbody>${data.rows.map(
     (r) => html`<tr>
 <th scope="row"><a href="/console/tenants/${r.id}">${r.id}</a></th><td>${r.status}</td><td>${r.tier}</td><td>${r.cell}</td>
-<td>${usageMeter(`${r.id} agent-minutes`, r.agentMinutes, r.agentMinutesQuota)}</td>
-<td>${usageMeter(`${r.id} API calls`, r.apiCalls, r.apiCallsQuota)}</td>
-<td><meter min="0" max="${r.budgetUsd}" value="${Math.min(r.costUsd, r.budgetUsd)}" aria-label="${r.id} cost"></meter> ${money(r.costUsd)} / ${money(r.budgetUsd)}</td>
-<td>${money(r.projectedUsd)}</td><td>${r.guardState}</td></tr>`,
+<td>${usageMeter(`${r.id} agent-minutes`, r.standing.agentMinutes.used, r.standing.agentMinutes.quota)}</td>
+<td>${usageMeter(`${r.id} API calls`, r.standing.apiCalls.used, r.standing.apiCalls.quota)}</td>
+<td>${costMeter(`${r.id} cost`, r.standing.cost.meteredUsd, r.standing.cost.budgetUsd)}${r.billedUsd === null ? '' : html`<br>billed ${money(r.billedUsd)}`}</td>
+<td>${money(r.standing.cost.projectedMonthEndUsd)}${r.standing.cost.limitReachedOn === null ? '' : html`<br><span class="bad">budget reached ${r.standing.cost.limitReachedOn}</span>`}</td><td>${r.guardState}</td></tr>`,
   )}</tbody></table>
 <nav aria-label="pages" class="inline">
 ${query.page > 1 ? html`<a href="${queryString(query, { page: 1 })}">First</a> <a rel="prev" href="${queryString(query, { page: query.page - 1 })}">Previous</a>` : ''}

@@ -154,7 +154,7 @@ export async function consoleRoutes(app: FastifyInstance, ctx: ControlPlaneConte
       '/console/tenants',
       signedIn(async (request, reply, session) => {
         const query = parseInput(tenantQuerySchema, request.query, 'query');
-        const data = await tenantPage(ctx.pool, query);
+        const data = await tenantPage(ctx.pool, ctx.leases, query);
         return render(reply, 'Tenants', '/console/tenants', session, tenantsPage(data, query));
       }),
     );
