@@ -95,6 +95,30 @@ describe('operator console in Chromium', () => {
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-tenants.png'), fullPage: true });
   });
 
+  test("the tenant detail lists the tenant's running tasks with their leases, and the usage route's figures", async () => {
+    const key = await issueApiKey(fx.pool, provisioned);
+    const granted = await app.inject({
+      method: 'POST',
+      url: '/v1/admission',
+      headers: bearer(key.key),
+      payload: { taskId: 'nightly-index-7' },
+    });
+    expect(granted.json()).toMatchObject({ decision: 'allow' });
+    await page.goto(`${base}/console/tenants/${provisioned}`);
+    const task = page.locator('#tasks').getByRole('row', { name: /nightly-index-7/ });
+    await expect.poll(() => task.textContent()).toMatch(/ago/);
+    expect(await page.locator('#tasks caption').textContent()).toMatch(/^Tasks running: 1 of \d+ allowed/);
+    const usage = (
+      await app.inject({
+        method: 'GET',
+        url: `/v1/tenants/${provisioned}/usage`,
+        headers: bearer(await fx.token('viewer')),
+      })
+    ).json();
+    const projected = `$${usage.usage.cost.projectedMonthEndUsd.toFixed(2)}`;
+    expect(await page.getByRole('row', { name: /Projected month end/ }).textContent()).toContain(projected);
+  });
+
   test('an admin issues a key (shown once) and revokes it through the operator routes', async () => {
     await page.goto(`${base}/console/tenants/${provisioned}`);
     await page.getByRole('button', { name: 'Issue key' }).click();
@@ -173,16 +197,20 @@ describe('operator console in Chromium', () => {
   });
 
   test('a POST without the CSRF token is refused, even with the session cookie', async () => {
+    const activeKeys = async () =>
+      (
+        await fx.pool.query(
+          `SELECT count(*)::int AS n FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL`,
+          [provisioned],
+        )
+      ).rows[0].n;
+    const before = await activeKeys();
     const response = await page.request.post(`${base}/console/api/v1/tenants/${provisioned}/api-keys`, {
       headers: { 'content-type': 'application/json' },
       data: {},
     });
     expect(response.status()).toBe(403);
-    const { rows } = await fx.pool.query(
-      `SELECT count(*)::int AS n FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL`,
-      [provisioned],
-    );
-    expect(rows[0].n).toBe(1);
+    expect(await activeKeys()).toBe(before);
   });
 
   test('the costs and health pages render', async () => {
@@ -234,7 +262,17 @@ describe('customer portal in Chromium', () => {
     await portal.getByLabel('API key').fill(key.key);
     await portal.getByRole('button', { name: 'Sign in' }).click();
     await portal.getByRole('heading', { name: `Usage of ${provisioned}` }).waitFor();
+    // The lease granted earlier, with its heartbeat and expiry; the other tenant's task is not listed.
+    await app.inject({
+      method: 'POST',
+      url: '/v1/admission',
+      headers: bearer(other.key),
+      payload: { taskId: 'other-task' },
+    });
+    await portal.reload();
+    expect(await portal.getByRole('row', { name: /nightly-index-7/ }).textContent()).toMatch(/ago.*in /s);
     const body = await portal.content();
+    expect(body).not.toContain('other-task');
     expect(body).toContain(key.prefix);
     expect(body).not.toContain(key.key);
     expect(body).not.toContain(other.id);

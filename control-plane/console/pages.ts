@@ -1,6 +1,8 @@
 import { BUDGET_LINES } from '../../tenants/budget-lines.ts';
+import type { UsageStanding } from '../../tenants/cost-guard/projection.ts';
 import { budgetChartSvg, type CostReport, REPORT_TOP_TENANTS } from '../../tenants/cost-guard/report.ts';
 import { TIER_NAMES } from '../../tenants/tiers.ts';
+import type { LiveLease } from '../lease-store.ts';
 import type { OperatorRole } from '../operator-auth.ts';
 import { dailyBarsSvg } from './charts.ts';
 import type { GuardRunRow } from './costs.ts';
@@ -26,6 +28,43 @@ export function usageMeter(label: string, used: number, quota: number): SafeHtml
 /** Metered cost against the budget: the figure the cost guard acts on. */
 export function costMeter(label: string, usd: number, budgetUsd: number): SafeHtml {
   return html`<meter min="0" max="${budgetUsd}" low="${budgetUsd * BUDGET_LINES.warning}" high="${budgetUsd}" optimum="0" value="${Math.min(usd, budgetUsd)}" aria-label="${label}"></meter> ${money(usd)} / ${money(budgetUsd)}`;
+}
+
+const seconds = (ms: number) => {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
+};
+
+/**
+ * The month so far from GET /v1/usage's figures: quota use (the larger of reported and leased
+ * agent-minutes), metered cost against budget and the projected month end.
+ */
+export function standingTable(standing: UsageStanding, caption: string): SafeHtml {
+  const { agentMinutes, apiCalls, cost } = standing;
+  return html`<table><caption>${caption}</caption>
+<thead><tr><th scope="col">Meter</th><th scope="col">Used / quota</th></tr></thead><tbody>
+<tr><th scope="row">Agent-minutes</th><td>${usageMeter('agent-minutes', agentMinutes.used, agentMinutes.quota)} (reported ${count(agentMinutes.reported)}, leased ${count(agentMinutes.leased)}: the larger counts)</td></tr>
+<tr><th scope="row">API calls</th><td>${usageMeter('API calls', apiCalls.used, apiCalls.quota)}</td></tr>
+<tr><th scope="row">Metered cost / budget</th><td>${costMeter('metered cost', cost.meteredUsd, cost.budgetUsd)}</td></tr>
+<tr><th scope="row">Projected month end</th><td>${money(cost.projectedMonthEndUsd)} (${percent(cost.projectedRatio)} of budget)${cost.limitReachedOn === null ? '' : html`; <span class="bad">budget reached on ${cost.limitReachedOn} at this rate</span>`}</td></tr>
+</tbody></table>`;
+}
+
+/** Running tasks and their leases: when each started, its last heartbeat and when its lease runs out. */
+export function leasesTable(
+  leases: readonly LiveLease[],
+  options: { readonly now: number; readonly concurrentTasks: number; readonly maxTaskMinutes: number },
+): SafeHtml {
+  return html`<table><caption>Tasks running: ${leases.length} of ${options.concurrentTasks} allowed at once; each stops after ${options.maxTaskMinutes} min</caption>
+<thead><tr><th scope="col">Task</th><th scope="col">Started</th><th scope="col">Running for</th><th scope="col">Last heartbeat</th><th scope="col">Lease expires</th></tr></thead>
+<tbody>${
+    leases.length === 0
+      ? html`<tr><td colspan="5">no task running</td></tr>`
+      : leases.map(
+          (l) =>
+            html`<tr><th scope="row"><code>${l.taskId}</code></th><td>${when(new Date(l.startedAt))}</td><td>${seconds(options.now - l.startedAt)}</td><td>${seconds(options.now - l.lastBeatAt)} ago</td><td>${when(new Date(l.expiresAt))} (in ${seconds(l.expiresAt - options.now)})</td></tr>`,
+        )
+  }</tbody></table>`;
 }
 
 function queryString(query: TenantQuery, changes: Partial<TenantQuery>): string {
@@ -129,7 +168,14 @@ function keyRow(tenantId: string, key: ApiKeyRow, readOnly: boolean): SafeHtml {
 const reasonField = (id: string) =>
   html`<label for="${id}">Reason</label> <input id="${id}" name="reason" required maxlength="500">`;
 
-export function tenantDetailPage(view: TenantDetailView, role: OperatorRole): SafeHtml {
+/** The tenant's month and its running tasks, read from the control plane's own stores. */
+export interface TenantLiveView {
+  readonly standing: UsageStanding;
+  readonly leases: readonly LiveLease[];
+  readonly now: number;
+}
+
+export function tenantDetailPage(view: TenantDetailView, live: TenantLiveView, role: OperatorRole): SafeHtml {
   const t = view.tenant;
   const limits = t.limits;
   const readOnly = role === 'viewer';
@@ -138,6 +184,11 @@ ${readOnly ? html`<p>Signed in as a viewer: you can see everything and change no
 <section id="summary" data-live aria-label="summary">
 <dl><dt>Status</dt><dd>${t.status}</dd><dt>Tier</dt><dd>${t.tier}</dd><dt>Cell</dt><dd>${t.cellId}</dd>
 <dt>Cost guard</dt><dd>${view.guardState}</dd><dt>Active API keys</dt><dd>${t.activeApiKeys}</dd></dl>
+${standingTable(live.standing, `This month (${live.standing.period}): the figures of GET /v1/tenants/${t.id}/usage`)}
+</section>
+<h2>Tasks running</h2>
+<section id="tasks" data-live aria-label="tasks running">
+${leasesTable(live.leases, { now: live.now, concurrentTasks: limits.concurrentTasks, maxTaskMinutes: limits.maxTaskMinutes })}
 </section>
 <h2>Limits of tier ${limits.name}</h2>
 <table><caption>Tier limits</caption><thead><tr><th scope="col">Limit</th><th scope="col">Value</th></tr></thead><tbody>

@@ -6,6 +6,7 @@ import { canWrite } from '../operator-auth.ts';
 import { operatorKeyRoutes } from '../routes/operator-keys.ts';
 import { operatorStatusRoutes } from '../routes/operator-status.ts';
 import { operatorTenantRoutes } from '../routes/operator-tenants.ts';
+import { tenantStanding } from '../routes/usage-view.ts';
 import { guardRuns, latestCostReport } from './costs.ts';
 import { readiness, scheduledRuns, TrafficSampler } from './health.ts';
 import { html, page, type SafeHtml } from './html.ts';
@@ -163,14 +164,19 @@ export async function consoleRoutes(app: FastifyInstance, ctx: ControlPlaneConte
       '/console/tenants/:id',
       signedIn(async (request, reply, session) => {
         const id = parseTenantId((request.params as { id: string }).id);
-        const view = await tenantDetail(ctx.pool, id);
-        if (view === null) throw new HttpError(404, `tenant '${id}' does not exist`);
+        const [view, state, leases] = await Promise.all([
+          tenantDetail(ctx.pool, id),
+          ctx.tenants.get(id),
+          ctx.leases.liveLeases(id),
+        ]);
+        if (view === null || state === null) throw new HttpError(404, `tenant '${id}' does not exist`);
+        const { usage } = await tenantStanding(ctx, state);
         return render(
           reply,
           `Tenant ${id}`,
           '/console/tenants',
           session,
-          tenantDetailPage(view, session.role),
+          tenantDetailPage(view, { standing: usage, leases, now: (ctx.clock ?? Date.now)() }, session.role),
         );
       }),
     );
