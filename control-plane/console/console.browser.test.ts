@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runRecorded } from '../../monitors/job-runs.ts';
 import { issueApiKey } from '../../tenants/api-keys.ts';
 import { recordAudit } from '../../tenants/audit.ts';
 import { bearer, type ControlPlaneFixture, createFixture } from '../testing/fixture.ts';
@@ -217,8 +218,21 @@ describe('operator console in Chromium', () => {
     await page.goto(`${base}/console/costs`);
     await page.getByRole('heading', { name: 'Costs' }).waitFor();
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-costs.png'), fullPage: true });
+    // A drill run as its CronJob runs it, through the wrapper, failing with exit code 2.
+    const drill = await runRecorded({
+      job: 'dr-drill',
+      command: process.execPath,
+      args: ['-e', 'process.exit(2)'],
+      heartbeatUrl: undefined,
+      databaseUrl: fx.db.url,
+    });
+    expect(drill).toMatchObject({ exitCode: 2, record: 'recorded' });
     await page.goto(`${base}/console/health`);
     await expect.poll(() => page.getByRole('row', { name: /catalog/ }).textContent()).toMatch(/ready/);
+    expect(await page.getByRole('row', { name: /^dr-drill/ }).textContent()).toMatch(
+      /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.*failed with exit code 2/,
+    );
+    expect(await page.getByRole('row', { name: /^cost-guard/ }).textContent()).toMatch(/no run recorded/);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-health.png'), fullPage: true });
   });
 

@@ -298,8 +298,8 @@ export function healthPage(
 <tr><th scope="row">Error rate (5xx)</th><td>${percent(traffic.errorRate)}</td></tr>
 <tr><th scope="row">p95 latency (bucket bound)</th><td>${traffic.p95Seconds === null ? '-' : `≤ ${(traffic.p95Seconds * 1000).toFixed(1)} ms`}</td></tr>
 </tbody></table>
-<table><caption>Scheduled jobs</caption><thead><tr><th scope="col">CronJob</th><th scope="col">Last run</th><th scope="col">Result</th></tr></thead>
-<tbody>${runs.map((r) => html`<tr><th scope="row">${r.job}</th><td>${when(r.lastRunAt)}</td><td>${r.detail}</td></tr>`)}</tbody></table>
+<table><caption>Scheduled jobs (CronJobs), as bin/with-heartbeat.ts records each run</caption><thead><tr><th scope="col">CronJob</th><th scope="col">Last run started</th><th scope="col">Ended</th><th scope="col">Result</th></tr></thead>
+<tbody>${runs.map((r) => html`<tr><th scope="row">${r.job}</th><td>${when(r.lastRunAt)}</td><td>${when(r.finishedAt)}</td><td class="${r.exitCode === null ? '' : r.exitCode === 0 ? 'good' : 'bad'}">${r.detail}</td></tr>`)}</tbody></table>
 </section>`;
 }
 
