@@ -4,9 +4,12 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { loadEnvironmentConfig } from '../../config/environments.ts';
 import { runRecorded } from '../../monitors/job-runs.ts';
 import { issueApiKey } from '../../tenants/api-keys.ts';
 import { recordAudit } from '../../tenants/audit.ts';
+import { storeRunInputs } from '../../tenants/cost-guard/inputs.ts';
+import { DEFAULT_POLICY } from '../../tenants/cost-guard/rules.ts';
 import { bearer, type ControlPlaneFixture, createFixture } from '../testing/fixture.ts';
 import { launchChromium, signInToConsole } from './testing/browser.ts';
 import {
@@ -214,9 +217,53 @@ describe('operator console in Chromium', () => {
     expect(await activeKeys()).toBe(before);
   });
 
-  test('the costs and health pages render', async () => {
+  test("the costs page shows the daily report's projection chart, and the health page each CronJob's last run", async () => {
+    const now = new Date();
+    await storeRunInputs(
+      fx.pool,
+      {
+        version: 2,
+        now: now.toISOString(),
+        period: now.toISOString().slice(0, 7),
+        costs: {
+          start: `${now.toISOString().slice(0, 7)}-01`,
+          end: now.toISOString().slice(0, 10),
+          fetchedAt: now.toISOString(),
+          problem: null,
+          estimated: true,
+          latestCostDay: now.toISOString().slice(0, 10),
+          dataTime: now.toISOString(),
+          pages: 1,
+          requests: 1,
+          byTenant: { [provisioned]: 0.05 },
+          untaggedUsd: 1.5,
+        },
+        tenants: [
+          {
+            id: provisioned,
+            tier: 'starter',
+            status: 'active',
+            guardState: 'ok',
+            statePeriod: now.toISOString().slice(0, 7),
+            pendingState: null,
+            pendingRuns: 0,
+            agentMinutes: 120,
+            apiCalls: 3400,
+            overrideExpiresAt: null,
+            statusActor: null,
+          },
+        ],
+        config: { ...loadEnvironmentConfig('dev').costGuard, approveSuspend: false, policy: DEFAULT_POLICY },
+      },
+      'dry-run',
+    );
     await page.goto(`${base}/console/costs`);
     await page.getByRole('heading', { name: 'Costs' }).waitFor();
+    expect(
+      await page
+        .getByRole('img', { name: new RegExp(`projected month-end cost of ${provisioned} by day`) })
+        .count(),
+    ).toBe(1);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-costs.png'), fullPage: true });
     // A drill run as its CronJob runs it, through the wrapper, failing with exit code 2.
     const drill = await runRecorded({
@@ -232,7 +279,9 @@ describe('operator console in Chromium', () => {
     expect(await page.getByRole('row', { name: /^dr-drill/ }).textContent()).toMatch(
       /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.*failed with exit code 2/,
     );
-    expect(await page.getByRole('row', { name: /^cost-guard/ }).textContent()).toMatch(/no run recorded/);
+    expect(await page.getByRole('row', { name: /^cost-guard/ }).textContent()).toMatch(
+      /no run recorded; guard run at .*: dry-run/,
+    );
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-health.png'), fullPage: true });
   });
 

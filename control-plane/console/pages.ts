@@ -1,6 +1,7 @@
 import { BUDGET_LINES } from '../../tenants/budget-lines.ts';
 import type { UsageStanding } from '../../tenants/cost-guard/projection.ts';
 import { budgetChartSvg, type CostReport, REPORT_TOP_TENANTS } from '../../tenants/cost-guard/report.ts';
+import { projectionTrendSvg } from '../../tenants/cost-guard/trend.ts';
 import { TIER_NAMES } from '../../tenants/tiers.ts';
 import type { LiveLease } from '../lease-store.ts';
 import type { OperatorRole } from '../operator-auth.ts';
@@ -257,6 +258,13 @@ ${trusted(budgetChartSvg(report.tenants.slice(0, REPORT_TOP_TENANTS)))}
     (t) =>
       html`<tr><th scope="row">${t.tier}</th><td>${t.tenants}</td><td>${money(t.revenueUsd)}</td><td>${money(t.costUsd)}</td><td>${percent(t.margin)}</td></tr>`,
   )}</tbody></table>
+<h2>Projected month end (metered, at the rate so far)</h2>
+<table><caption>Projection per tenant, with its trend by day (the daily report's chart)</caption>
+<thead><tr><th scope="col">Tenant</th><th scope="col">Spent</th><th scope="col">Projected</th><th scope="col">Budget</th><th scope="col">Budget reached</th><th scope="col">Trend</th></tr></thead>
+<tbody>${report.projections.map((p) => {
+    const last = p.points.at(-1);
+    return html`<tr><th scope="row"><a href="/console/tenants/${p.tenantId}">${p.tenantId}</a></th><td>${money(last?.spentUsd ?? 0)}</td><td>${money(last?.projectedUsd ?? 0)}</td><td>${money(p.budgetUsd)}</td><td${p.limitReachedOn === null ? '' : trusted(' class="bad"')}>${p.limitReachedOn ?? '-'}</td><td>${trusted(projectionTrendSvg(p))}</td></tr>`;
+  })}</tbody></table>
 <p>Untagged cost: ${money(report.untaggedUsd)}. Cost guard this period: ${report.guard.runs} run(s), ${report.guard.ceRequests} Cost Explorer request(s), ${money(report.guard.ceCostUsd)}.</p>
 <table><caption>Per tenant, by share of budget (${shown.length} of ${report.tenants.length})</caption>
 <thead><tr><th scope="col">Tenant</th><th scope="col">Tier</th><th scope="col">Billed</th><th scope="col">Metered</th><th scope="col">Budget</th><th scope="col">Used</th><th scope="col">Guard state</th></tr></thead>
