@@ -279,6 +279,9 @@ describe('operator console in Chromium', () => {
     expect(await page.getByRole('row', { name: /^dr-drill/ }).textContent()).toMatch(
       /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.*failed with exit code 2/,
     );
+    expect(await page.getByRole('row', { name: /^database backups/ }).textContent()).toMatch(
+      /not checked: AWS_PROVISIONING is off/,
+    );
     expect(await page.getByRole('row', { name: /^cost-guard/ }).textContent()).toMatch(
       /no run recorded; guard run at .*: dry-run/,
     );
