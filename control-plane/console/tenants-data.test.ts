@@ -147,6 +147,15 @@ describe('the tenants page query', () => {
     expect(third!.standing.apiCalls.used).toBe(200);
   });
 
+  test("a row counts the catalog's billable minutes when they exceed the reported ones, as the quota does", async () => {
+    await pool.query(
+      `INSERT INTO control.lease_minutes (tenant_id, hour, task_id, lease_started_at, minutes)
+       VALUES ('ctd-002', '2026-12-19T10:00:00Z', 'batch', '2026-12-19T10:00:00Z', 45)`,
+    );
+    const { rows } = await tenantPage(pool, leases, query({ sort: 'id', size: 10 }), NOW);
+    expect(rows[2]!.standing.agentMinutes).toMatchObject({ reported: 20, billed: 45, used: 45 });
+  });
+
   test('filters count and page only the matching tenants', async () => {
     const result = await tenantPage(
       pool,

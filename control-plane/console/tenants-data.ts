@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { monthProgress, type UsageStanding, usageStanding } from '../../tenants/cost-guard/projection.ts';
 import { GUARD_STATES } from '../../tenants/cost-guard/rules.ts';
 import { TENANT_STATUSES } from '../../tenants/lifecycle/status.ts';
+import { billableUsageByTenant, monthWindow } from '../../tenants/metering/billable-usage.ts';
 import { getTier, TIER_NAMES, TIERS } from '../../tenants/tiers.ts';
 import type { LeaseStore } from '../lease-store.ts';
 
@@ -10,8 +11,8 @@ export { TENANT_STATUSES };
 
 /**
  * Columns the tenants table sorts by; each maps to a fixed SQL expression, never to request text. Usage
- * sorts read the catalog's monthly rollup (reported usage); the leased minutes of running tasks live in
- * the hot store and are added to the page's rows only.
+ * sorts read the catalog's monthly rollup of reported usage; the page's rows then show the quota's own
+ * figure (the largest of reported, leased and billable minutes), read for those rows only.
  */
 const SORTS = {
   id: 't.id',
@@ -156,7 +157,10 @@ export async function tenantPage(
     billed_usd: number | null;
   }>(sql, params);
   if (fromEnd) rows.reverse();
-  const leased = await Promise.all(rows.map((r) => leases.leasedMinutes(r.id, period)));
+  const [leased, billed] = await Promise.all([
+    Promise.all(rows.map((r) => leases.leasedMinutes(r.id, period))),
+    billableUsageByTenant(pool, { ...monthWindow(period), tenantIds: rows.map((r) => r.id) }),
+  ]);
   return {
     period,
     total,
@@ -168,7 +172,12 @@ export async function tenantPage(
       guardState: r.guard_state,
       standing: usageStanding(
         getTier(r.tier),
-        { reportedAgentMinutes: r.agent_minutes, leasedAgentMinutes: leased[i]!, apiCalls: r.api_calls },
+        {
+          reportedAgentMinutes: r.agent_minutes,
+          leasedAgentMinutes: leased[i]!,
+          billedAgentMinutes: billed.get(r.id)?.agentMinutes ?? 0,
+          apiCalls: r.api_calls,
+        },
         now,
       ),
       billedUsd: r.billed_usd,

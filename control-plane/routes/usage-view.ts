@@ -28,6 +28,7 @@ export async function tenantStanding(ctx: ControlPlaneContext, tenant: TenantSta
       {
         reportedAgentMinutes: reported.agentMinutes,
         leasedAgentMinutes: leased,
+        billedAgentMinutes: tenant.billedAgentMinutes,
         apiCalls: reported.apiCalls,
       },
       new Date(now),

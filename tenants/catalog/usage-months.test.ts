@@ -48,7 +48,14 @@ describe('control.usage_months follows control.usage', () => {
       metrics: createMetrics(),
     });
     const report = (tenantId: string, day: string, agentMinutes: number, apiCalls: number) =>
-      batcher.record({ tenantId, idempotencyKey: null, day, agentMinutes, apiCalls });
+      batcher.record({
+        tenantId,
+        idempotencyKey: null,
+        day,
+        hour: `${day}T10:00:00.000Z`,
+        agentMinutes,
+        apiCalls,
+      });
     await Promise.all([
       report(a, '2026-11-30', 10, 100),
       report(a, '2026-12-01', 1.5, 7),
