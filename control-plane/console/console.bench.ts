@@ -29,8 +29,8 @@ const VIEWS = [
 ];
 
 /**
- * 10,000 tenants across tiers and statuses with a guard state, a full month of daily usage each (the
- * end-of-month volume, plus the month before), and a stored guard run billing every tenant.
+ * 10,000 tenants across tiers and statuses with a guard state, a full month of usage each (the
+ * end-of-month volume, hourly and daily, plus the month before), and a stored guard run billing every tenant.
  */
 async function seed(pool: import('pg').Pool): Promise<void> {
   await pool.query(`UPDATE control.cells SET capacity = 20000`);
@@ -43,13 +43,24 @@ async function seed(pool: import('pg').Pool): Promise<void> {
        FROM generate_series(1, $1) AS i`,
     [TENANTS],
   );
+  // The current month as the ingest writes it (hourly rows beside the daily ones; four reports a day),
+  // the month before as daily rows only, as written before hourly metering.
+  await pool.query(
+    `INSERT INTO control.usage_hourly (tenant_id, hour, agent_minutes, api_calls)
+     SELECT t.id, date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + make_interval(hours => h * 6),
+            (random() * 5)::numeric(14, 3), (random() * 200)::bigint
+       FROM control.tenants t, generate_series(0, 31 * 4 - 1) AS h
+      WHERE h * 6 < extract(day FROM (date_trunc('month', now()) + interval '1 month' - interval '1 day')) * 24`,
+  );
   await pool.query(
     `INSERT INTO control.usage (tenant_id, day, agent_minutes, api_calls)
+     SELECT tenant_id, (hour AT TIME ZONE 'UTC')::date, sum(agent_minutes), sum(api_calls)
+       FROM control.usage_hourly GROUP BY 1, 2
+     UNION ALL
      SELECT t.id, (date_trunc('month', current_date) - interval '1 month')::date + d,
             (random() * 20)::numeric(14, 3), (random() * 700)::bigint
-       FROM control.tenants t, generate_series(0, 61) AS d
-      WHERE (date_trunc('month', current_date) - interval '1 month')::date + d
-            < date_trunc('month', current_date) + interval '1 month'`,
+       FROM control.tenants t, generate_series(0, 30) AS d
+      WHERE (date_trunc('month', current_date) - interval '1 month')::date + d < date_trunc('month', current_date)`,
   );
   await pool.query(
     `INSERT INTO control.cost_guard_runs (period, mode, inputs)
