@@ -143,13 +143,15 @@ describe('platform workloads chart', () => {
     );
   });
 
-  test('the cost guard runs four times a day, one at a time, and pings its heartbeat', () => {
+  test('the cost guard runs four times a day, one at a time, pings its heartbeat and records its runs', () => {
     const cron = find(manifests, 'CronJob', 'cost-guard');
     expect(cron.spec.schedule).toBe('17 */6 * * *');
     expect(cron.spec.concurrencyPolicy).toBe('Forbid');
-    expect(cron.spec.jobTemplate.spec.template.spec.containers[0].command.slice(0, 3)).toEqual([
+    expect(cron.spec.jobTemplate.spec.template.spec.containers[0].command.slice(0, 5)).toEqual([
       'node',
       'dist/bin/with-heartbeat.js',
+      '--job',
+      'cost-guard',
       '--',
     ]);
   });

@@ -277,7 +277,15 @@ export class PlatformWorkloadsChart extends Chart {
                     {
                       name,
                       image: props.image,
-                      command: ['node', 'dist/bin/with-heartbeat.js', '--', 'node', ...command],
+                      command: [
+                        'node',
+                        'dist/bin/with-heartbeat.js',
+                        '--job',
+                        name,
+                        '--',
+                        'node',
+                        ...command,
+                      ],
                       env: [...commonEnv, heartbeat(key)],
                       envFrom,
                       resources: {

@@ -341,10 +341,36 @@ export class ClusterStack extends PlatformStack {
   private controlPlaneRole(config: EnvironmentConfig): iam.Role {
     const role = podIdentityRole(this, 'ControlPlaneRole', 'Control plane workload');
     this.addTenantReconcileStatements(role, 'controlPlane', config);
-    acknowledgeWildcards(role, this.tenantReconcileFindings(config), {
-      Resource:
-        'Tenant budgets and secrets are created at run time, one per tenant, under the environment prefix; Secrets Manager appends a random suffix to secret ARNs.',
-    });
+    // The Health page's backup row: the platform instance and its automated snapshots (`rds:<id>-<time>`).
+    const instance = databaseInstanceId(config);
+    const rdsArn = (type: string, name: string) =>
+      this.formatArn({
+        service: 'rds',
+        resource: type,
+        resourceName: name,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadDatabaseBackups',
+        actions: listed('controlPlane', 'rds:DescribeDBSnapshots'),
+        resources: [rdsArn('db', instance), rdsArn('snapshot', `rds:${instance}-*`)],
+      }),
+    );
+    acknowledgeWildcards(
+      role,
+      [
+        ...this.tenantReconcileFindings(config),
+        [
+          'Resource',
+          `arn:<AWS::Partition>:rds:${config.region}:${config.account}:snapshot:rds:${instance}-*`,
+        ],
+      ],
+      {
+        Resource:
+          'Tenant budgets and secrets are created at run time, one per tenant, under the environment prefix; Secrets Manager appends a random suffix to secret ARNs. Automated snapshots of the platform database are named by RDS with their time.',
+      },
+    );
     return role;
   }
 
