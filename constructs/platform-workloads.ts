@@ -2,8 +2,6 @@ import { ApiObject, App, Chart, type ChartProps, JsonPatch } from 'cdk8s';
 import {
   type Container,
   IntOrString,
-  KubeClusterRole,
-  KubeClusterRoleBinding,
   KubeCronJob,
   KubeDeployment,
   KubeHorizontalPodAutoscalerV2,
@@ -21,6 +19,8 @@ import type { Construct } from 'constructs';
 import type { EnvironmentName } from '../config/environments.ts';
 import { WORKLOAD_IDENTITIES } from '../config/names.ts';
 import type { WorkloadsConfig } from '../config/workloads.ts';
+import { addPlatformRbac } from './platform-rbac.ts';
+import { addTaskDeadlinePolicy } from './task-deadline-policy.ts';
 
 /** Thrown for props the chart cannot render; quotes the offending prop and value. */
 export class PlatformWorkloadsError extends Error {
@@ -62,7 +62,13 @@ export const HEARTBEATS_SECRET = 'platform-heartbeats';
 /** Cost Explorer refreshes about three times a day; four runs catch each refresh without paying for idle ones. */
 export const COST_GUARD_SCHEDULE = '17 */6 * * *';
 
-const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
+const CLUSTER_SCOPED = new Set([
+  'Namespace',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
+]);
 const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 const RUNTIME_USER = 10001;
 
@@ -288,7 +294,8 @@ export class PlatformWorkloadsChart extends Chart {
       ['dist/bin/cost-guard.js', 'run', '--apply', '--env', props.env],
       'cost-guard',
     );
-    this.costGuardRbac();
+    addPlatformRbac(this, labelsOf);
+    addTaskDeadlinePolicy(this, labelsOf('platform'));
     if (aws && props.sizes.drillSchedule !== null) {
       serviceAccount(WORKLOAD_IDENTITIES.drills.serviceAccount);
       cronJob(
@@ -331,29 +338,6 @@ export class PlatformWorkloadsChart extends Chart {
         rules: hosts.map(rule),
         ...(props.tlsSecretName === undefined ? {} : { tls: [{ hosts, secretName: props.tlsSecretName }] }),
       },
-    });
-  }
-
-  /** Get and patch ResourceQuotas, patch Namespaces; nothing else (labels are checked by the guard's own query). */
-  private costGuardRbac(): void {
-    const name = 'agent-platform-cost-guard';
-    new KubeClusterRole(this, 'cost-guard-role', {
-      metadata: { name, labels: labelsOf('cost-guard') },
-      rules: [
-        { apiGroups: [''], resources: ['resourcequotas'], verbs: ['get', 'patch'] },
-        { apiGroups: [''], resources: ['namespaces'], verbs: ['patch'] },
-      ],
-    });
-    new KubeClusterRoleBinding(this, 'cost-guard-binding', {
-      metadata: { name, labels: labelsOf('cost-guard') },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-      subjects: [
-        {
-          kind: 'ServiceAccount',
-          name: WORKLOAD_IDENTITIES.costGuard.serviceAccount,
-          namespace: PLATFORM_NAMESPACE,
-        },
-      ],
     });
   }
 
