@@ -49,7 +49,8 @@ function describeFailure(error: unknown): string {
       }
     }
     const reason = status.reason ?? (error.code === 401 ? 'Unauthorized' : 'Error');
-    return `${error.code} ${reason}${status.message ? `: ${status.message}` : ''}`;
+    const detail = status.message && status.message !== reason ? `: ${status.message}` : '';
+    return `${error.code} ${reason}${detail}`;
   }
   const message = error instanceof Error ? error.message : String(error);
   return message.split('\n')[0]!;

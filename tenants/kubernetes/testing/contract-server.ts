@@ -80,32 +80,35 @@ const notFound = (k: Kind, name: string) =>
     kind: k.resource,
   });
 
+/** Separates path keys; label and annotation keys hold dots and slashes. */
+const SEP = '\u0001';
+
 /** Leaf paths of an object (arrays are atomic), for field ownership. */
 function leaves(value: unknown, prefix = ''): Map<string, unknown> {
   const out = new Map<string, unknown>();
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
     for (const [k, v] of Object.entries(value))
-      for (const [p, leaf] of leaves(v, `${prefix}.${k}`)) out.set(p, leaf);
+      for (const [p, leaf] of leaves(v, `${prefix}${SEP}${k}`)) out.set(p, leaf);
   } else out.set(prefix, value);
   return out;
 }
 
 function getPath(o: Obj, path: string): unknown {
   return path
-    .split('.')
+    .split(SEP)
     .slice(1)
     .reduce<unknown>((at, key) => (at !== null && typeof at === 'object' ? (at as Obj)[key] : undefined), o);
 }
 
 function setPath(o: Obj, path: string, value: unknown): void {
-  const keys = path.split('.').slice(1);
+  const keys = path.split(SEP).slice(1);
   let at = o;
   for (const key of keys.slice(0, -1)) at = at[key] ??= {};
   at[keys.at(-1)!] = value;
 }
 
 function deletePath(o: Obj, path: string): void {
-  const keys = path.split('.').slice(1);
+  const keys = path.split(SEP).slice(1);
   const parent = keys.slice(0, -1).reduce<Obj | undefined>((at, k) => at?.[k], o);
   if (parent) delete parent[keys.at(-1)!];
 }
@@ -466,7 +469,7 @@ export class KubernetesContractServer {
     for (const [path, value] of wanted) {
       const owner = found.owners.get(path);
       if (owner && owner !== manager && JSON.stringify(getPath(next, path)) !== JSON.stringify(value)) {
-        conflicts.push(`conflict with "${owner}": ${path}`);
+        conflicts.push(`conflict with "${owner}": ${path.replaceAll(SEP, '.')}`);
       }
     }
     if (conflicts.length > 0 && !force) {
