@@ -3,8 +3,9 @@ import { ConfigError } from '../config/environments.ts';
 import { ApiKeyNotFoundError } from './api-keys.ts';
 import { AuditTextError } from './audit.ts';
 import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
+import { KubeApiError } from './kubernetes/config.ts';
 import type { CreateTenantResult, TenantDetails, TenantRecord } from './provisioner.ts';
-import { KubectlError, ReadinessError, TenantStateError } from './provisioner.ts';
+import { ReadinessError, TenantStateError } from './provisioner.ts';
 import { AwsServiceError, AwsUnavailableError } from './tenant-aws.ts';
 import { TenantRoleConflictError } from './tenant-database.ts';
 import { TenantIdError } from './tenant-id.ts';
@@ -20,7 +21,7 @@ const EXPECTED = [
   AwsUnavailableError,
   AwsServiceError,
   ReadinessError,
-  KubectlError,
+  KubeApiError,
   ConfigError,
   AuditTextError,
   TenantRoleConflictError,

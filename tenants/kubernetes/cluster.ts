@@ -213,6 +213,30 @@ export class TenantCluster {
       );
     }
   }
+
+  /**
+   * Offboarding: deletes the tenant's namespace and, with it, everything inside. Reads it first and refuses a
+   * namespace whose `tenant` label does not name this tenant; one already gone counts as deleted.
+   */
+  async deleteNamespace(tenantId: string): Promise<'deleted' | 'gone'> {
+    const where = `Namespace ${tenantId}`;
+    let labels: Record<string, string> | undefined;
+    try {
+      labels = (await this.core.readNamespace({ name: tenantId })).metadata?.labels;
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 404) return 'gone';
+      throw new KubeApiError(`tenant '${tenantId}': ${where} (${this.where}): ${describeFailure(error)}`);
+    }
+    if (labels?.tenant !== tenantId) {
+      throw new KubeApiError(
+        `tenant '${tenantId}': ${where} (${this.where}) is not labelled tenant=${tenantId}; not deleted`,
+      );
+    }
+    await this.call(tenantId, where, () =>
+      this.core.deleteNamespace({ name: tenantId, propagationPolicy: JOB_PROPAGATION_POLICY }),
+    );
+    return 'deleted';
+  }
 }
 
 function quotaName(tenantId: string): string {

@@ -383,6 +383,25 @@ export class KubernetesContractServer {
     }
   }
 
+  /** ResourceQuota admission for the two counts the tenant chart sets: pods and count/jobs.batch. */
+  private checkQuota(kind: Kind, object: Obj): void {
+    const counted = kind.kind === 'Pod' ? 'pods' : kind.kind === 'Job' ? 'count/jobs.batch' : undefined;
+    if (!counted) return;
+    const namespace = object.metadata.namespace;
+    for (const quota of this.list('ResourceQuota', namespace)) {
+      const hard = quota.spec?.hard?.[counted];
+      if (hard === undefined) continue;
+      const used = this.list(kind.kind, namespace).length;
+      if (used + 1 > Number(hard)) {
+        throw new ApiError(
+          403,
+          'Forbidden',
+          `${kind.resource}${kind.group ? `.${kind.group}` : ''} "${object.metadata.name}" is forbidden: exceeded quota: ${quota.metadata.name}, requested: ${counted}=1, used: ${counted}=${used}, limited: ${counted}=${hard}`,
+        );
+      }
+    }
+  }
+
   private create(kind: Kind, namespace: string | undefined, object: Obj, manager = 'unknown'): Obj {
     const name = object.metadata?.name;
     if (!name) throw new ApiError(422, 'Invalid', `${kind.kind} is invalid: metadata.name: Required value`);
@@ -399,6 +418,7 @@ export class KubernetesContractServer {
     if (kind.namespaced) stored.metadata.namespace = namespace;
     delete stored.status;
     this.admit(kind, 'CREATE', stored, null);
+    this.checkQuota(kind, stored);
     stored.metadata.uid = randomUUID();
     stored.metadata.resourceVersion = String(++this.version);
     stored.metadata.creationTimestamp = new Date().toISOString();
@@ -524,6 +544,9 @@ export class KubernetesContractServer {
       );
     }
     this.store.delete(key);
+    if (kind.kind === 'Namespace') {
+      for (const [k, s] of this.store) if (s.object.metadata.namespace === name) this.store.delete(k);
+    }
     if (policy !== 'Orphan') {
       for (const [k, s] of this.store) {
         if ((s.object.metadata.ownerReferences ?? []).some((r: Obj) => r.uid === found.object.metadata.uid))
