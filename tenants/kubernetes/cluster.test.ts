@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import { loadEnvironmentConfig } from '../../config/environments.ts';
 import { renderTenantYaml } from '../lifecycle/manifests.ts';
 import { getTier } from '../tiers.ts';
-import { manifestObjects, TenantCluster } from './cluster.ts';
+import { clusterDeps, manifestObjects, TenantCluster } from './cluster.ts';
 import { KubeApiError, loadKubeConfig, parseKubeTarget } from './config.ts';
 import { STOP_TASKS_ANNOTATION } from './names.ts';
 import { KubernetesContractServer } from './testing/contract-server.ts';
@@ -226,6 +226,25 @@ describe('choosing the cluster', () => {
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('clusterDeps: files outside a cluster, the API and no file inside a pod unless a directory is named', () => {
+    const saved = { ...process.env };
+    try {
+      delete process.env.KUBERNETES_SERVICE_HOST;
+      expect(clusterDeps(undefined, undefined, 'out/manifests')).toEqual({ manifestsDir: 'out/manifests' });
+      expect(clusterDeps('none', '/tmp/m', 'out/manifests')).toEqual({ manifestsDir: '/tmp/m' });
+      Object.assign(process.env, { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: '6443' });
+      const inPod = clusterDeps(undefined, undefined, 'out/manifests');
+      expect(inPod.manifestsDir).toBeUndefined();
+      expect(inPod.kube?.where).toBe('in-cluster');
+      expect(clusterDeps('in-cluster', '/tmp/m', 'out/manifests').manifestsDir).toBe('/tmp/m');
+    } finally {
+      process.env.KUBERNETES_SERVICE_HOST = saved.KUBERNETES_SERVICE_HOST;
+      process.env.KUBERNETES_SERVICE_PORT = saved.KUBERNETES_SERVICE_PORT;
+      if (saved.KUBERNETES_SERVICE_HOST === undefined) delete process.env.KUBERNETES_SERVICE_HOST;
+      if (saved.KUBERNETES_SERVICE_PORT === undefined) delete process.env.KUBERNETES_SERVICE_PORT;
     }
   });
 

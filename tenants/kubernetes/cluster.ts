@@ -11,7 +11,7 @@ import {
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
-import { describeTarget, KubeApiError, type KubeTarget, loadKubeConfig } from './config.ts';
+import { describeTarget, KubeApiError, type KubeTarget, loadKubeConfig, parseKubeTarget } from './config.ts';
 import {
   STOP_TASKS_ANNOTATION,
   STOP_WORK_FIELD_MANAGER,
@@ -246,4 +246,25 @@ function quotaName(tenantId: string): string {
 function objectName(o: KubernetesObject): string {
   const ns = o.metadata?.namespace;
   return `${o.kind} ${ns ? `${ns}/` : ''}${o.metadata?.name ?? '<unnamed>'}`;
+}
+
+const clusters = new Map<string, TenantCluster>();
+
+/**
+ * The cluster and manifests-file dependencies of a command, from `--kube-api` (or KUBE_API) and
+ * `--manifests-dir`. Outside a cluster the rendered files are kept (default directory unless one is named);
+ * in a pod, whose root filesystem is read-only, only the API is used unless a directory is named.
+ */
+export function clusterDeps(
+  kubeApi: string | undefined,
+  manifestsDir: string | undefined,
+  defaultDir: string,
+): { kube?: TenantCluster; manifestsDir?: string } {
+  const target = parseKubeTarget(kubeApi);
+  const dir = manifestsDir ?? (target?.mode === 'in-cluster' ? undefined : defaultDir);
+  if (!target) return dir === undefined ? {} : { manifestsDir: dir };
+  const key = describeTarget(target);
+  const kube = clusters.get(key) ?? TenantCluster.fromTarget(target);
+  clusters.set(key, kube);
+  return dir === undefined ? { kube } : { kube, manifestsDir: dir };
 }

@@ -19,6 +19,7 @@ export function contractKubeConfig(url: string, token: string): KubeConfig {
 export async function startContractCluster(options: Partial<ContractServerOptions> = {}) {
   const token = options.token ?? 'contract-token';
   const server = await KubernetesContractServer.start({ ...options, token });
-  const cluster = new TenantCluster(contractKubeConfig(server.url, token), 'context contract');
-  return { server, cluster, token };
+  const kubeConfig = contractKubeConfig(server.url, token);
+  const cluster = new TenantCluster(kubeConfig, 'context contract');
+  return { server, cluster, token, kubeConfig };
 }
