@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import { loadWorkloadsConfig } from '../config/workloads.ts';
+import { evaluatePolicy } from '../tenants/kubernetes/testing/admission.ts';
 import { validateManifests } from './manifest-validation.ts';
-import { CONTROL_PLANE_ROLE, COST_GUARD_ROLE } from './platform-rbac.ts';
+import { CONTROL_PLANE_ROLE, COST_GUARD_ROLE, TENANT_SCOPE_POLICY } from './platform-rbac.ts';
 import { renderPlatformWorkloads } from './platform-workloads.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are loosely typed JSON
@@ -73,5 +74,137 @@ describe('platform RBAC', () => {
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: account, namespace: 'platform' }]);
     expect(binding.metadata.namespace).toBeUndefined();
     expect(await validateManifests([find('ClusterRole', role), binding])).toEqual([]);
+  });
+});
+
+describe('tenant-scope admission policy (what RBAC cannot say)', () => {
+  const policy = find('ValidatingAdmissionPolicy', TENANT_SCOPE_POLICY);
+  const guard = 'system:serviceaccount:platform:cost-guard';
+  const controlPlane = 'system:serviceaccount:platform:control-plane';
+  const ns = (name: string, labels: Record<string, string>, annotations: Record<string, string> = {}) => ({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, labels, annotations },
+  });
+  const acme = ns('acme', { tenant: 'acme', 'agent-platform.io/tier': 'pro' });
+  const core = (resource: string) => ({ group: '', version: 'v1', resource });
+  const jobs = { group: 'batch', version: 'v1', resource: 'jobs' };
+  const job = (namespace: string) => ({
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: 'task', namespace },
+  });
+
+  test('the policy and its binding pass the schema, fail closed and deny', async () => {
+    const binding = find('ValidatingAdmissionPolicyBinding', TENANT_SCOPE_POLICY);
+    expect(await validateManifests([policy, binding])).toEqual([]);
+    expect(policy.spec.failurePolicy).toBe('Fail');
+    expect(binding.spec).toEqual({ policyName: TENANT_SCOPE_POLICY, validationActions: ['Deny'] });
+  });
+
+  test.each([
+    [
+      'the guard annotates a tenant namespace',
+      guard,
+      'UPDATE',
+      core('namespaces'),
+      ns('acme', acme.metadata.labels, { 'agent-platform.io/stop-tasks': 'true' }),
+      acme,
+      null,
+      true,
+    ],
+    [
+      'the guard removes the tenant label',
+      guard,
+      'UPDATE',
+      core('namespaces'),
+      ns('acme', { 'agent-platform.io/tier': 'pro' }),
+      acme,
+      null,
+      false,
+    ],
+    [
+      'the guard annotates kube-system',
+      guard,
+      'UPDATE',
+      core('namespaces'),
+      ns('kube-system', {}, { x: 'y' }),
+      ns('kube-system', {}),
+      null,
+      false,
+    ],
+    ['the guard deletes a Job of a tenant', guard, 'DELETE', jobs, null, job('acme'), acme, true],
+    [
+      'the guard deletes a Job of the platform',
+      guard,
+      'DELETE',
+      jobs,
+      null,
+      job('platform'),
+      ns('platform', {}),
+      false,
+    ],
+    [
+      'the control plane creates a tenant namespace',
+      controlPlane,
+      'CREATE',
+      core('namespaces'),
+      acme,
+      null,
+      null,
+      true,
+    ],
+    [
+      'the control plane creates a namespace labelled for another tenant',
+      controlPlane,
+      'CREATE',
+      core('namespaces'),
+      ns('acme', { tenant: 'other' }),
+      null,
+      null,
+      false,
+    ],
+    [
+      'the control plane creates an unlabelled namespace',
+      controlPlane,
+      'CREATE',
+      core('namespaces'),
+      ns('tools', {}),
+      null,
+      null,
+      false,
+    ],
+    [
+      'the control plane applies a quota in kube-system',
+      controlPlane,
+      'CREATE',
+      core('resourcequotas'),
+      { kind: 'ResourceQuota', metadata: { name: 'tenant-quota', namespace: 'kube-system' } },
+      null,
+      ns('kube-system', {}),
+      false,
+    ],
+    [
+      'an operator relabels kube-system',
+      'alice',
+      'UPDATE',
+      core('namespaces'),
+      ns('kube-system', { team: 'x' }),
+      ns('kube-system', {}),
+      null,
+      true,
+    ],
+  ])('%s', (_label, username, operation, resource, object, oldObject, namespaceObject, allowed) => {
+    const verdict = evaluatePolicy(policy, {
+      operation: operation as 'CREATE' | 'UPDATE' | 'DELETE',
+      object,
+      oldObject,
+      namespaceObject,
+      username,
+      resource,
+    });
+    expect(verdict).toMatchObject({ allowed });
+    // A refusal must come from a validation, not from an expression that failed to evaluate.
+    expect(verdict.messages.join('; ')).not.toContain('expression error');
   });
 });

@@ -22,8 +22,10 @@ const manifests = renderPlatformWorkloads({
   dataNetworkCidr: '10.30.0.0/16',
   tlsSecretName: 'platform-tls',
 }) as Manifest[];
-const policy = manifests.find((m) => m.kind === 'ValidatingAdmissionPolicy')!;
-const binding = manifests.find((m) => m.kind === 'ValidatingAdmissionPolicyBinding')!;
+const named = (kind: string) =>
+  manifests.find((m) => m.kind === kind && m.metadata.name === TASK_DEADLINE_POLICY)!;
+const policy = named('ValidatingAdmissionPolicy');
+const binding = named('ValidatingAdmissionPolicyBinding');
 
 /** The namespace the tenant chart renders for a tier: the policy reads its label. */
 function tenantNamespace(tier: Tier): Manifest {
@@ -110,7 +112,9 @@ describe('task deadline admission policy', () => {
       ['a Pod one second over', pod(max + 1), false],
       ['a Pod with no deadline', pod(undefined), false],
     ])('%s', (_label, object, allowed) => {
-      expect(create(object).allowed).toBe(allowed);
+      const verdict = create(object);
+      expect(verdict.allowed).toBe(allowed);
+      expect(verdict.messages.join('; ')).not.toContain('expression error');
     });
 
     test('the denial says what the limit is', () => {

@@ -16,6 +16,8 @@ export interface AdmissionRequest {
   readonly namespaceObject: Json | null;
   /** e.g. `system:serviceaccount:platform:cost-guard`. @default 'admin' */
   readonly username?: string;
+  /** The resource requested, e.g. `{ group: 'batch', version: 'v1', resource: 'jobs' }`. @default none */
+  readonly resource?: { readonly group: string; readonly version: string; readonly resource: string };
 }
 
 export interface PolicyVerdict {
@@ -40,7 +42,11 @@ export function evaluatePolicy(policy: Json, request: AdmissionRequest): PolicyV
     object: toCel(request.object),
     oldObject: toCel(request.oldObject),
     namespaceObject: toCel(request.namespaceObject),
-    request: toCel({ operation: request.operation, userInfo: { username: request.username ?? 'admin' } }),
+    request: toCel({
+      operation: request.operation,
+      userInfo: { username: request.username ?? 'admin' },
+      resource: request.resource ?? {},
+    }),
     variables: {},
   };
   const messages: string[] = [];

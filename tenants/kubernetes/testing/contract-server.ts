@@ -372,7 +372,13 @@ export class KubernetesContractServer {
       if (!policy || !policyMatches(policy, kind, operation)) continue;
       const labels = (kind.namespaced ? namespaceObject?.metadata.labels : object.metadata.labels) ?? {};
       if (!selectorMatches(binding.spec.matchResources?.namespaceSelector, labels)) continue;
-      const verdict = evaluatePolicy(policy, { operation, object, oldObject, namespaceObject });
+      const verdict = evaluatePolicy(policy, {
+        operation,
+        object,
+        oldObject,
+        namespaceObject,
+        resource: { group: kind.group, version: kind.version, resource: kind.resource },
+      });
       if (!verdict.allowed && binding.spec.validationActions.includes('Deny')) {
         throw new ApiError(
           422,
