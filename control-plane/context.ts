@@ -5,6 +5,7 @@ import type { EnvironmentConfig } from '../config/environments.ts';
 import type { CacheInvalidation } from './cache-invalidation.ts';
 import type { ControlPlaneConfig } from './config.ts';
 import type { HotStore } from './hot-store.ts';
+import type { LeaseMeter } from './lease-meter.ts';
 import type { LeaseStore } from './lease-store.ts';
 import type { Metrics } from './metrics.ts';
 import type { Operator, OperatorVerifier } from './operator-auth.ts';
@@ -30,6 +31,8 @@ export interface ControlPlaneDeps {
 export interface ControlPlaneContext extends ControlPlaneDeps {
   readonly store: HotStore;
   readonly leases: LeaseStore;
+  /** Writes leased agent-minutes to the catalog. */
+  readonly leaseMeter: LeaseMeter;
   readonly keys: ApiKeyCache;
   readonly tenants: TenantStateCache;
   readonly limiter: TenantRateLimiter;
@@ -50,7 +53,7 @@ declare module 'fastify' {
     operator: Operator | null;
   }
   interface FastifyInstance {
-    /** Writes buffered usage reports to PostgreSQL now. */
+    /** Writes buffered usage reports and leased minutes to PostgreSQL now. */
     flushUsage(): Promise<void>;
   }
 }

@@ -24,6 +24,7 @@ async function standing(ctx: ControlPlaneContext, tenant: TenantState) {
       {
         reportedAgentMinutes: reported.agentMinutes,
         leasedAgentMinutes: leased,
+        billedAgentMinutes: tenant.billedAgentMinutes,
         apiCalls: reported.apiCalls,
       },
       new Date(now),

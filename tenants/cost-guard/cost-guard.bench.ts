@@ -47,8 +47,11 @@ export default async function costGuardBench(): Promise<BenchFigure[]> {
       [ids, TIER],
     );
     await pool.query(
-      `INSERT INTO control.usage (tenant_id, day, agent_minutes)
-       SELECT id, '2026-11-20', minutes FROM unnest($1::text[], $2::numeric[]) AS u(id, minutes)`,
+      `WITH u AS (SELECT * FROM unnest($1::text[], $2::numeric[]) AS u(id, minutes)),
+            daily AS (INSERT INTO control.usage (tenant_id, day, agent_minutes)
+                      SELECT id, '2026-11-20', minutes FROM u RETURNING 1)
+       INSERT INTO control.usage_hourly (tenant_id, hour, agent_minutes)
+       SELECT id, '2026-11-20T00:00:00Z', minutes FROM u`,
       [ids, fractions.map((f) => minutesForBudgetFraction(TIER, f))],
     );
     const pages = [];
