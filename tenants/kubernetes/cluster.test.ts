@@ -102,6 +102,47 @@ describe('server-side apply of the tenant chart', () => {
   });
 });
 
+describe('the contract server answers as the API server documents', () => {
+  const patch = (path: string, contentType: string, body: unknown, query = '') =>
+    fetch(`${api.server.url}${path}${query}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${api.token}`, 'content-type': contentType },
+      body: JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }));
+
+  test('apply without force over another manager is a 409 Conflict naming the field; with force it wins', async () => {
+    await api.cluster.apply('kube-409', chart('kube-409'));
+    await api.cluster.setWorkCounts('kube-409', { pods: 0, jobs: 0 });
+    const quota = chart('kube-409').find((o) => o.kind === 'ResourceQuota')!;
+    const path = '/api/v1/namespaces/kube-409/resourcequotas/tenant-quota';
+    const refused = await patch(path, 'application/apply-patch+yaml', quota, '?fieldManager=someone');
+    expect(refused).toMatchObject({
+      status: 409,
+      body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Conflict', code: 409 },
+    });
+    expect(String(refused.body.message)).toContain(
+      'conflict with "agent-platform-cost-guard": .spec.hard.pods',
+    );
+    expect(
+      (await patch(path, 'application/apply-patch+yaml', quota, '?fieldManager=someone&force=true')).status,
+    ).toBe(200);
+  });
+
+  test('apply needs a field manager (422); an unknown patch type is 415; a missing object is 404', async () => {
+    const ns = chart('kube-422')[0]!;
+    expect(await patch('/api/v1/namespaces/kube-422', 'application/apply-patch+yaml', ns)).toMatchObject({
+      status: 422,
+      body: { reason: 'Invalid', code: 422 },
+    });
+    expect((await patch('/api/v1/namespaces/kube-422', 'text/plain', {}, '')).status).toBe(404);
+    await api.cluster.apply('kube-422', [ns]);
+    expect((await patch('/api/v1/namespaces/kube-422', 'text/plain', {})).body).toMatchObject({
+      reason: 'UnsupportedMediaType',
+      code: 415,
+    });
+  });
+});
+
 describe('stopping work', () => {
   test('quota counts go to zero and back, and the annotation comes and goes (twice is harmless)', async () => {
     await api.cluster.apply('kube-stop', chart('kube-stop'));
