@@ -8,13 +8,16 @@ import { evaluatePolicy, policyMatches, selectorMatches } from './admission.ts';
 /**
  * A local stand-in for the Kubernetes API server, written from its public documentation, for the calls this
  * project makes. Pages followed (kubernetes.io):
- * - docs/reference/using-api/api-concepts/ (paths, list with labelSelector/limit/continue, PATCH content types)
+ * - docs/reference/using-api/api-concepts/ (resource paths, list with labelSelector, limit and continue,
+ *   PATCH content types, the Status object errors come in)
  * - docs/reference/using-api/server-side-apply/ (apply-patch+yaml, fieldManager required, conflicts, force)
- * - docs/reference/kubernetes-api/common-definitions/status/ (the Status shape of every error)
- * - docs/reference/kubernetes-api/common-definitions/delete-options/ (propagationPolicy)
- * - docs/concepts/architecture/garbage-collection/ (Background deletes dependents after the owner)
- * - docs/reference/access-authn-authz/authentication/ (bearer tokens; 401 without one)
- * - docs/reference/access-authn-authz/validating-admission-policy/ (policies run on create/update; denial 422)
+ * - docs/concepts/architecture/garbage-collection/ and docs/tasks/administer-cluster/use-cascading-deletion/
+ *   (propagationPolicy Background, Foreground, Orphan)
+ * - docs/reference/access-authn-authz/validating-admission-policy/ and
+ *   docs/reference/kubernetes-api/policy-resources/validating-admission-policy-binding-v1/ (policies run on
+ *   create and update, bindings select namespaces)
+ * A JSON Patch that cannot be applied (a failed `test`) is 422, as the API server answers since kubernetes/kubernetes#68346; a batch/v1
+ * Job deleted without a policy orphans its Pods (kubernetes/kubernetes#104080 warns about it).
  * Ownership in apply is tracked per leaf field, a simplification of the structured-merge rules.
  */
 
