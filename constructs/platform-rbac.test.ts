@@ -14,10 +14,9 @@ const manifests = renderPlatformWorkloads({
   image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/agent-platform:1',
   domain: 'agents.example.com',
   sizes: loadWorkloadsConfig('prod'),
-  ingressClassName: 'alb',
-  ingressNamespace: 'kube-system',
   dataNetworkCidr: '10.30.0.0/16',
-  certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc',
+  trustProxy: '10.30.0.0/22',
+  loadBalancerSourceCidr: '10.30.0.0/22',
 }) as Manifest[];
 const find = (kind: string, name: string) =>
   manifests.find((m) => m.kind === kind && m.metadata.name === name)!;

@@ -39,7 +39,12 @@ export const TENANT_APPLY_RULES: PolicyRule[] = [
  * provisioner) and suspends or resumes them from the same API, so it gets both rule sets. The tenant-scope
  * policy keeps both to tenant namespaces.
  */
-export function addPlatformRbac(scope: Construct, labels: (name: string) => Record<string, string>): void {
+export function addPlatformRbac(
+  scope: Construct,
+  labels: (name: string) => Record<string, string>,
+  /** The cost guard runs on EKS only (its billing evidence is Cost Explorer). */
+  options: { readonly costGuard: boolean },
+): void {
   const bind = (id: string, name: string, rules: PolicyRule[], serviceAccount: string, app: string) => {
     new KubeClusterRole(scope, `${id}-role`, { metadata: { name, labels: labels(app) }, rules });
     new KubeClusterRoleBinding(scope, `${id}-binding`, {
@@ -51,13 +56,15 @@ export function addPlatformRbac(scope: Construct, labels: (name: string) => Reco
     });
   };
   addTenantScopePolicy(scope, labels('platform'));
-  bind(
-    'cost-guard',
-    COST_GUARD_ROLE,
-    STOP_WORK_RULES,
-    WORKLOAD_IDENTITIES.costGuard.serviceAccount,
-    'cost-guard',
-  );
+  if (options.costGuard) {
+    bind(
+      'cost-guard',
+      COST_GUARD_ROLE,
+      STOP_WORK_RULES,
+      WORKLOAD_IDENTITIES.costGuard.serviceAccount,
+      'cost-guard',
+    );
+  }
   bind(
     'control-plane-tenants',
     CONTROL_PLANE_ROLE,

@@ -21,6 +21,7 @@ const manifests = renderPlatformWorkloads({
   ingressNamespace: 'ingress-nginx',
   dataNetworkCidr: '10.30.0.0/16',
   tlsSecretName: 'platform-tls',
+  trustProxy: '1',
 }) as Manifest[];
 const named = (kind: string) =>
   manifests.find((m) => m.kind === kind && m.metadata.name === TASK_DEADLINE_POLICY)!;

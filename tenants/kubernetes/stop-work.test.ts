@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadEnvironmentConfig } from '../../config/environments.ts';
 import { loadWorkloadsConfig } from '../../config/workloads.ts';
 import { renderPlatformWorkloads } from '../../constructs/platform-workloads.ts';
+import type { CellDirectory } from '../cells.ts';
 import { stepLines } from '../lifecycle/steps.ts';
 import { createTenant } from '../provisioner.ts';
 import { limitTenant, resumeTenant, suspendTenant } from '../suspension.ts';
@@ -18,6 +19,7 @@ const by = { actor: 'sre:test', reason: 'over budget' };
 const roles: string[] = [];
 let db: TestDatabase;
 let pool: pg.Pool;
+let cells: CellDirectory;
 let api: Awaited<ReturnType<typeof startContractCluster>>;
 
 // The admission policy the platform chart renders: the contract server runs it on every Job and Pod.
@@ -31,10 +33,11 @@ const admission = renderPlatformWorkloads({
   ingressNamespace: 'ingress-nginx',
   dataNetworkCidr: '10.0.0.0/16',
   tlsSecretName: 'platform-tls',
+  trustProxy: '1',
 }).filter((m) => String(m.kind).startsWith('ValidatingAdmissionPolicy'));
 
 beforeAll(async () => {
-  ({ db, pool } = await createCatalogDatabase('kube-stop-work', 4));
+  ({ db, pool, cells } = await createCatalogDatabase('kube-stop-work', 4));
   api = await startContractCluster({ admission });
 });
 
@@ -45,7 +48,7 @@ afterAll(async () => {
   await dropRoles(roles);
 });
 
-const deps = () => ({ pool, env, kube: api.cluster });
+const deps = () => ({ pool, cells, env, kube: api.cluster });
 
 /** An onboarded tenant, its chart applied through the API as in a cluster. */
 async function tenant(stem: string): Promise<string> {
