@@ -49,6 +49,27 @@ describe('platform RBAC', () => {
     ]);
   });
 
+  test('self-hosted has no cost guard, so no guard role; the control plane and both policies stay', () => {
+    const selfHosted = renderPlatformWorkloads({
+      target: 'self-hosted',
+      env: 'prod',
+      image: 'registry.example.com/agent-platform:1',
+      domain: 'agents.example.com',
+      sizes: loadWorkloadsConfig('prod'),
+      dataNetworkCidr: '10.50.0.0/16',
+      trustProxy: '1',
+      ingressClassName: 'nginx',
+      ingressNamespace: 'ingress-nginx',
+      tlsSecretName: 'platform-tls',
+    }) as Manifest[];
+    const names = (kind: string) => selfHosted.filter((m) => m.kind === kind).map((m) => m.metadata.name);
+    expect(names('ClusterRole')).toEqual([CONTROL_PLANE_ROLE]);
+    expect(names('ValidatingAdmissionPolicy').sort()).toEqual([
+      TENANT_SCOPE_POLICY,
+      'agent-platform-task-deadline',
+    ]);
+  });
+
   test('no rule grants a wildcard, secrets, pods, escalation or list of namespaces', () => {
     const rules = manifests.filter((m) => m.kind === 'ClusterRole').flatMap((r) => r.rules);
     for (const rule of rules) {
