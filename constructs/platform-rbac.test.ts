@@ -65,8 +65,8 @@ describe('platform RBAC', () => {
     const names = (kind: string) => selfHosted.filter((m) => m.kind === kind).map((m) => m.metadata.name);
     expect(names('ClusterRole')).toEqual([CONTROL_PLANE_ROLE]);
     expect(names('ValidatingAdmissionPolicy').sort()).toEqual([
-      TENANT_SCOPE_POLICY,
       'agent-platform-task-deadline',
+      TENANT_SCOPE_POLICY,
     ]);
   });
 
