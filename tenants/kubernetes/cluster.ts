@@ -45,7 +45,7 @@ function describeFailure(error: unknown): string {
       try {
         status = statusSchema.parse(JSON.parse(error.body));
       } catch {
-        status = { message: error.body.slice(0, 200) };
+        status = { message: error.body.replace(/\s+/g, ' ').slice(0, 200) };
       }
     }
     const reason = status.reason ?? (error.code === 401 ? 'Unauthorized' : 'Error');
@@ -56,7 +56,7 @@ function describeFailure(error: unknown): string {
   return message.split('\n')[0]!;
 }
 
-/** A running Job: started, not complete and not failed. */
+/** A Job that is neither complete nor failed; one not started yet counts, as it would start. */
 function isRunning(job: V1Job): boolean {
   const done = (job.status?.conditions ?? []).some(
     (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
