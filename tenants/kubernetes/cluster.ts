@@ -49,7 +49,8 @@ function describeFailure(error: unknown): string {
       }
     }
     const reason = status.reason ?? (error.code === 401 ? 'Unauthorized' : 'Error');
-    const detail = status.message && status.message !== reason ? `: ${status.message}` : '';
+    const detail =
+      status.message && status.message !== reason ? `: ${status.message.replace(/\s+/g, ' ')}` : '';
     return `${error.code} ${reason}${detail}`;
   }
   const message = error instanceof Error ? error.message : String(error);
