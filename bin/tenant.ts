@@ -2,6 +2,8 @@ import { createInterface } from 'node:readline/promises';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
+import { billingDepsFor } from '../billing/customers.ts';
+import { billingFailure } from '../billing/errors.ts';
 import { loadEnvironmentConfig } from '../config/environments.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
@@ -91,12 +93,19 @@ program
   .description('create the tenant, or converge it to its tier; safe to run again')
   .requiredOption('--tier <tier>', 'free, starter, pro or enterprise')
   .option('--dry-run', 'print the plan (desired vs actual state) and change nothing')
-  .action(async (id: string, cmd: { tier: string; dryRun?: boolean }) => {
+  .option(
+    '--stripe-customer <id>',
+    'link this existing Stripe customer (default: create one when STRIPE_API_KEY is set)',
+  )
+  .action(async (id: string, cmd: { tier: string; dryRun?: boolean; stripeCustomer?: string }) => {
     const options = program.opts<GlobalOptions>();
     parseTenantId(id);
     getTier(cmd.tier);
     const result = await withDeps(options, (deps) =>
-      createTenant(deps, { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false }),
+      createTenant(
+        { ...deps, ...billingDepsFor(deps.env, cmd.stripeCustomer) },
+        { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false },
+      ),
     );
     print(options.json, result, formatCreateResult(result));
   });
@@ -116,7 +125,10 @@ program
       process.exit(2);
     }
     const result = await withDeps(options, (deps) =>
-      changeTier(deps, { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false }),
+      changeTier(
+        { ...deps, ...billingDepsFor(deps.env) },
+        { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false },
+      ),
     );
     print(options.json, result, formatCreateResult(result));
   });
@@ -181,7 +193,7 @@ program
         }
       }
       const result = await withDeps(options, (deps) =>
-        offboardTenant(deps, id, {
+        offboardTenant({ ...deps, ...billingDepsFor(deps.env) }, id, {
           actor: actor(),
           reason: cmd.reason,
           dryRun: cmd.dryRun ?? false,
@@ -341,6 +353,7 @@ try {
 } catch (error) {
   const line =
     expectedFailure(error) ??
+    billingFailure(error) ??
     ([OffboardingError, MigrationFileError, MigrationRunError, RestoreError, MoveError].some(
       (kind) => error instanceof kind,
     )

@@ -1,6 +1,7 @@
 import { ApiObject, App, Chart, type ChartProps, JsonPatch } from 'cdk8s';
 import {
   type Container,
+  type EnvVar,
   IntOrString,
   KubeCronJob,
   KubeDeployment,
@@ -69,6 +70,12 @@ export const PLATFORM_ENV_SECRET = 'platform-env';
 export const HEARTBEATS_SECRET = 'platform-heartbeats';
 /** Cost Explorer refreshes about three times a day; four runs catch each refresh without paying for idle ones. */
 export const COST_GUARD_SCHEDULE = '17 */6 * * *';
+/** Hourly, past the 5-minute settle time of the hour just closed (billing/export.ts). */
+export const BILLING_EXPORT_SCHEDULE = '11 * * * *';
+/** Daily, once the export has sent the last hour of the previous UTC day. */
+export const BILLING_RECONCILE_SCHEDULE = '41 3 * * *';
+/** Billing CronJobs and their BetterStack heartbeat keys in HEARTBEATS_SECRET. */
+export const BILLING_CRONJOBS = ['billing-export', 'billing-reconcile'] as const;
 /** The database limits watchdog's Deployment and service account. */
 export const DB_WATCHDOG_NAME = 'db-watchdog';
 
@@ -261,6 +268,7 @@ export class PlatformWorkloadsChart extends Chart {
       schedule: string,
       command: string[],
       key: string,
+      extraEnv: EnvVar[] = [],
     ) =>
       new KubeCronJob(this, `cron-${name}`, {
         metadata: { name, labels: labelsOf(name) },
@@ -292,7 +300,7 @@ export class PlatformWorkloadsChart extends Chart {
                         'node',
                         ...command,
                       ],
-                      env: [...commonEnv, heartbeat(key)],
+                      env: [...commonEnv, heartbeat(key), ...extraEnv],
                       envFrom,
                       resources: {
                         requests: { cpu: Quantity.fromString('250m'), memory: Quantity.fromString('512Mi') },
@@ -315,6 +323,28 @@ export class PlatformWorkloadsChart extends Chart {
         COST_GUARD_SCHEDULE,
         ['dist/bin/cost-guard.js', 'run', '--apply', '--env', props.env],
         'cost-guard',
+      );
+      // Billing is ours, so it runs on EKS only, under the cost guard's identity: its only AWS call is
+      // publishing to the alarm topic, which that role grants. The Stripe key comes from the platform Secret by reference; a missing key fails the pod.
+      const stripeKey = {
+        name: 'STRIPE_API_KEY',
+        valueFrom: { secretKeyRef: { name: PLATFORM_ENV_SECRET, key: 'STRIPE_API_KEY' } },
+      };
+      cronJob(
+        'billing-export',
+        WORKLOAD_IDENTITIES.costGuard.serviceAccount,
+        BILLING_EXPORT_SCHEDULE,
+        ['dist/bin/billing.js', '--env', props.env, 'export'],
+        'billing-export',
+        [stripeKey],
+      );
+      cronJob(
+        'billing-reconcile',
+        WORKLOAD_IDENTITIES.costGuard.serviceAccount,
+        BILLING_RECONCILE_SCHEDULE,
+        ['dist/bin/billing.js', '--env', props.env, 'reconcile'],
+        'billing-reconcile',
+        [stripeKey],
       );
     }
     addPlatformRbac(this, labelsOf, { costGuard: aws });
@@ -440,6 +470,14 @@ export class PlatformWorkloadsChart extends Chart {
         policyTypes: ['Ingress', 'Egress'],
         egress: [{ to: [data], ports: [tcp(5432)] }, https],
       });
+      // The catalog, and HTTPS to Stripe, SNS and BetterStack.
+      for (const name of BILLING_CRONJOBS) {
+        policy(name, name, {
+          podSelector: app(name),
+          policyTypes: ['Ingress', 'Egress'],
+          egress: [{ to: [data], ports: [tcp(5432)] }, https],
+        });
+      }
     }
     policy('db-watchdog', DB_WATCHDOG_NAME, {
       podSelector: app(DB_WATCHDOG_NAME),

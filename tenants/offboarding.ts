@@ -11,6 +11,7 @@ import { DeleteBudgetCommand } from '@aws-sdk/client-budgets';
 import { DeleteSecretCommand, DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import { z } from 'zod';
+import { billingCloseStep } from '../billing/customers.ts';
 import type { EnvironmentConfig } from '../config/environments.ts';
 import { revokeApiKey } from './api-keys.ts';
 import { checkAuditText } from './audit.ts';
@@ -72,6 +73,7 @@ export const OFFBOARDING_STEPS = [
   'drop',
   'manifests',
   'aws',
+  'billing',
   'archived',
 ] as const;
 export type OffboardingStep = (typeof OFFBOARDING_STEPS)[number];
@@ -576,7 +578,16 @@ const archivedStep: Step<Ctx, OffboardingStep> = {
   },
 };
 
-const STEPS = [blockStep, archiveStep, verifyStep, dropStep, manifestsStep, awsStep, archivedStep];
+const STEPS = [
+  blockStep,
+  archiveStep,
+  verifyStep,
+  dropStep,
+  manifestsStep,
+  awsStep,
+  billingCloseStep,
+  archivedStep,
+];
 
 function refuse(id: string, status: TenantStatus): never {
   if (status === 'provisioning') {

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import pino from 'pino';
 import { z } from 'zod';
+import { type BillingDeps, billingCustomerStep } from '../billing/customers.ts';
 import { type EnvironmentConfig, tenantHostname } from '../config/environments.ts';
 import { apiKeyInsertStatement } from './api-keys.ts';
 import { auditInsertStatement, checkAuditText, recordAudit } from './audit.ts';
@@ -55,7 +56,15 @@ import { TENANT_TABLES } from './tenant-schema.ts';
 import { getTier, type Tier } from './tiers.ts';
 
 /** Provisioning steps, in the order they report. */
-export const STEP_NAMES = ['catalog', 'budget', 'database', 'manifests', 'readiness', 'activate'] as const;
+export const STEP_NAMES = [
+  'catalog',
+  'budget',
+  'database',
+  'manifests',
+  'readiness',
+  'billing',
+  'activate',
+] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
 export interface ProvisionerDeps {
@@ -74,6 +83,8 @@ export interface ProvisionerDeps {
   readonly logger?: pino.Logger;
   /** Watches the steps (progress, or a simulated crash in tests). @default - none */
   readonly observer?: StepObserver;
+  /** Stripe, for the billing step (customer link, subscription). @default - the billing step is skipped */
+  readonly billing?: BillingDeps;
 }
 
 export { DEFAULT_MANIFESTS_DIR, TenantStateError };
@@ -441,7 +452,14 @@ const activateStep: Step<Ctx, StepName> = {
   },
 };
 
-const STEPS = [catalogStep, budgetStep, [databaseStep, manifestsStep], readinessStep, activateStep] as const;
+const STEPS = [
+  catalogStep,
+  budgetStep,
+  [databaseStep, manifestsStep],
+  readinessStep,
+  billingCustomerStep,
+  activateStep,
+] as const;
 
 /** Records where provisioning stopped, so `show` and the runbook can point at the failed step. */
 async function recordFailure(ctx: Ctx, failure: StepFailure<StepName>): Promise<void> {
