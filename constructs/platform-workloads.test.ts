@@ -203,15 +203,6 @@ describe('platform workloads chart', () => {
     },
   );
 
-  test('the cost guard may get and patch quotas and patch namespaces, nothing else', () => {
-    const role = find(manifests, 'ClusterRole', 'agent-platform-cost-guard');
-    expect(role.metadata.namespace).toBeUndefined();
-    expect(role.rules).toEqual([
-      { apiGroups: [''], resources: ['resourcequotas'], verbs: ['get', 'patch'] },
-      { apiGroups: [''], resources: ['namespaces'], verbs: ['patch'] },
-    ]);
-  });
-
   test('the drill CronJob exists only where the config schedules it (staging)', () => {
     expect(manifests.some((m) => m.metadata.name === 'dr-drill')).toBe(false);
     expect(
