@@ -37,14 +37,14 @@ const seconds = (ms: number) => {
 };
 
 /**
- * The month so far from GET /v1/usage's figures: quota use (the larger of reported and leased
+ * The month so far from GET /v1/usage's figures: quota use (the largest of reported, leased and billable
  * agent-minutes), metered cost against budget and the projected month end.
  */
 export function standingTable(standing: UsageStanding, caption: string): SafeHtml {
   const { agentMinutes, apiCalls, cost } = standing;
   return html`<table><caption>${caption}</caption>
 <thead><tr><th scope="col">Meter</th><th scope="col">Used / quota</th></tr></thead><tbody>
-<tr><th scope="row">Agent-minutes</th><td>${usageMeter('agent-minutes', agentMinutes.used, agentMinutes.quota)} (reported ${count(agentMinutes.reported)}, leased ${count(agentMinutes.leased)}: the larger counts)</td></tr>
+<tr><th scope="row">Agent-minutes</th><td>${usageMeter('agent-minutes', agentMinutes.used, agentMinutes.quota)} (reported ${count(agentMinutes.reported)}, leased ${count(agentMinutes.leased)}, billable by hour ${count(agentMinutes.billed)}: the largest counts)</td></tr>
 <tr><th scope="row">API calls</th><td>${usageMeter('API calls', apiCalls.used, apiCalls.quota)}</td></tr>
 <tr><th scope="row">Metered cost / budget</th><td>${costMeter('metered cost', cost.meteredUsd, cost.budgetUsd)}</td></tr>
 <tr><th scope="row">Projected month end</th><td>${money(cost.projectedMonthEndUsd)} (${percent(cost.projectedRatio)} of budget)${cost.limitReachedOn === null ? '' : html`; <span class="bad">budget reached on ${cost.limitReachedOn} at this rate</span>`}</td></tr>
