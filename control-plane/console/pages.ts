@@ -118,7 +118,7 @@ ${header('agent-minutes', 'Agent-minutes vs quota')}${header('api-calls', 'API c
 <td>${usageMeter(`${r.id} agent-minutes`, r.standing.agentMinutes.used, r.standing.agentMinutes.quota)}</td>
 <td>${usageMeter(`${r.id} API calls`, r.standing.apiCalls.used, r.standing.apiCalls.quota)}</td>
 <td>${costMeter(`${r.id} cost`, r.standing.cost.meteredUsd, r.standing.cost.budgetUsd)}${r.billedUsd === null ? '' : html`<br>billed ${money(r.billedUsd)}`}</td>
-<td>${money(r.standing.cost.projectedMonthEndUsd)}${r.standing.cost.limitReachedOn === null ? '' : html`<br><span class="bad">budget reached ${r.standing.cost.limitReachedOn}</span>`}</td><td>${r.guardState}</td></tr>`,
+<td>${money(r.standing.cost.projectedMonthEndUsd)}${r.standing.cost.limitReachedOn === null ? '' : html`<br><span class="bad">reaches the budget on ${r.standing.cost.limitReachedOn}</span>`}</td><td>${r.guardState}</td></tr>`,
   )}</tbody></table>
 <nav aria-label="pages" class="inline">
 ${query.page > 1 ? html`<a href="${queryString(query, { page: 1 })}">First</a> <a rel="prev" href="${queryString(query, { page: query.page - 1 })}">Previous</a>` : ''}
