@@ -82,12 +82,13 @@ async function seed(pool: import('pg').Pool): Promise<void> {
  * page is usable in Chromium (navigation to the load event, the deferred script included).
  */
 export default async function consoleBench(): Promise<BenchFigure[]> {
-  const { db, pool } = await createCatalogDatabase('consolebench', 4);
+  const { db, pool, cells } = await createCatalogDatabase('consolebench', 4);
   const manifestsDir = await mkdtemp(path.join(os.tmpdir(), 'console-bench-'));
   const port = await freePort();
   const base = `http://localhost:${port}`;
   const idp = await startIdentityProvider(`${base}/console/callback`);
   const app = await buildServer({
+    cells,
     config: loadControlPlaneConfig({
       JWT_SECRET: 'console-bench-secret-0123456789abcdefghijkl',
       MANIFESTS_DIR: manifestsDir,
