@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { exportCommand, reconcileCommand, setupCommand } from '../billing/cli.ts';
+import { loadBillingConfig } from '../billing/config.ts';
 import { billingFailure } from '../billing/errors.ts';
 import { loadEnvironmentConfig } from '../config/environments.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
@@ -40,6 +41,8 @@ program
   .action(async (cmd: { since?: string; tenant?: string[]; dryRun?: boolean }) => {
     const { env, json } = program.opts<{ env: string; json?: boolean }>();
     const config = loadEnvironmentConfig(env);
+    // A missing or wrong key stops the run before the catalog is opened; a dry run needs none.
+    if (!cmd.dryRun) loadBillingConfig(config);
     const db = await openDatabase();
     try {
       finish(
@@ -69,6 +72,7 @@ program
   .action(async (cmd: { month?: string; tolerance?: string; notify?: boolean }) => {
     const { env, json } = program.opts<{ env: string; json?: boolean }>();
     const config = loadEnvironmentConfig(env);
+    loadBillingConfig(config);
     const db = await openDatabase();
     try {
       finish(await reconcileCommand(db.pool, config, { ...cmd, ...(json ? { json } : {}) }));

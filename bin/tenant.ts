@@ -8,6 +8,7 @@ import { loadEnvironmentConfig } from '../config/environments.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
 import { expectedFailure, formatCreateResult, formatTenant, formatTenantList } from '../tenants/format.ts';
+import { clusterDeps } from '../tenants/kubernetes/cluster.ts';
 import { stepLines } from '../tenants/lifecycle/steps.ts';
 import { DEFAULT_CONCURRENCY, MigrationRunError, migrateTenants } from '../tenants/migrations/fan-out.ts';
 import { MigrationFileError } from '../tenants/migrations/files.ts';
@@ -27,8 +28,8 @@ import { getTier } from '../tenants/tiers.ts';
 
 interface GlobalOptions {
   env: string;
-  kubeContext?: string;
-  manifestsDir: string;
+  kubeApi?: string;
+  manifestsDir?: string;
   aws?: boolean;
   json?: boolean;
 }
@@ -54,8 +55,7 @@ async function withDeps<T>(
       cells: db.cells,
       env,
       aws: { enabled: awsEnabled(options.aws) },
-      manifestsDir: options.manifestsDir,
-      ...(options.kubeContext ? { kubeContext: options.kubeContext } : {}),
+      ...clusterDeps(options.kubeApi, options.manifestsDir, DEFAULT_MANIFESTS_DIR),
       logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)),
     });
   } finally {
@@ -71,10 +71,13 @@ const program = new Command('tenant')
   )
   .option('--env <name>', 'environment config: dev, staging or prod', 'dev')
   .option(
-    '--kube-context <name>',
-    'apply manifests with kubectl apply --server-side in this context (default: render only)',
+    '--kube-api <target>',
+    'where the tenant chart is server-side applied: in-cluster (ServiceAccount), a kubeconfig context, or none (default: in-cluster inside a pod, otherwise none: files only)',
   )
-  .option('--manifests-dir <dir>', 'where <id>.yaml is written', DEFAULT_MANIFESTS_DIR)
+  .option(
+    '--manifests-dir <dir>',
+    `where <id>.yaml is written (default: ${DEFAULT_MANIFESTS_DIR}; none in a pod)`,
+  )
   .addOption(
     new Option(
       '--aws',

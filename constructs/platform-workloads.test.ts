@@ -204,15 +204,6 @@ describe('platform workloads chart', () => {
     },
   );
 
-  test('the cost guard may get and patch quotas and patch namespaces, nothing else', () => {
-    const role = find(manifests, 'ClusterRole', 'agent-platform-cost-guard');
-    expect(role.metadata.namespace).toBeUndefined();
-    expect(role.rules).toEqual([
-      { apiGroups: [''], resources: ['resourcequotas'], verbs: ['get', 'patch'] },
-      { apiGroups: [''], resources: ['namespaces'], verbs: ['patch'] },
-    ]);
-  });
-
   test("every CronJob of the chart records its runs under its own name, and the console's Health page lists it", () => {
     const crons = (renderPlatformWorkloads(eks('staging')) as Manifest[]).filter((m) => m.kind === 'CronJob');
     for (const cron of crons) {

@@ -3,8 +3,6 @@ import {
   type Container,
   type EnvVar,
   IntOrString,
-  KubeClusterRole,
-  KubeClusterRoleBinding,
   KubeCronJob,
   KubeDeployment,
   KubeHorizontalPodAutoscalerV2,
@@ -22,6 +20,8 @@ import type { Construct } from 'constructs';
 import type { EnvironmentName } from '../config/environments.ts';
 import { WORKLOAD_IDENTITIES } from '../config/names.ts';
 import type { WorkloadsConfig } from '../config/workloads.ts';
+import { addPlatformRbac } from './platform-rbac.ts';
+import { addTaskDeadlinePolicy } from './task-deadline-policy.ts';
 
 /** Thrown for props the chart cannot render; quotes the offending prop and value. */
 export class PlatformWorkloadsError extends Error {
@@ -79,7 +79,13 @@ export const BILLING_CRONJOBS = ['billing-export', 'billing-reconcile'] as const
 /** The database limits watchdog's Deployment and service account. */
 export const DB_WATCHDOG_NAME = 'db-watchdog';
 
-const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
+const CLUSTER_SCOPED = new Set([
+  'Namespace',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
+]);
 const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 const RUNTIME_USER = 10001;
 
@@ -318,7 +324,6 @@ export class PlatformWorkloadsChart extends Chart {
         ['dist/bin/cost-guard.js', 'run', '--apply', '--env', props.env],
         'cost-guard',
       );
-      this.costGuardRbac();
       // Billing is ours, so it runs on EKS only, under the cost guard's identity: its only AWS call is
       // publishing to the alarm topic, which that role grants. The Stripe key comes from the platform Secret by reference; a missing key fails the pod.
       const stripeKey = {
@@ -342,6 +347,8 @@ export class PlatformWorkloadsChart extends Chart {
         [stripeKey],
       );
     }
+    addPlatformRbac(this, labelsOf, { costGuard: aws });
+    addTaskDeadlinePolicy(this, labelsOf('platform'));
     this.dbWatchdog(props);
     if (aws && props.sizes.drillSchedule !== null) {
       serviceAccount(WORKLOAD_IDENTITIES.drills.serviceAccount);
@@ -424,29 +431,6 @@ export class PlatformWorkloadsChart extends Chart {
           ),
         },
       },
-    });
-  }
-
-  /** Get and patch ResourceQuotas, patch Namespaces; nothing else (labels are checked by the guard's own query). */
-  private costGuardRbac(): void {
-    const name = 'agent-platform-cost-guard';
-    new KubeClusterRole(this, 'cost-guard-role', {
-      metadata: { name, labels: labelsOf('cost-guard') },
-      rules: [
-        { apiGroups: [''], resources: ['resourcequotas'], verbs: ['get', 'patch'] },
-        { apiGroups: [''], resources: ['namespaces'], verbs: ['patch'] },
-      ],
-    });
-    new KubeClusterRoleBinding(this, 'cost-guard-binding', {
-      metadata: { name, labels: labelsOf('cost-guard') },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-      subjects: [
-        {
-          kind: 'ServiceAccount',
-          name: WORKLOAD_IDENTITIES.costGuard.serviceAccount,
-          namespace: PLATFORM_NAMESPACE,
-        },
-      ],
     });
   }
 
