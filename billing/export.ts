@@ -378,7 +378,13 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
               },
             );
           } catch (error) {
-            if (!(error instanceof Stripe.errors.StripeError)) throw error;
+            // A refused key refuses every tenant: stop the run rather than repeat it per tenant.
+            if (
+              !(error instanceof Stripe.errors.StripeError) ||
+              error.statusCode === 401 ||
+              error.statusCode === 403
+            )
+              throw error;
             problems.push({
               tenantId,
               kind: 'stripe',
