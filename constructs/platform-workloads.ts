@@ -159,7 +159,8 @@ export class PlatformWorkloadsChart extends Chart {
                 env: [
                   ...commonEnv,
                   { name: 'PORT', value: String(CONTROL_PLANE_PORT) },
-                  { name: 'TRUST_PROXY', value: 'true' },
+                  // One hop: the load balancer (ALB with IP targets, or the ingress controller) appends the client.
+                  { name: 'TRUST_PROXY', value: '1' },
                   { name: 'PUBLIC_DOMAIN', value: props.domain },
                   { name: 'AWS_PROVISIONING', value: String(aws) },
                 ],

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { EnvironmentConfig } from '../config/environments.ts';
 import type { CacheInvalidation } from './cache-invalidation.ts';
 import type { ControlPlaneConfig } from './config.ts';
+import type { HostRules, RequestHost } from './host-tenancy.ts';
 import type { HotStore } from './hot-store.ts';
 import type { LeaseStore } from './lease-store.ts';
 import type { Metrics } from './metrics.ts';
@@ -40,6 +41,8 @@ export interface ControlPlaneContext extends ControlPlaneDeps {
   /** Drops revoked keys and changed tenants from the caches of every replica. */
   readonly invalidation: CacheInvalidation;
   readonly outages: OutageLog;
+  /** Which Host names a tenant, which serves operators (PUBLIC_DOMAIN). */
+  readonly hostRules: HostRules;
 }
 
 declare module 'fastify' {
@@ -48,6 +51,12 @@ declare module 'fastify' {
     tenant: TenantState | null;
     /** Set by the operator auth hook on /v1/tenants routes. */
     operator: Operator | null;
+    /** What the Host header says (host-tenancy.ts); set by the first onRequest hook, null before it. */
+    hostTenancy: RequestHost | null;
+  }
+  interface FastifyContextConfig {
+    /** Served on any Host, or none: probes and metrics, which kubelet and Prometheus reach by pod IP. */
+    anyHost?: boolean;
   }
   interface FastifyInstance {
     /** Writes buffered usage reports to PostgreSQL now. */

@@ -22,6 +22,7 @@ import {
   STORE_RETRY_AFTER_SECONDS,
   StoreUnavailableError,
 } from './errors.ts';
+import { hostHook, hostRulesOf, operatorHostHook } from './host-tenancy.ts';
 import { type HotStore, MemoryHotStore } from './hot-store.ts';
 import { type LeaseStore, MemoryLeaseStore, RedisLeaseStore } from './lease-store.ts';
 import { createMetrics } from './metrics.ts';
@@ -131,6 +132,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
       metrics,
     }),
     verifyOperator: await createOperatorVerifier(config),
+    hostRules: hostRulesOf(config),
   };
 
   const app = Fastify({
@@ -140,6 +142,8 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: trustProxyOption(config.TRUST_PROXY),
     clientErrorHandler,
+    // A request without Host reaches the host hook, which answers it in the `{ error }` shape (probes excepted).
+    http: { requireHostHeader: false },
     // The router's own refusals (malformed percent-encoding, overlong parameter) in the `{ error }` shape.
     frameworkErrors: (error, _request, reply) => {
       void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: error.message });
@@ -149,6 +153,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('tenant', null);
   app.decorateRequest('operator', null);
+  app.decorateRequest('hostTenancy', null);
   app.decorate('flushUsage', () => ctx.usage.flush());
 
   // Labelled children are looked up once per method, route and status, not hashed on every request.
@@ -169,6 +174,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     request.log.debug({ route, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
     done();
   });
+  app.addHook('onRequest', hostHook(ctx.hostRules));
   app.addHook('onRequest', validatePathParams);
   app.addHook('onRequest', requireUtf8);
   app.addHook('onClose', async () => {
@@ -207,6 +213,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     tenantUsageViewRoutes(scope, ctx);
   });
   await app.register(async (scope) => {
+    scope.addHook('onRequest', operatorHostHook(ctx.hostRules));
     scope.addHook('onRequest', operatorAuthHook(ctx));
     operatorTenantRoutes(scope, ctx);
     operatorKeyRoutes(scope, ctx);

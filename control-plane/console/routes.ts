@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseTenantId } from '../../tenants/tenant-id.ts';
 import type { ControlPlaneContext } from '../context.ts';
 import { HttpError, parseInput } from '../errors.ts';
+import { operatorHostHook } from '../host-tenancy.ts';
 import { canWrite } from '../operator-auth.ts';
 import { operatorKeyRoutes } from '../routes/operator-keys.ts';
 import { operatorStatusRoutes } from '../routes/operator-status.ts';
@@ -42,6 +43,7 @@ export async function consoleRoutes(app: FastifyInstance, ctx: ControlPlaneConte
   const https = config.CONSOLE_PUBLIC_URL?.startsWith('https://') ?? true;
 
   await app.register(async (scope) => {
+    scope.addHook('onRequest', operatorHostHook(ctx.hostRules));
     await registerBrowserSecurity(scope, { https });
     registerAssets(scope, ASSETS);
 
