@@ -19,8 +19,8 @@ import {
 } from 'cdk8s-plus-28/lib/imports/k8s.js';
 import type { Construct } from 'constructs';
 import type { EnvironmentName } from '../config/environments.ts';
-import { WORKLOAD_IDENTITIES } from '../config/names.ts';
-import type { WorkloadsConfig } from '../config/workloads.ts';
+import { HEARTBEATS_SECRET, WORKLOAD_IDENTITIES } from '../config/names.ts';
+import { COST_GUARD_SCHEDULE, CRON_JOB_DEADLINES, type WorkloadsConfig } from '../config/workloads.ts';
 
 /** Thrown for props the chart cannot render; quotes the offending prop and value. */
 export class PlatformWorkloadsError extends Error {
@@ -57,10 +57,6 @@ export const CONTROL_PLANE_NAME = 'control-plane';
 export const CONTROL_PLANE_PORT = 8080;
 /** Secret the operator creates: DATABASE_URL, REDIS_URL, JWT_SECRET (or JWT_PUBLIC_KEY / JWT_JWKS_URL). */
 export const PLATFORM_ENV_SECRET = 'platform-env';
-/** Optional Secret of BetterStack heartbeat URLs, one key per CronJob (`monitors apply` prints them). */
-export const HEARTBEATS_SECRET = 'platform-heartbeats';
-/** Cost Explorer refreshes about three times a day; four runs catch each refresh without paying for idle ones. */
-export const COST_GUARD_SCHEDULE = '17 */6 * * *';
 
 const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
 const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
@@ -251,13 +247,13 @@ export class PlatformWorkloadsChart extends Chart {
           schedule,
           timeZone: 'Etc/UTC',
           concurrencyPolicy: 'Forbid',
-          startingDeadlineSeconds: 1800,
+          startingDeadlineSeconds: CRON_JOB_DEADLINES.startingDeadlineSeconds,
           successfulJobsHistoryLimit: 3,
           failedJobsHistoryLimit: 5,
           jobTemplate: {
             spec: {
               backoffLimit: 0,
-              activeDeadlineSeconds: 3600,
+              activeDeadlineSeconds: CRON_JOB_DEADLINES.activeDeadlineSeconds,
               template: {
                 metadata: { labels: labelsOf(name) },
                 spec: podSpec(
