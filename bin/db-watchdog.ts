@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import pg from 'pg';
-import pino from 'pino';
 import { z } from 'zod';
+import { createLogger } from '../monitors/logger.ts';
 import { enforceDatabaseLimits, watchDatabaseLimits } from '../tenants/db-limits-watchdog.ts';
 
 const optionsSchema = z.object({
@@ -35,7 +35,7 @@ const program = new Command('db-watchdog')
       return;
     }
     const o = parsed.data;
-    const log = pino({ name: 'db-watchdog' });
+    const log = createLogger({ name: 'db-watchdog' });
     const pool = new pg.Pool({ connectionString: o.databaseUrl, max: 1 });
     pool.on('error', (error) => log.warn({ err: error.message }, 'database connection lost'));
     const report = (actions: Awaited<ReturnType<typeof enforceDatabaseLimits>>) => {

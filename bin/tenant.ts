@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline/promises';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import pino from 'pino';
 import { loadEnvironmentConfig } from '../config/environments.ts';
+import { createLogger } from '../monitors/logger.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
 import { expectedFailure, formatCreateResult, formatTenant, formatTenantList } from '../tenants/format.ts';
@@ -52,7 +52,7 @@ async function withDeps<T>(
       aws: { enabled: awsEnabled(options.aws) },
       manifestsDir: options.manifestsDir,
       ...(options.kubeContext ? { kubeContext: options.kubeContext } : {}),
-      logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+      logger: createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }, 2),
     });
   } finally {
     await db.close();
