@@ -14,12 +14,18 @@ export class BetterStackError extends Error {
 
 export const DEFAULT_API_URL = 'https://uptime.betterstack.com';
 
-/** Collection path of each kind. */
-export const COLLECTION: Record<ResourceKind, string> = {
+const TOP_LEVEL: Record<Exclude<ResourceKind, 'status_page_resource'>, string> = {
   monitor: '/api/v2/monitors',
   heartbeat: '/api/v2/heartbeats',
   status_page: '/api/v2/status-pages',
 };
+
+/** Collection path of a kind; status page resources live under their page (list-existing-resources-of-a-status-page). */
+export function collectionPath(kind: ResourceKind, pageId?: string): string {
+  if (kind !== 'status_page_resource') return TOP_LEVEL[kind];
+  if (pageId === undefined) throw new BetterStackError('a status page resource needs its page id');
+  return `${TOP_LEVEL.status_page}/${encodeURIComponent(pageId)}/resources`;
+}
 
 const resourceSchema = z.object({
   id: z.string().min(1),
@@ -73,9 +79,10 @@ export class BetterStackClient {
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
 
-  async list(kind: ResourceKind): Promise<RemoteResource[]> {
+  async list(kind: ResourceKind, pageId?: string): Promise<RemoteResource[]> {
     const all: RemoteResource[] = [];
-    let next: URL | null = new URL(`${COLLECTION[kind]}?per_page=${PER_PAGE}`, this.base);
+    const collection = collectionPath(kind, pageId);
+    let next: URL | null = new URL(`${collection}?per_page=${PER_PAGE}`, this.base);
     while (next !== null) {
       const page = listSchema.safeParse(await this.request('GET', next));
       if (!page.success) throw new BetterStackError(`GET ${next.pathname}: unexpected list body`);
@@ -84,32 +91,35 @@ export class BetterStackClient {
       next = link === null ? null : new URL(link, this.base);
       // The token goes to BetterStack only, never to a host a page link names.
       if (next !== null && next.origin !== this.base.origin) {
-        throw new BetterStackError(
-          `GET ${COLLECTION[kind]}: next page is on another origin (${next.origin})`,
-        );
+        throw new BetterStackError(`GET ${collection}: next page is on another origin (${next.origin})`);
       }
     }
     return all;
   }
 
-  async create(kind: ResourceKind, attributes: Record<string, AttributeValue>): Promise<RemoteResource> {
-    return this.one('POST', new URL(COLLECTION[kind], this.base), attributes);
+  async create(
+    kind: ResourceKind,
+    attributes: Record<string, AttributeValue>,
+    pageId?: string,
+  ): Promise<RemoteResource> {
+    return this.one('POST', new URL(collectionPath(kind, pageId), this.base), attributes);
   }
 
   async update(
     kind: ResourceKind,
     id: string,
     attributes: Record<string, AttributeValue>,
+    pageId?: string,
   ): Promise<RemoteResource> {
-    return this.one('PATCH', this.itemUrl(kind, id), attributes);
+    return this.one('PATCH', this.itemUrl(kind, id, pageId), attributes);
   }
 
-  async remove(kind: ResourceKind, id: string): Promise<void> {
-    await this.request('DELETE', this.itemUrl(kind, id));
+  async remove(kind: ResourceKind, id: string, pageId?: string): Promise<void> {
+    await this.request('DELETE', this.itemUrl(kind, id, pageId));
   }
 
-  private itemUrl(kind: ResourceKind, id: string): URL {
-    return new URL(`${COLLECTION[kind]}/${encodeURIComponent(id)}`, this.base);
+  private itemUrl(kind: ResourceKind, id: string, pageId?: string): URL {
+    return new URL(`${collectionPath(kind, pageId)}/${encodeURIComponent(id)}`, this.base);
   }
 
   private async one(method: string, url: URL, body: Record<string, AttributeValue>): Promise<RemoteResource> {

@@ -9,8 +9,11 @@ import {
 import { longestIntervalSeconds } from './cron-period.ts';
 
 /** The BetterStack object kinds this tool manages, by their Uptime API collection. */
-export const RESOURCE_KINDS = ['monitor', 'heartbeat', 'status_page'] as const;
+export const RESOURCE_KINDS = ['monitor', 'heartbeat', 'status_page', 'status_page_resource'] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
+/** Kinds that live at the top level of the API, not inside a status page. */
+export type TopLevelKind = Exclude<ResourceKind, 'status_page_resource'>;
+export const TOP_LEVEL_KINDS: readonly TopLevelKind[] = ['monitor', 'heartbeat', 'status_page'];
 
 /** A managed attribute value; only these are compared and written. */
 export type AttributeValue = string | number | boolean;
@@ -23,6 +26,9 @@ export interface DeclaredResource {
   readonly attributes: Readonly<Record<string, AttributeValue>>;
   /** Heartbeats pinged by a CronJob: the key of their URL in the `platform-heartbeats` Secret. */
   readonly secretKey?: string;
+  /** Status page resources: the page's identity (subdomain) and the monitor or heartbeat it shows. */
+  readonly page?: string;
+  readonly target?: { readonly kind: 'monitor' | 'heartbeat'; readonly identity: string };
 }
 
 /** The attribute that names an object of each kind, and so decides ownership and matching. */
@@ -30,12 +36,15 @@ export const IDENTITY_ATTRIBUTE: Record<ResourceKind, string> = {
   monitor: 'pronounceable_name',
   heartbeat: 'name',
   status_page: 'subdomain',
+  // Within its page; the plan's identity is `<page> / <public_name>`.
+  status_page_resource: 'public_name',
 };
 
 /**
  * Ownership: an object belongs to this tool when its identity starts with `agent-platform-<env>` (names are
- * `agent-platform-<env>: …`, the status page subdomain is `agent-platform-<env>-status`). Nothing else in the
- * BetterStack team is read for changes, updated or deleted.
+ * `agent-platform-<env>: …`, the status page subdomain is `agent-platform-<env>-status`), and every resource
+ * on an owned status page is owned with it. Nothing else in the BetterStack team is read for changes, updated
+ * or deleted.
  */
 export function ownerPrefix(config: EnvironmentConfig): string {
   return resourcePrefix(config);
@@ -88,6 +97,8 @@ export function declaredResources(config: EnvironmentConfig, workloads: Workload
   ];
   if (workloads.drillSchedule !== null)
     resources.push(cronHeartbeat(config, 'dr-drill', workloads.drillSchedule));
+  const page = `${prefix}-status`;
+  const uptime = resources[0]!;
   resources.push(
     {
       kind: 'heartbeat',
@@ -102,12 +113,19 @@ export function declaredResources(config: EnvironmentConfig, workloads: Workload
     },
     {
       kind: 'status_page',
-      identity: `${prefix}-status`,
+      identity: page,
       attributes: {
         company_name: config.name === 'prod' ? 'Agent platform' : `Agent platform (${config.name})`,
         timezone: 'UTC',
         subscribable: config.name === 'prod',
       },
+    },
+    {
+      kind: 'status_page_resource',
+      identity: `${page} / API`,
+      page,
+      target: { kind: 'monitor', identity: uptime.identity },
+      attributes: { public_name: 'API', resource_type: 'Monitor', widget_type: 'history' },
     },
   );
   return resources;

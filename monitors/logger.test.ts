@@ -10,7 +10,8 @@ describe('shipping logs to BetterStack', () => {
     expect(logShippingTransport({}, 'info', 1)).toBeNull();
     expect(logShippingTransport({ BETTERSTACK_SOURCE_TOKEN: '  ' }, 'info', 2)).toBeNull();
     const logger = createLogger({ name: 'x' }, 2, {});
-    expect(logger[pino.symbols.streamSym].constructor.name).toBe('SonicBoom');
+    const stream = (logger as unknown as Record<symbol, object>)[pino.symbols.streamSym];
+    expect(stream?.constructor.name).toBe('SonicBoom');
   });
 
   test('with a token, lines go to the same descriptor and to @logtail/pino at the logger level', () => {
@@ -60,7 +61,7 @@ describe('shipping logs to BetterStack', () => {
     const deadline = Date.now() + 10_000;
     while (received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     // The worker thread is left to the test process's exit, as a service's is to its own.
-    transport.unref();
+    (transport as unknown as { unref(): void }).unref();
     await new Promise((resolve) => ingest.close(resolve));
     expect(received[0]?.auth).toBe('Bearer src-token');
     const body = received[0]!.encoding === 'gzip' ? gunzipSync(received[0]!.body) : received[0]!.body;

@@ -82,6 +82,7 @@ describe('heartbeat periods come from the CronJob schedules', () => {
       'heartbeat agent-platform-prod: billing-export',
       'heartbeat agent-platform-prod: database-backups',
       'status_page agent-platform-prod-status',
+      'status_page_resource agent-platform-prod-status / API',
     ]);
     expect(prod[0]!.attributes.url).toBe('https://api.agents.example.com/healthz');
     expect(declaredResources(loadEnvironmentConfig('dev'), loadWorkloadsConfig('dev'))).toEqual([]);
@@ -118,6 +119,11 @@ async function run(args: string[], env: Record<string, string> = {}) {
 }
 
 const writes = () => server.requests.filter((r) => r.method !== 'GET');
+const pageId = () => [...server.objects('status-pages').keys()][0]!;
+const monitorId = () =>
+  [...server.objects('monitors').entries()].find(
+    ([, m]) => m.pronounceable_name === 'agent-platform-prod: api /healthz',
+  )![0];
 const planOf = async (env = 'prod') =>
   JSON.parse((await run(['plan', '--env', env, '--json'])).out) as MonitorsPlan;
 
@@ -130,18 +136,20 @@ describe('plan and apply against the contract server', () => {
       'create agent-platform-prod: billing-export',
       'create agent-platform-prod: database-backups',
       'create agent-platform-prod-status',
+      'create agent-platform-prod-status / API',
     ]);
     expect(writes()).toEqual([]);
 
     const applied = await run(['apply', '--env', 'prod']);
     expect(applied.code).toBe(0);
-    expect(applied.out).toContain('Applied 5 change(s).');
+    expect(applied.out).toContain('Applied 6 change(s).');
     expect(writes().map((r) => `${r.method} ${r.path} ${r.status}`)).toEqual([
       'POST /api/v2/monitors 201',
       'POST /api/v2/heartbeats 201',
       'POST /api/v2/heartbeats 201',
       'POST /api/v2/heartbeats 201',
       'POST /api/v2/status-pages 201',
+      `POST /api/v2/status-pages/${pageId()}/resources 201`,
     ]);
     const costGuard = [...server.objects('heartbeats').values()].find(
       (h) => h.name === 'agent-platform-prod: cost-guard',
@@ -153,9 +161,9 @@ describe('plan and apply against the contract server', () => {
     expect(backups?.paused_at).not.toBeNull();
 
     const before = writes().length;
-    expect(await planOf()).toMatchObject({ changes: [], unchanged: 5 });
+    expect(await planOf()).toMatchObject({ changes: [], unchanged: 6 });
     const again = await run(['apply', '--env', 'prod']);
-    expect(again.out).toContain('No changes: 5 objects match.');
+    expect(again.out).toContain('No changes: 6 objects match.');
     expect(writes().length).toBe(before);
   });
 
@@ -170,7 +178,7 @@ describe('plan and apply against the contract server', () => {
     expect(text.out).toContain(
       `~ heartbeat   agent-platform-prod: cost-guard (id ${id})\n      period: 3600 -> 21600`,
     );
-    expect(text.out).toContain('Plan: 0 to create, 1 to update, 0 to delete; 4 unchanged.');
+    expect(text.out).toContain('Plan: 0 to create, 1 to update, 0 to delete; 5 unchanged.');
     const before = writes().length;
     await run(['apply', '--env', 'prod']);
     expect(
@@ -293,6 +301,49 @@ describe('plan and apply against the contract server', () => {
   });
 });
 
+describe('the status page shows the api monitor', () => {
+  test('the resource points at the monitor created in the same apply', async () => {
+    await run(['apply', '--env', 'prod']);
+    const resources = [...server.resourcesOf(pageId()).values()];
+    expect(resources).toEqual([
+      expect.objectContaining({
+        public_name: 'API',
+        resource_type: 'Monitor',
+        resource_id: Number(monitorId()),
+      }),
+    ]);
+  });
+
+  test('a recreated monitor is re-pointed, and a resource added by hand to the owned page is deleted', async () => {
+    await run(['apply', '--env', 'prod']);
+    const old = monitorId();
+    server.objects('monitors').delete(old);
+    const extra = server.seed('heartbeats', { name: 'Someone else', period: 60 });
+    const resources = server.resourcesOf(pageId());
+    resources.set('77', { public_name: 'Hand-made', resource_type: 'Heartbeat', resource_id: Number(extra) });
+    const plan = await planOf();
+    expect(plan.changes.map((c) => `${c.action} ${c.identity}`)).toEqual([
+      'create agent-platform-prod: api /healthz',
+      'update agent-platform-prod-status / API',
+      'delete agent-platform-prod-status / Hand-made',
+    ]);
+    expect(plan.changes[1]).toMatchObject({
+      fields: {
+        resource_id: { from: old, to: "<id of the new monitor 'agent-platform-prod: api /healthz'>" },
+      },
+    });
+    expect((await run(['apply', '--env', 'prod', '--yes'])).code).toBe(0);
+    expect([...resources.values()]).toEqual([
+      expect.objectContaining({
+        public_name: 'API',
+        resource_type: 'Monitor',
+        resource_id: Number(monitorId()),
+      }),
+    ]);
+    expect(await planOf()).toMatchObject({ changes: [] });
+  });
+});
+
 describe('bad input and the token', () => {
   test('without a token (unset variable, no secret) it fails in one line and calls nothing', async () => {
     const result = await run(['apply', '--env', 'prod'], { BETTERSTACK_API_TOKEN: '' });
@@ -312,7 +363,7 @@ describe('bad input and the token', () => {
     secrets.destroy();
     const result = await run(['plan', '--env', 'prod'], { BETTERSTACK_API_TOKEN: '' });
     expect(result.code).toBe(0);
-    expect(result.out).toContain('Plan: 5 to create');
+    expect(result.out).toContain('Plan: 6 to create');
   });
 
   test('a refused token is one line', async () => {

@@ -1,15 +1,26 @@
-import type { BetterStackClient, RemoteResource } from './betterstack-client.ts';
+import { type BetterStackClient, BetterStackError, type RemoteResource } from './betterstack-client.ts';
 import {
   type AttributeValue,
   type DeclaredResource,
   IDENTITY_ATTRIBUTE,
-  RESOURCE_KINDS,
   type ResourceKind,
+  TOP_LEVEL_KINDS,
+  type TopLevelKind,
 } from './declared.ts';
 
 export interface FieldChange {
   readonly from: AttributeValue | null;
   readonly to: AttributeValue;
+}
+
+/** Where a status page resource sits and what it shows; an id is null while that object is still to be created. */
+export interface PageLink {
+  readonly page: { readonly identity: string; readonly id: string | null };
+  readonly target: {
+    readonly kind: 'monitor' | 'heartbeat';
+    readonly identity: string;
+    readonly id: string | null;
+  };
 }
 
 export type PlannedChange =
@@ -18,6 +29,7 @@ export type PlannedChange =
       readonly kind: ResourceKind;
       readonly identity: string;
       readonly attributes: Readonly<Record<string, AttributeValue>>;
+      readonly link?: PageLink;
     }
   | {
       readonly action: 'update';
@@ -25,6 +37,7 @@ export type PlannedChange =
       readonly identity: string;
       readonly id: string;
       readonly fields: Readonly<Record<string, FieldChange>>;
+      readonly link?: PageLink;
     }
   | {
       readonly action: 'delete';
@@ -33,6 +46,8 @@ export type PlannedChange =
       readonly id: string;
       /** Owned but no longer declared, or a second object with a declared identity. */
       readonly reason: 'not declared' | 'duplicate';
+      /** Status page resources: the page they are on. */
+      readonly pageId?: string;
     };
 
 export interface MonitorsPlan {
@@ -56,20 +71,40 @@ function identityOf(remote: RemoteResource, kind: ResourceKind): string | null {
   return typeof value === 'string' ? value : null;
 }
 
+/** What BetterStack holds: the top-level lists, and the resources of each owned status page by page id. */
+export interface RemoteState {
+  readonly top: Readonly<Record<TopLevelKind, readonly RemoteResource[]>>;
+  readonly pageResources: ReadonlyMap<string, readonly RemoteResource[]>;
+}
+
+const byNumericId = (a: RemoteResource, b: RemoteResource) =>
+  a.id.localeCompare(b.id, 'en', { numeric: true });
+
+function fieldChanges(want: DeclaredResource, existing: RemoteResource): Record<string, FieldChange> {
+  const fields: Record<string, FieldChange> = {};
+  for (const [attribute, to] of Object.entries(want.attributes)) {
+    const from = remoteValue(existing, attribute);
+    if (from !== to) fields[attribute] = { from, to };
+  }
+  return fields;
+}
+
 /**
  * The difference between what is declared and what BetterStack holds, among owned objects only. Objects are
  * matched by identity; only declared attributes are compared, so settings changed by hand elsewhere stay.
  */
 export function planChanges(
   declared: readonly DeclaredResource[],
-  remote: Readonly<Record<ResourceKind, readonly RemoteResource[]>>,
+  remote: RemoteState,
   owned: (identity: string) => boolean,
 ): { changes: PlannedChange[]; unchanged: number } {
   const changes: PlannedChange[] = [];
+  /** `kind identity` -> id of the object that is kept. */
+  const kept = new Map<string, string>();
   let unchanged = 0;
-  for (const kind of RESOURCE_KINDS) {
+  for (const kind of TOP_LEVEL_KINDS) {
     const byIdentity = new Map<string, RemoteResource[]>();
-    for (const item of [...remote[kind]].sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }))) {
+    for (const item of [...remote.top[kind]].sort(byNumericId)) {
       const identity = identityOf(item, kind);
       if (identity === null || !owned(identity)) continue;
       byIdentity.set(identity, [...(byIdentity.get(identity) ?? []), item]);
@@ -77,17 +112,15 @@ export function planChanges(
     const wanted = declared.filter((d) => d.kind === kind);
     for (const want of wanted) {
       const [existing, ...extra] = byIdentity.get(want.identity) ?? [];
-      for (const item of extra)
+      for (const item of extra) {
         changes.push({ action: 'delete', kind, identity: want.identity, id: item.id, reason: 'duplicate' });
+      }
       if (existing === undefined) {
         changes.push({ action: 'create', kind, identity: want.identity, attributes: want.attributes });
         continue;
       }
-      const fields: Record<string, FieldChange> = {};
-      for (const [attribute, to] of Object.entries(want.attributes)) {
-        const from = remoteValue(existing, attribute);
-        if (from !== to) fields[attribute] = { from, to };
-      }
+      kept.set(`${kind} ${want.identity}`, existing.id);
+      const fields = fieldChanges(want, existing);
       if (Object.keys(fields).length === 0) unchanged += 1;
       else changes.push({ action: 'update', kind, identity: want.identity, id: existing.id, fields });
     }
@@ -98,10 +131,85 @@ export function planChanges(
         changes.push({ action: 'delete', kind, identity, id: item.id, reason: 'not declared' });
     }
   }
+
+  // Resources of a page to be deleted go with it; those of a kept page are matched by public name.
+  const wantedResources = declared.filter((d) => d.kind === 'status_page_resource');
+  const keptPages = [...kept]
+    .filter(([key]) => key.startsWith('status_page '))
+    .map(([key, id]) => [key.slice(12), id] as const);
+  for (const want of wantedResources) {
+    const pageId = kept.get(`status_page ${want.page}`) ?? null;
+    const target = want.target!;
+    const targetId = kept.get(`${target.kind} ${target.identity}`) ?? null;
+    const link: PageLink = {
+      page: { identity: want.page!, id: pageId },
+      target: { ...target, id: targetId },
+    };
+    const onPage = pageId === null ? [] : (remote.pageResources.get(pageId) ?? []);
+    const [existing, ...extra] = [...onPage]
+      .sort(byNumericId)
+      .filter((r) => r.attributes.public_name === want.attributes.public_name);
+    for (const item of extra) {
+      changes.push({
+        action: 'delete',
+        kind: want.kind,
+        identity: want.identity,
+        id: item.id,
+        reason: 'duplicate',
+        pageId: pageId!,
+      });
+    }
+    if (existing === undefined) {
+      changes.push({
+        action: 'create',
+        kind: want.kind,
+        identity: want.identity,
+        attributes: want.attributes,
+        link,
+      });
+      continue;
+    }
+    const fields = fieldChanges(want, existing);
+    const shown = existing.attributes.resource_id;
+    const shownId = shown === null || shown === undefined ? null : String(shown);
+    if (shownId !== targetId) {
+      fields.resource_id = {
+        from: shownId,
+        to: targetId ?? `<id of the new ${target.kind} '${target.identity}'>`,
+      };
+    }
+    if (Object.keys(fields).length === 0) unchanged += 1;
+    else
+      changes.push({
+        action: 'update',
+        kind: want.kind,
+        identity: want.identity,
+        id: existing.id,
+        fields,
+        link,
+      });
+  }
+  for (const [page, pageId] of keptPages) {
+    const names = new Set(
+      wantedResources.filter((w) => w.page === page).map((w) => w.attributes.public_name),
+    );
+    for (const item of remote.pageResources.get(pageId) ?? []) {
+      if (names.has(item.attributes.public_name as AttributeValue)) continue;
+      const identity = `${page} / ${String(item.attributes.public_name ?? item.id)}`;
+      changes.push({
+        action: 'delete',
+        kind: 'status_page_resource',
+        identity,
+        id: item.id,
+        reason: 'not declared',
+        pageId,
+      });
+    }
+  }
   return { changes, unchanged };
 }
 
-/** Reads every kind from BetterStack (all pages) and plans. */
+/** Reads every kind from BetterStack (all pages, and the resources of each owned status page) and plans. */
 export async function planMonitors(
   client: BetterStackClient,
   input: {
@@ -111,39 +219,65 @@ export async function planMonitors(
     owned: (identity: string) => boolean;
   },
 ): Promise<MonitorsPlan> {
-  const remote = {} as Record<ResourceKind, RemoteResource[]>;
-  for (const kind of RESOURCE_KINDS) remote[kind] = await client.list(kind);
-  const { changes, unchanged } = planChanges(input.declared, remote, input.owned);
+  const top = {} as Record<TopLevelKind, RemoteResource[]>;
+  for (const kind of TOP_LEVEL_KINDS) top[kind] = await client.list(kind);
+  const pageResources = new Map<string, RemoteResource[]>();
+  for (const page of top.status_page) {
+    const identity = identityOf(page, 'status_page');
+    if (identity !== null && input.owned(identity)) {
+      pageResources.set(page.id, await client.list('status_page_resource', page.id));
+    }
+  }
+  const { changes, unchanged } = planChanges(input.declared, { top, pageResources }, input.owned);
   return { env: input.env, ownerPrefix: input.ownerPrefix, changes, unchanged };
-}
-
-/** The body BetterStack takes for a change: the identity attribute plus the declared values. */
-function createBody(change: Extract<PlannedChange, { action: 'create' }>): Record<string, AttributeValue> {
-  return { [IDENTITY_ATTRIBUTE[change.kind]]: change.identity, ...change.attributes };
 }
 
 export type ApplyProgress = (change: PlannedChange, index: number, total: number) => void;
 
 /**
  * Carries out exactly the plan's changes, in order, and stops at the first refusal. Every change is keyed by
- * identity, so a run that stopped half way converges when planned and applied again.
+ * identity, so a run that stopped half way converges when planned and applied again. A status page resource
+ * whose page or monitor is created by the same run takes the id that creation returned.
  */
 export async function applyPlan(
   client: BetterStackClient,
   plan: MonitorsPlan,
   progress: ApplyProgress = () => {},
 ): Promise<PlannedChange[]> {
+  const created = new Map<string, string>();
+  const resolve = (kind: string, identity: string, id: string | null): string => {
+    const found = id ?? created.get(`${kind} ${identity}`);
+    if (found === undefined)
+      throw new BetterStackError(`${kind} '${identity}' has no id: it was neither found nor created`);
+    return found;
+  };
   const done: PlannedChange[] = [];
   for (const [index, change] of plan.changes.entries()) {
     progress(change, index, plan.changes.length);
-    if (change.action === 'create') await client.create(change.kind, createBody(change));
-    else if (change.action === 'update') {
-      await client.update(
-        change.kind,
-        change.id,
-        Object.fromEntries(Object.entries(change.fields).map(([name, field]) => [name, field.to])),
-      );
-    } else await client.remove(change.kind, change.id);
+    const pageId =
+      change.action === 'delete'
+        ? change.pageId
+        : change.link && resolve('status_page', change.link.page.identity, change.link.page.id);
+    const targetId =
+      change.action !== 'delete' && change.link
+        ? resolve(change.link.target.kind, change.link.target.identity, change.link.target.id)
+        : undefined;
+    if (change.action === 'create') {
+      const body: Record<string, AttributeValue> =
+        change.kind === 'status_page_resource'
+          ? { ...change.attributes, resource_id: targetId! }
+          : { [IDENTITY_ATTRIBUTE[change.kind]]: change.identity, ...change.attributes };
+      const made = await client.create(change.kind, body, pageId);
+      created.set(`${change.kind} ${change.identity}`, made.id);
+    } else if (change.action === 'update') {
+      const body = Object.fromEntries(Object.entries(change.fields).map(([name, field]) => [name, field.to]));
+      // BetterStack takes resource_id and resource_type together (update-an-existing-status-page-resource).
+      if (change.link !== undefined && 'resource_id' in body) {
+        body.resource_id = targetId!;
+        body.resource_type = change.link.target.kind === 'monitor' ? 'Monitor' : 'Heartbeat';
+      }
+      await client.update(change.kind, change.id, body, pageId);
+    } else await client.remove(change.kind, change.id, pageId);
     done.push(change);
   }
   return done;
@@ -157,6 +291,11 @@ export function formatPlan(plan: MonitorsPlan): string {
   for (const change of plan.changes) {
     const id = change.action === 'create' ? '' : ` (id ${change.id})`;
     lines.push(`  ${SIGN[change.action]} ${change.kind.padEnd(11)} ${change.identity}${id}`);
+    if (change.action !== 'delete' && change.link !== undefined) {
+      lines.push(
+        `      on ${change.link.page.identity}, showing ${change.link.target.kind} '${change.link.target.identity}'`,
+      );
+    }
     if (change.action === 'create') {
       for (const [name, value] of Object.entries(change.attributes))
         lines.push(`      ${name}: ${JSON.stringify(value)}`);

@@ -11,6 +11,9 @@ import type { AddressInfo } from 'node:net';
 //   {"errors": {"name": ["Can't be blank."]}}, `url` is the ping URL, `paused_at`)
 // - https://betterstack.com/docs/uptime/api/update-an-existing-status-page/,
 //   .../delete-an-existing-status-page/ (subdomain unique across BetterStack)
+// - https://betterstack.com/docs/uptime/api/list-existing-resources-of-a-status-page,
+//   .../create-a-new-status-page-resource, .../update-an-existing-status-page-resource (resource_id and
+//   resource_type sent together; resource_id comes back as an integer)
 // BetterStack publishes no rate limits; a 429 here carries Retry-After in seconds (RFC 9110 10.2.3).
 
 type Kind = 'monitors' | 'heartbeats' | 'status-pages';
@@ -41,6 +44,8 @@ export interface BetterStackContractServer {
   seed(kind: Kind, attributes: Attributes): string;
   /** The objects of one kind, by id. */
   objects(kind: Kind): Map<string, Attributes>;
+  /** The resources of one status page, by id. */
+  resourcesOf(pageId: string): Map<string, Attributes>;
   /** The next `count` requests are answered 429 with `Retry-After: seconds`. */
   throttle(count: number, retryAfterSeconds: number): void;
   close(): Promise<void>;
@@ -104,6 +109,8 @@ export async function startBetterStackServer(options: {
     heartbeats: new Map(),
     'status-pages': new Map(),
   };
+  /** Status page id -> its resources by id. */
+  const pageResources = new Map<string, Map<string, Attributes>>();
   const requests: ContractRequest[] = [];
   const maxPerPage = options.maxPerPage ?? 250;
   let nextId = 1000;
@@ -130,6 +137,90 @@ export async function startBetterStackServer(options: {
     type: TYPES[kind],
     attributes,
   });
+  const listPage = (url: URL, items: Map<string, Attributes>, type: string) => {
+    const page = Math.max(1, Number(url.searchParams.get('page') ?? 1) || 1);
+    const perPage = Math.min(maxPerPage, Math.max(1, Number(url.searchParams.get('per_page') ?? 50) || 50));
+    const all = [...items.entries()];
+    const last = Math.max(1, Math.ceil(all.length / perPage));
+    const link = (p: number) => `${origin}${url.pathname}?page=${p}&per_page=${perPage}`;
+    return {
+      data: all
+        .slice((page - 1) * perPage, page * perPage)
+        .map(([key, attributes]) => ({ id: key, type, attributes })),
+      pagination: {
+        first: link(1),
+        last: link(last),
+        prev: page > 1 ? link(page - 1) : null,
+        next: page < last ? link(page + 1) : null,
+      },
+    };
+  };
+  const readBody = async (req: IncomingMessage): Promise<Attributes | null> => {
+    let text = '';
+    for await (const chunk of req) text += chunk;
+    try {
+      return JSON.parse(text) as Attributes;
+    } catch {
+      return null;
+    }
+  };
+  const RESOURCE_TARGETS: Record<string, Kind> = { Monitor: 'monitors', Heartbeat: 'heartbeats' };
+
+  /** /api/v2/status-pages/:page/resources[/:id] */
+  const handleResources = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    pageId: string,
+    id: string | undefined,
+  ) => {
+    if (!store['status-pages'].has(pageId)) return send(req, res, 404, { errors: 'Status page not found' });
+    const items = pageResources.get(pageId) ?? new Map<string, Attributes>();
+    pageResources.set(pageId, items);
+    if (id === undefined && req.method === 'GET')
+      return send(req, res, 200, listPage(url, items, 'status_page_resource'));
+    const body = req.method === 'POST' || req.method === 'PATCH' ? await readBody(req) : {};
+    if (body === null) return send(req, res, 400, { errors: 'Invalid JSON' });
+    const checkTarget = (attributes: Attributes) => {
+      const kind = RESOURCE_TARGETS[String(attributes.resource_type)];
+      if (kind === undefined) return { resource_type: ['is not included in the list'] };
+      if (!store[kind].has(String(attributes.resource_id))) return { resource_id: ['does not exist'] };
+      return null;
+    };
+    if (id === undefined && req.method === 'POST') {
+      const problem = checkTarget(body);
+      if (problem !== null) return send(req, res, 422, { errors: problem });
+      const key = String(nextId++);
+      const created: Attributes = {
+        widget_type: 'history',
+        explanation: '',
+        position: items.size,
+        ...body,
+        resource_id: Number(body.resource_id),
+      };
+      items.set(key, created);
+      return send(req, res, 201, { data: { id: key, type: 'status_page_resource', attributes: created } });
+    }
+    const existing = id === undefined ? undefined : items.get(id);
+    if (id === undefined || existing === undefined)
+      return send(req, res, 404, { errors: 'Resource not found' });
+    if (req.method === 'PATCH') {
+      if ('resource_id' in body !== 'resource_type' in body) {
+        return send(req, res, 422, { errors: { resource_id: ['must be sent with resource_type'] } });
+      }
+      if ('resource_id' in body) {
+        const problem = checkTarget(body);
+        if (problem !== null) return send(req, res, 422, { errors: problem });
+      }
+      Object.assign(existing, body, 'resource_id' in body ? { resource_id: Number(body.resource_id) } : {});
+      return send(req, res, 200, { data: { id, type: 'status_page_resource', attributes: existing } });
+    }
+    if (req.method === 'DELETE') {
+      items.delete(id);
+      return send(req, res, 204);
+    }
+    return send(req, res, 405, { errors: 'Method not allowed' });
+  };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if (throttled > 0) {
@@ -139,39 +230,17 @@ export async function startBetterStackServer(options: {
     if (req.headers.authorization !== `Bearer ${options.token}`)
       return send(req, res, 401, { errors: 'Invalid Team API Token' });
     const url = new URL(req.url ?? '/', origin);
+    const nested = /^\/api\/v2\/status-pages\/([^/]+)\/resources(?:\/([^/]+))?$/.exec(url.pathname);
+    if (nested !== null) return handleResources(req, res, url, nested[1]!, nested[2]);
     const match = /^\/api\/v2\/(monitors|heartbeats|status-pages)(?:\/([^/]+))?$/.exec(url.pathname);
     if (match === null) return send(req, res, 404, { errors: 'Resource type not found' });
     const kind = match[1] as Kind;
     const id = match[2];
     const items = store[kind];
-    let body: Attributes = {};
-    if (req.method === 'POST' || req.method === 'PATCH') {
-      let text = '';
-      for await (const chunk of req) text += chunk;
-      try {
-        body = JSON.parse(text) as Attributes;
-      } catch {
-        return send(req, res, 400, { errors: 'Invalid JSON' });
-      }
-    }
-    if (id === undefined && req.method === 'GET') {
-      const page = Math.max(1, Number(url.searchParams.get('page') ?? 1) || 1);
-      const perPage = Math.min(maxPerPage, Math.max(1, Number(url.searchParams.get('per_page') ?? 50) || 50));
-      const all = [...items.entries()];
-      const last = Math.max(1, Math.ceil(all.length / perPage));
-      const link = (p: number) => `${origin}/api/v2/${kind}?page=${p}&per_page=${perPage}`;
-      return send(req, res, 200, {
-        data: all
-          .slice((page - 1) * perPage, page * perPage)
-          .map(([key, attributes]) => resource(kind, key, attributes)),
-        pagination: {
-          first: link(1),
-          last: link(last),
-          prev: page > 1 ? link(page - 1) : null,
-          next: page < last ? link(page + 1) : null,
-        },
-      });
-    }
+    const body = req.method === 'POST' || req.method === 'PATCH' ? await readBody(req) : {};
+    if (body === null) return send(req, res, 400, { errors: 'Invalid JSON' });
+    if (id === undefined && req.method === 'GET')
+      return send(req, res, 200, listPage(url, items, TYPES[kind]));
     if (id === undefined && req.method === 'POST') {
       const missing = REQUIRED[kind].filter((field) => body[field] === undefined || body[field] === '');
       if (missing.length > 0) {
@@ -198,6 +267,7 @@ export async function startBetterStackServer(options: {
     }
     if (req.method === 'DELETE') {
       items.delete(id);
+      if (kind === 'status-pages') pageResources.delete(id);
       return send(req, res, 204);
     }
     return send(req, res, 405, { errors: 'Method not allowed' });
@@ -219,6 +289,7 @@ export async function startBetterStackServer(options: {
       return key;
     },
     objects: (kind) => store[kind],
+    resourcesOf: (pageId) => pageResources.get(pageId) ?? new Map(),
     throttle(count, seconds) {
       throttled = count;
       retryAfter = seconds;
