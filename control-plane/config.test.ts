@@ -25,6 +25,14 @@ describe('loadControlPlaneConfig', () => {
       { JWT_SECRET: SECRET, PUBLIC_DOMAIN: 'https://Agents.example.com' },
       /^invalid PUBLIC_DOMAIN \("https:\/\/Agents.example.com"\): must be a lowercase DNS name/,
     ],
+    [
+      {
+        JWT_SECRET: SECRET,
+        PUBLIC_DOMAIN: 'agents.example.com',
+        CONSOLE_PUBLIC_URL: 'https://acme.app.agents.example.com',
+      },
+      /^invalid CONSOLE_PUBLIC_URL \("https:\/\/acme.app.agents.example.com"\): must not be a tenant host/,
+    ],
   ])('%j fails with one line naming the variable', (env, message) => {
     expect(() => loadControlPlaneConfig(env)).toThrow(ControlPlaneConfigError);
     expect(() => loadControlPlaneConfig(env)).toThrow(message);

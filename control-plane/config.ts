@@ -145,6 +145,16 @@ const configSchema = z
         });
       }
     }
+    if (c.PUBLIC_DOMAIN !== undefined && c.CONSOLE_PUBLIC_URL !== undefined) {
+      // The console's host serves operators; on a tenant's host it would open operator routes to that host.
+      if (new URL(c.CONSOLE_PUBLIC_URL).hostname.endsWith(`.app.${c.PUBLIC_DOMAIN}`)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['CONSOLE_PUBLIC_URL'],
+          message: `must not be a tenant host (*.app.${c.PUBLIC_DOMAIN})`,
+        });
+      }
+    }
     const keys = [c.JWT_SECRET, c.JWT_PUBLIC_KEY, c.JWT_JWKS_URL].filter((v) => v !== undefined);
     if (keys.length !== 1) {
       ctx.addIssue({
