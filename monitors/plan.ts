@@ -134,9 +134,9 @@ export function planChanges(
 
   // Resources of a page to be deleted go with it; those of a kept page are matched by public name.
   const wantedResources = declared.filter((d) => d.kind === 'status_page_resource');
-  const keptPages = [...kept]
-    .filter(([key]) => key.startsWith('status_page '))
-    .map(([key, id]) => [key.slice(12), id] as const);
+  const keptPages = declared
+    .filter((d) => d.kind === 'status_page' && kept.has(`status_page ${d.identity}`))
+    .map((d) => [d.identity, kept.get(`status_page ${d.identity}`)!] as const);
   for (const want of wantedResources) {
     const pageId = kept.get(`status_page ${want.page}`) ?? null;
     const target = want.target!;
