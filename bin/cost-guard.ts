@@ -27,10 +27,13 @@ interface GlobalOptions {
 
 const actor = () => `cli:${process.env.USER ?? 'unknown'}`;
 
-async function withDatabase<T>(work: (pool: Awaited<ReturnType<typeof openDatabase>>['pool']) => Promise<T>) {
-  const db = await openDatabase();
+type Database = Awaited<ReturnType<typeof openDatabase>>;
+
+/** Opens the catalog and the env config's cells, runs `work`, and always closes them. */
+async function withDatabase<T>(work: (pool: Database['pool'], cells: Database['cells']) => Promise<T>) {
+  const db = await openDatabase({ env: loadEnvironmentConfig(program.opts<GlobalOptions>().env) });
   try {
-    return await work(db.pool);
+    return await work(db.pool, db.cells);
   } finally {
     await db.close();
   }
@@ -59,7 +62,7 @@ program
   .action(async (options: { apply?: boolean; approveSuspend?: boolean; replay?: string; all?: boolean }) => {
     const global = program.opts<GlobalOptions>();
     const env = loadEnvironmentConfig(global.env);
-    await withDatabase(async (pool) => {
+    await withDatabase(async (pool, cells) => {
       if (options.replay !== undefined) {
         const runId = Number(options.replay);
         if (!Number.isInteger(runId) || runId <= 0) {
@@ -78,6 +81,7 @@ program
       const result = await runCostGuard(
         {
           pool,
+          cells,
           env,
           manifestsDir: global.manifestsDir,
           ...(global.kubeContext ? { kubeContext: global.kubeContext } : {}),
@@ -107,10 +111,11 @@ program
     const global = program.opts<GlobalOptions>();
     const env = loadEnvironmentConfig(global.env);
     const id = parseTenantId(tenant);
-    await withDatabase(async (pool) => {
+    await withDatabase(async (pool, cells) => {
       const result = await resumeTenant(
         {
           pool,
+          cells,
           env,
           manifestsDir: global.manifestsDir,
           ...(global.kubeContext ? { kubeContext: global.kubeContext } : {}),

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { recordLeaseRuns } from '../tenants/metering/lease-minutes.ts';
 import { getTier } from '../tenants/tiers.ts';
 import { billingMonth } from './tenant-cache.ts';
 import { bearer, type ControlPlaneFixture, createFixture } from './testing/fixture.ts';
@@ -94,6 +95,30 @@ describe('admission', () => {
     expect(await admit(t.key, 'x')).toEqual({
       decision: 'deny',
       reason: `monthly API-call quota used up (${quota}/${quota})`,
+    });
+  });
+
+  test('denies once the billed figure reaches the quota, though reported and leased month totals each fall short', async () => {
+    const t = await fx.tenant('free');
+    const quota = getTier('free').agentMinutesPerMonth;
+    // Hour 1: reported 60% of the quota, leased nothing. Hour 2: leased 40%, reported nothing. Billing
+    // charges the larger figure of each hour, so the month bills 100%.
+    const first = Date.parse(`${billingMonth()}-01T01:00:00Z`);
+    await fx.pool.query(
+      `INSERT INTO control.usage_hourly (tenant_id, hour, agent_minutes) VALUES ($1, to_timestamp($2 / 1000.0), $3)`,
+      [t.id, first, quota * 0.6],
+    );
+    await recordLeaseRuns(fx.pool, [
+      {
+        tenantId: t.id,
+        taskId: 'earlier',
+        startedAt: first + 3_600_000,
+        until: first + 3_600_000 + quota * 0.4 * 60_000,
+      },
+    ]);
+    expect(await admit(t.key, 'x')).toEqual({
+      decision: 'deny',
+      reason: `monthly agent-minutes quota used up (${quota}/${quota})`,
     });
   });
 

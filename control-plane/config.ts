@@ -68,6 +68,8 @@ const configSchema = z
     LEASE_HEARTBEAT_MS: int(50).default(30_000),
     /** A lease expires, and frees its slot, after this many heartbeat intervals without one. */
     LEASE_EXPIRY_HEARTBEATS: int(2).default(3),
+    /** How often leased minutes are written to the catalog (ended leases are kept until written). */
+    LEASE_METER_FLUSH_MS: int(50).default(5_000),
     /**
      * Proxies whose X-Forwarded-For is trusted: `false`, a hop count (e.g. `1` behind one load balancer),
      * or a comma-separated list of IPs and CIDRs (e.g. `10.0.0.0/16`). `true` would trust any forged hop.

@@ -2,10 +2,12 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { EnvironmentConfig } from '../config/environments.ts';
+import type { CellDirectory } from '../tenants/cells.ts';
 import type { CacheInvalidation } from './cache-invalidation.ts';
 import type { ControlPlaneConfig } from './config.ts';
 import type { HostRules, RequestHost } from './host-tenancy.ts';
 import type { HotStore } from './hot-store.ts';
+import type { LeaseMeter } from './lease-meter.ts';
 import type { LeaseStore } from './lease-store.ts';
 import type { Metrics } from './metrics.ts';
 import type { Operator, OperatorVerifier } from './operator-auth.ts';
@@ -17,7 +19,10 @@ import type { UsageBatcher } from './usage-batcher.ts';
 /** What buildServer needs from the outside; the caller owns and closes the pool and the Redis client. */
 export interface ControlPlaneDeps {
   readonly config: ControlPlaneConfig;
+  /** The catalog. */
   readonly pool: pg.Pool;
+  /** The cells, where provisioning and suspension change tenant roles and schemas. */
+  readonly cells: CellDirectory;
   /** Redis client, already connected. @default - null: in-memory limits and slots (one process only) */
   readonly redis: Redis | null;
   /** Platform environment the provisioner and suspension modules work in. */
@@ -31,6 +36,8 @@ export interface ControlPlaneDeps {
 export interface ControlPlaneContext extends ControlPlaneDeps {
   readonly store: HotStore;
   readonly leases: LeaseStore;
+  /** Writes leased agent-minutes to the catalog. */
+  readonly leaseMeter: LeaseMeter;
   readonly keys: ApiKeyCache;
   readonly tenants: TenantStateCache;
   readonly limiter: TenantRateLimiter;
@@ -59,7 +66,7 @@ declare module 'fastify' {
     anyHost?: boolean;
   }
   interface FastifyInstance {
-    /** Writes buffered usage reports to PostgreSQL now. */
+    /** Writes buffered usage reports and leased minutes to PostgreSQL now. */
     flushUsage(): Promise<void>;
   }
 }

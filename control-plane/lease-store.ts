@@ -5,7 +5,7 @@ export interface LeaseLimits {
   readonly concurrentTasks: number;
   readonly agentMinutesPerMonth: number;
   readonly apiCallsPerMonth: number;
-  /** Reported usage this month (from the usage counters). */
+  /** Reported usage this month (the usage counters), or the catalog's billed figure when that is larger. */
   readonly reportedAgentMinutes: number;
   readonly reportedApiCalls: number;
 }
@@ -17,6 +17,19 @@ export interface Lease {
   readonly expiresAt: number;
 }
 
+/** A live lease as the portal and the console show it. */
+export interface LiveLease {
+  readonly taskId: string;
+  /** ms since the epoch. */
+  readonly startedAt: number;
+  /** The grant or the latest heartbeat, whichever came last. */
+  readonly lastBeatAt: number;
+  readonly expiresAt: number;
+}
+
+/** Live leases listed at most; a tier's concurrency limit is far below it. */
+export const LIVE_LEASES_SHOWN = 200;
+
 export type GrantResult =
   | { readonly granted: true; readonly lease: Lease }
   | {
@@ -25,6 +38,25 @@ export type GrantResult =
       /** The figure that hit the limit: counted agent-minutes, API calls or active leases. */
       readonly value: number;
     };
+
+/** A lease that ended (released, stopped or expired): it ran from `startedAt` to `endedAt` (ms). */
+export interface EndedLease {
+  readonly taskId: string;
+  readonly startedAt: number;
+  readonly endedAt: number;
+}
+
+/**
+ * Where leased time goes to become durable (the catalog, through control-plane/lease-meter.ts). A store
+ * keeps every ended lease until `acknowledge` is called, and hands it over again on each later call for
+ * the tenant, so an ended lease is persisted even when the process dies before writing it.
+ */
+export interface LeaseMeterSink {
+  /** A live lease has run at least until `at` (ms). */
+  ran(tenantId: string, taskId: string, startedAt: number, at: number): void;
+  /** Ended leases not yet acknowledged; `acknowledge` forgets them once they are persisted. */
+  ended(tenantId: string, leases: readonly EndedLease[], acknowledge: () => Promise<void>): void;
+}
 
 export type HeartbeatResult =
   | { readonly live: true; readonly lease: Lease; readonly leasedMinutes: number }
@@ -45,6 +77,13 @@ export interface LeaseStore {
   /** Agent-minutes the tenant's leases ran this month, live leases counted to their last beat. */
   leasedMinutes(tenantId: string, month: string): Promise<number>;
   activeLeases(tenantId: string): Promise<number>;
+  /** The tenant's unexpired leases, oldest first, at most LIVE_LEASES_SHOWN. Reads only: nothing is swept. */
+  liveLeases(tenantId: string): Promise<LiveLease[]>;
+  /**
+   * Sweeps the expired leases of every tenant that holds leases or unacknowledged ended ones, so a tenant
+   * that makes no further call still has its last lease handed to the meter. Returns the tenants swept.
+   */
+  sweepAll(month: string): Promise<number>;
 }
 
 export interface LeaseStoreOptions {
@@ -52,7 +91,11 @@ export interface LeaseStoreOptions {
   readonly ttlMs: number;
   /** @default Date.now */
   readonly clock?: () => number;
+  /** Receives leased time to persist. @default - none: leased time lives in the store only */
+  readonly meter?: LeaseMeterSink;
 }
+
+const NO_METER: LeaseMeterSink = { ran() {}, ended() {} };
 
 /** Leased-minute counters outlive their month long enough for the usage endpoints and the report. */
 const COUNTER_TTL_SECONDS = 40 * 86_400;
@@ -60,17 +103,23 @@ const COUNTER_TTL_SECONDS = 40 * 86_400;
 // Every script first sweeps the tenant's expired leases, counting each up to its expiry. The lease
 // keys live as long as the counter, so a lease nobody heartbeats is still swept and counted.
 // KEYS: expiry sorted set (task -> expiresAt ms), lease hash (task -> "startedAt:countedAt"),
-// leased-minutes counter of the month.
+// leased-minutes counter of the month, ended hash ("task|startedAt" -> endedAt ms, until the meter has
+// persisted it). Every script's first reply element is the ended hash.
 const SWEEP = `
+local function finish(task, started, at)
+  redis.call('HSET', KEYS[4], task .. '|' .. started, at)
+  redis.call('EXPIRE', KEYS[4], ARGV[#ARGV])
+end
 local function sweep(now)
   local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES')
   local minutes = 0
   for i = 1, #expired, 2 do
     local data = redis.call('HGET', KEYS[2], expired[i])
     if data then
-      local counted = tonumber(string.match(data, ':(%d+)$'))
-      minutes = minutes + math.max(0, tonumber(expired[i + 1]) - counted) / 60000
+      local started, counted = string.match(data, '^(%d+):(%d+)$')
+      minutes = minutes + math.max(0, tonumber(expired[i + 1]) - tonumber(counted)) / 60000
       redis.call('HDEL', KEYS[2], expired[i])
+      finish(expired[i], started, expired[i + 1])
     end
     redis.call('ZREM', KEYS[1], expired[i])
   end
@@ -99,20 +148,21 @@ sweep(now)
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing then
   local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
-  return {'granted', string.match(existing, '^(%d+):'), expires}
+  return {redis.call('HGETALL', KEYS[4]), 'granted', string.match(existing, '^(%d+):'), expires}
 end
+local ended = redis.call('HGETALL', KEYS[4])
 local leased = tonumber(redis.call('GET', KEYS[3]) or '0')
 local minutes = math.max(leased, tonumber(ARGV[6]))
-if minutes >= tonumber(ARGV[5]) then return {'agent-minutes', tostring(minutes)} end
-if tonumber(ARGV[8]) >= tonumber(ARGV[7]) then return {'api-calls', ARGV[8]} end
+if minutes >= tonumber(ARGV[5]) then return {ended, 'agent-minutes', tostring(minutes)} end
+if tonumber(ARGV[8]) >= tonumber(ARGV[7]) then return {ended, 'api-calls', ARGV[8]} end
 local active = redis.call('ZCARD', KEYS[1])
-if active >= tonumber(ARGV[4]) then return {'concurrency', tostring(active)} end
+if active >= tonumber(ARGV[4]) then return {ended, 'concurrency', tostring(active)} end
 local expires = now + tonumber(ARGV[3])
 redis.call('ZADD', KEYS[1], expires, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ':' .. ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
 redis.call('EXPIRE', KEYS[2], ARGV[#ARGV])
-return {'granted', ARGV[2], tostring(expires)}`;
+return {ended, 'granted', ARGV[2], tostring(expires)}`;
 
 // ARGV: task, now, ttl ms, counter TTL.
 const HEARTBEAT = `${SWEEP}
@@ -120,22 +170,24 @@ local now = tonumber(ARGV[2])
 sweep(now)
 local started = count(ARGV[1], now)
 local leased = redis.call('GET', KEYS[3]) or '0'
-if not started then return {'gone', leased} end
+if not started then return {redis.call('HGETALL', KEYS[4]), 'gone', leased} end
 local expires = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], started .. ':' .. ARGV[2])
 redis.call('ZADD', KEYS[1], expires, ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
 redis.call('EXPIRE', KEYS[2], ARGV[#ARGV])
-return {'live', started, tostring(expires), redis.call('GET', KEYS[3]) or '0'}`;
+return {redis.call('HGETALL', KEYS[4]), 'live', started, tostring(expires), redis.call('GET', KEYS[3]) or '0'}`;
 
 // ARGV: task, now, counter TTL.
 const END = `${SWEEP}
 local now = tonumber(ARGV[2])
 sweep(now)
-if not count(ARGV[1], now) then return 0 end
+local started = count(ARGV[1], now)
+if not started then return {redis.call('HGETALL', KEYS[4]), 0} end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
-return 1`;
+finish(ARGV[1], started, ARGV[2])
+return {redis.call('HGETALL', KEYS[4]), 1}`;
 
 // ARGV: now, counter TTL. Returns the counter plus the live leases' minutes since their last beat.
 const LEASED = `${SWEEP}
@@ -145,34 +197,58 @@ local total = tonumber(redis.call('GET', KEYS[3]) or '0')
 for _, data in ipairs(redis.call('HVALS', KEYS[2])) do
   total = total + math.max(0, now - tonumber(string.match(data, ':(%d+)$'))) / 60000
 end
-return tostring(total)`;
+return {redis.call('HGETALL', KEYS[4]), tostring(total)}`;
+
+/** Every script answers the ended hash (flat field/value list) first, then its own reply. */
+type Reply<T extends unknown[]> = [string[], ...T];
+
+const oldestFirst = (a: LiveLease, b: LiveLease) =>
+  a.startedAt - b.startedAt || (a.taskId < b.taskId ? -1 : 1);
 
 interface ScriptedRedis extends Redis {
-  cpLeaseGrant(...args: (string | number)[]): Promise<string[]>;
-  cpLeaseHeartbeat(...args: (string | number)[]): Promise<string[]>;
-  cpLeaseEnd(...args: (string | number)[]): Promise<number>;
-  cpLeased(...args: (string | number)[]): Promise<string>;
+  cpLeaseGrant(...args: (string | number)[]): Promise<Reply<string[]>>;
+  cpLeaseHeartbeat(...args: (string | number)[]): Promise<Reply<string[]>>;
+  cpLeaseEnd(...args: (string | number)[]): Promise<Reply<[number]>>;
+  cpLeased(...args: (string | number)[]): Promise<Reply<[string]>>;
+}
+
+const endedField = (lease: { taskId: string; startedAt: number }) => `${lease.taskId}|${lease.startedAt}`;
+
+function parseEnded(flat: readonly string[]): EndedLease[] {
+  const leases: EndedLease[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    const field = flat[i]!;
+    const bar = field.lastIndexOf('|');
+    leases.push({
+      taskId: field.slice(0, bar),
+      startedAt: Number(field.slice(bar + 1)),
+      endedAt: Number(flat[i + 1]),
+    });
+  }
+  return leases;
 }
 
 /** Leases in Redis, so every control-plane replica sees the same slots and minutes; one script per call. */
 export class RedisLeaseStore implements LeaseStore {
   private readonly redis: ScriptedRedis;
   private readonly clock: () => number;
+  private readonly meter: LeaseMeterSink;
 
   constructor(
     redis: Redis,
     private readonly options: LeaseStoreOptions & { readonly keyPrefix: string },
   ) {
-    redis.defineCommand('cpLeaseGrant', { numberOfKeys: 3, lua: GRANT });
-    redis.defineCommand('cpLeaseHeartbeat', { numberOfKeys: 3, lua: HEARTBEAT });
-    redis.defineCommand('cpLeaseEnd', { numberOfKeys: 3, lua: END });
-    redis.defineCommand('cpLeased', { numberOfKeys: 3, lua: LEASED });
+    redis.defineCommand('cpLeaseGrant', { numberOfKeys: 4, lua: GRANT });
+    redis.defineCommand('cpLeaseHeartbeat', { numberOfKeys: 4, lua: HEARTBEAT });
+    redis.defineCommand('cpLeaseEnd', { numberOfKeys: 4, lua: END });
+    redis.defineCommand('cpLeased', { numberOfKeys: 4, lua: LEASED });
     this.redis = redis as ScriptedRedis;
     this.clock = options.clock ?? Date.now;
+    this.meter = options.meter ?? NO_METER;
   }
 
   async grant(tenantId: string, month: string, taskId: string, limits: LeaseLimits): Promise<GrantResult> {
-    const [outcome, a, b] = await this.redis.cpLeaseGrant(
+    const [ended, outcome, a, b] = await this.redis.cpLeaseGrant(
       ...this.keys(tenantId, month),
       taskId,
       Math.floor(this.clock()),
@@ -184,6 +260,7 @@ export class RedisLeaseStore implements LeaseStore {
       limits.reportedApiCalls,
       COUNTER_TTL_SECONDS,
     );
+    this.handOver(tenantId, ended);
     if (outcome === 'granted') {
       return { granted: true, lease: { taskId, startedAt: Number(a), expiresAt: Number(b) } };
     }
@@ -195,35 +272,44 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async heartbeat(tenantId: string, month: string, taskId: string): Promise<HeartbeatResult> {
-    const reply = await this.redis.cpLeaseHeartbeat(
+    const now = Math.floor(this.clock());
+    const [ended, ...reply] = await this.redis.cpLeaseHeartbeat(
       ...this.keys(tenantId, month),
       taskId,
-      Math.floor(this.clock()),
+      now,
       this.options.ttlMs,
       COUNTER_TTL_SECONDS,
     );
+    this.handOver(tenantId, ended);
     if (reply[0] === 'gone') return { live: false, leasedMinutes: Number(reply[1]) };
+    const startedAt = Number(reply[1]);
+    this.meter.ran(tenantId, taskId, startedAt, now);
     return {
       live: true,
-      lease: { taskId, startedAt: Number(reply[1]), expiresAt: Number(reply[2]) },
+      lease: { taskId, startedAt, expiresAt: Number(reply[2]) },
       leasedMinutes: Number(reply[3]),
     };
   }
 
   async end(tenantId: string, month: string, taskId: string): Promise<boolean> {
-    const ended = await this.redis.cpLeaseEnd(
+    const [ended, outcome] = await this.redis.cpLeaseEnd(
       ...this.keys(tenantId, month),
       taskId,
       Math.floor(this.clock()),
       COUNTER_TTL_SECONDS,
     );
-    return ended === 1;
+    this.handOver(tenantId, ended);
+    return outcome === 1;
   }
 
   async leasedMinutes(tenantId: string, month: string): Promise<number> {
-    return Number(
-      await this.redis.cpLeased(...this.keys(tenantId, month), Math.floor(this.clock()), COUNTER_TTL_SECONDS),
+    const [ended, total] = await this.redis.cpLeased(
+      ...this.keys(tenantId, month),
+      Math.floor(this.clock()),
+      COUNTER_TTL_SECONDS,
     );
+    this.handOver(tenantId, ended);
+    return Number(total);
   }
 
   async activeLeases(tenantId: string): Promise<number> {
@@ -231,10 +317,60 @@ export class RedisLeaseStore implements LeaseStore {
     return this.redis.zcount(expiry, `(${Math.floor(this.clock())}`, '+inf');
   }
 
+  async liveLeases(tenantId: string): Promise<LiveLease[]> {
+    const [expiry, tasks] = this.keys(tenantId, '');
+    const live = await this.redis.zrangebyscore(
+      expiry,
+      `(${Math.floor(this.clock())}`,
+      '+inf',
+      'WITHSCORES',
+      'LIMIT',
+      0,
+      LIVE_LEASES_SHOWN,
+    );
+    if (live.length === 0) return [];
+    const ids = live.filter((_, i) => i % 2 === 0);
+    const data = await this.redis.hmget(tasks, ...ids);
+    const leases: LiveLease[] = [];
+    ids.forEach((taskId, i) => {
+      // Ended between the two reads: no longer live.
+      const match = /^(\d+):(\d+)$/.exec(data[i] ?? '');
+      if (match === null) return;
+      leases.push({
+        taskId,
+        startedAt: Number(match[1]),
+        lastBeatAt: Number(match[2]),
+        expiresAt: Number(live[i * 2 + 1]),
+      });
+    });
+    return leases.sort(oldestFirst);
+  }
+
+  async sweepAll(month: string): Promise<number> {
+    const tenants = new Set<string>();
+    const base = `${this.options.keyPrefix}lease:{`;
+    for (const suffix of ['expiry', 'ended']) {
+      for await (const keys of this.redis.scanStream({ match: `${base}*}:${suffix}`, count: 500 })) {
+        for (const key of keys as string[]) tenants.add(key.slice(base.length, key.lastIndexOf('}')));
+      }
+    }
+    for (const tenantId of tenants) await this.leasedMinutes(tenantId, month);
+    return tenants.size;
+  }
+
+  private handOver(tenantId: string, flat: readonly string[]): void {
+    if (flat.length === 0) return;
+    const leases = parseEnded(flat);
+    const [, , , endedKey] = this.keys(tenantId, '');
+    this.meter.ended(tenantId, leases, async () => {
+      await this.redis.hdel(endedKey, ...leases.map(endedField));
+    });
+  }
+
   /** The tenant id in braces keeps a tenant's keys in one Redis Cluster slot, as the scripts need. */
-  private keys(tenantId: string, month: string): [string, string, string] {
+  private keys(tenantId: string, month: string): [string, string, string, string] {
     const p = `${this.options.keyPrefix}lease:{${tenantId}}`;
-    return [`${p}:expiry`, `${p}:tasks`, `${p}:minutes:${month}`];
+    return [`${p}:expiry`, `${p}:tasks`, `${p}:minutes:${month}`, `${p}:ended`];
   }
 }
 
@@ -248,15 +384,20 @@ interface MemoryLease {
 export class MemoryLeaseStore implements LeaseStore {
   private readonly leases = new Map<string, Map<string, MemoryLease>>();
   private readonly minutes = new Map<string, number>();
+  /** Per tenant, ended leases the meter has not acknowledged, by "task|startedAt". */
+  private readonly ended = new Map<string, Map<string, EndedLease>>();
   private readonly clock: () => number;
+  private readonly meter: LeaseMeterSink;
 
   constructor(private readonly options: LeaseStoreOptions) {
     this.clock = options.clock ?? Date.now;
+    this.meter = options.meter ?? NO_METER;
   }
 
   async grant(tenantId: string, month: string, taskId: string, limits: LeaseLimits): Promise<GrantResult> {
     const now = this.clock();
     const tasks = this.swept(tenantId, month, now);
+    this.handOver(tenantId);
     const existing = tasks.get(taskId);
     if (existing) {
       return {
@@ -282,10 +423,12 @@ export class MemoryLeaseStore implements LeaseStore {
   async heartbeat(tenantId: string, month: string, taskId: string): Promise<HeartbeatResult> {
     const now = this.clock();
     const lease = this.swept(tenantId, month, now).get(taskId);
+    this.handOver(tenantId);
     if (!lease) return { live: false, leasedMinutes: this.counted(tenantId, month) };
     this.add(tenantId, month, (now - lease.countedAt) / 60_000);
     lease.countedAt = now;
     lease.expiresAt = now + this.options.ttlMs;
+    this.meter.ran(tenantId, taskId, lease.startedAt, now);
     return {
       live: true,
       lease: { taskId, startedAt: lease.startedAt, expiresAt: lease.expiresAt },
@@ -297,22 +440,46 @@ export class MemoryLeaseStore implements LeaseStore {
     const now = this.clock();
     const tasks = this.swept(tenantId, month, now);
     const lease = tasks.get(taskId);
-    if (!lease) return false;
-    this.add(tenantId, month, (now - lease.countedAt) / 60_000);
-    tasks.delete(taskId);
-    return true;
+    if (lease) {
+      this.add(tenantId, month, (now - lease.countedAt) / 60_000);
+      tasks.delete(taskId);
+      this.finish(tenantId, { taskId, startedAt: lease.startedAt, endedAt: now });
+    }
+    this.handOver(tenantId);
+    return lease !== undefined;
   }
 
   async leasedMinutes(tenantId: string, month: string): Promise<number> {
     const now = this.clock();
     let total = this.counted(tenantId, month);
     for (const lease of this.swept(tenantId, month, now).values()) total += (now - lease.countedAt) / 60_000;
+    this.handOver(tenantId);
     return total;
   }
 
   async activeLeases(tenantId: string): Promise<number> {
     const now = this.clock();
     return [...(this.leases.get(tenantId)?.values() ?? [])].filter((l) => l.expiresAt > now).length;
+  }
+
+  async liveLeases(tenantId: string): Promise<LiveLease[]> {
+    const now = this.clock();
+    return [...(this.leases.get(tenantId)?.entries() ?? [])]
+      .filter(([, l]) => l.expiresAt > now)
+      .map(([taskId, l]) => ({
+        taskId,
+        startedAt: l.startedAt,
+        lastBeatAt: l.countedAt,
+        expiresAt: l.expiresAt,
+      }))
+      .sort(oldestFirst)
+      .slice(0, LIVE_LEASES_SHOWN);
+  }
+
+  async sweepAll(month: string): Promise<number> {
+    const tenants = new Set([...this.leases.keys(), ...this.ended.keys()]);
+    for (const tenantId of tenants) await this.leasedMinutes(tenantId, month);
+    return tenants.size;
   }
 
   private counted(tenantId: string, month: string): number {
@@ -322,6 +489,25 @@ export class MemoryLeaseStore implements LeaseStore {
   private add(tenantId: string, month: string, minutes: number): void {
     const key = `${tenantId}\u0000${month}`;
     this.minutes.set(key, (this.minutes.get(key) ?? 0) + Math.max(0, minutes));
+  }
+
+  private finish(tenantId: string, lease: EndedLease): void {
+    let pending = this.ended.get(tenantId);
+    if (!pending) {
+      pending = new Map();
+      this.ended.set(tenantId, pending);
+    }
+    pending.set(endedField(lease), lease);
+  }
+
+  private handOver(tenantId: string): void {
+    const pending = this.ended.get(tenantId);
+    if (!pending || pending.size === 0) return;
+    const leases = [...pending.values()];
+    this.meter.ended(tenantId, leases, async () => {
+      for (const lease of leases) pending.delete(endedField(lease));
+      if (pending.size === 0 && this.ended.get(tenantId) === pending) this.ended.delete(tenantId);
+    });
   }
 
   private swept(tenantId: string, month: string, now: number): Map<string, MemoryLease> {
@@ -334,6 +520,7 @@ export class MemoryLeaseStore implements LeaseStore {
       if (lease.expiresAt > now) continue;
       this.add(tenantId, month, (lease.expiresAt - lease.countedAt) / 60_000);
       tasks.delete(taskId);
+      this.finish(tenantId, { taskId, startedAt: lease.startedAt, endedAt: lease.expiresAt });
     }
     return tasks;
   }

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { billableUsageByHour, billableUsageByTenant } from '../tenants/metering/billable-usage.ts';
 import { getTier } from '../tenants/tiers.ts';
 import { bearer, type ControlPlaneFixture, createFixture } from './testing/fixture.ts';
 
@@ -126,6 +127,34 @@ describe('leases', () => {
     });
     expect(await post(replicaA, b.key, '/v1/admission/shared-name/release')).toEqual({ released: false });
     expect(await beat(replicaA, a.key, 'shared-name')).toMatchObject({ action: 'continue' });
+  });
+
+  test('released leases and reported usage reach the catalog hourly, and the larger figure bills', async () => {
+    const t = await fx.tenant('pro');
+    const started = now;
+    expect((await admit(replicaA, t.key, 'billed')).decision).toBe('allow');
+    now += HEARTBEAT_MS;
+    await beat(replicaB, t.key, 'billed');
+    now += HEARTBEAT_MS / 2;
+    expect(await post(replicaA, t.key, '/v1/admission/billed/release')).toEqual({ released: true });
+    const reported = await replicaB.inject({
+      method: 'POST',
+      url: '/v1/usage',
+      headers: { ...bearer(t.key), 'idempotency-key': 'billed-1' },
+      payload: { agentMinutes: 1, apiCalls: 9 },
+    });
+    expect(reported.statusCode).toBe(202);
+    await Promise.all([replicaA.flushUsage(), replicaB.flushUsage()]);
+    const window = { from: new Date(started - 3_600_000), to: new Date(now + 3_600_000), tenantIds: [t.id] };
+    const totals = (await billableUsageByTenant(fx.pool, window)).get(t.id);
+    expect(totals?.leasedAgentMinutes).toBeCloseTo((1.5 * HEARTBEAT_MS) / 60_000, 3);
+    expect(totals?.reportedAgentMinutes).toBe(1);
+    expect(totals?.apiCalls).toBe(9);
+    const hours = await billableUsageByHour(fx.pool, window);
+    expect(totals?.agentMinutes).toBeCloseTo(
+      hours.reduce((sum, h) => sum + Math.max(h.reportedAgentMinutes, h.leasedAgentMinutes), 0),
+      6,
+    );
   });
 
   test('the memory store applies the same lease rules when Redis is not configured', async () => {

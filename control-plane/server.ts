@@ -24,6 +24,7 @@ import {
 } from './errors.ts';
 import { hostHook, hostRulesOf, operatorHostHook } from './host-tenancy.ts';
 import { type HotStore, MemoryHotStore } from './hot-store.ts';
+import { LeaseMeter } from './lease-meter.ts';
 import { type LeaseStore, MemoryLeaseStore, RedisLeaseStore } from './lease-store.ts';
 import { createMetrics } from './metrics.ts';
 import { createOperatorVerifier } from './operator-auth.ts';
@@ -38,7 +39,7 @@ import { operatorTenantRoutes } from './routes/operator-tenants.ts';
 import { probeRoutes } from './routes/probes.ts';
 import { tenantSelfRoutes } from './routes/tenant-self.ts';
 import { operatorUsageViewRoutes, tenantUsageViewRoutes } from './routes/usage-view.ts';
-import { ApiKeyCache, TenantStateCache } from './tenant-cache.ts';
+import { ApiKeyCache, billingMonth, TenantStateCache } from './tenant-cache.ts';
 import { UsageBatcher } from './usage-batcher.ts';
 
 export type { ControlPlaneDeps } from './context.ts';
@@ -92,8 +93,16 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     deps.redis === null
       ? new MemoryHotStore(storeOptions)
       : new RedisHotStore(deps.redis, { ...storeOptions, keyPrefix: config.REDIS_KEY_PREFIX });
+  const leaseMeter = new LeaseMeter(deps.pool, {
+    flushMs: config.LEASE_METER_FLUSH_MS,
+    logger: deps.logger,
+    // Each replica sweeps once per heartbeat interval; sweeps from several replicas count once.
+    sweep: () => leases.sweepAll(billingMonth((deps.clock ?? Date.now)())),
+    sweepMs: config.LEASE_HEARTBEAT_MS,
+  });
   const leaseOptions = {
     ttlMs: config.LEASE_HEARTBEAT_MS * config.LEASE_EXPIRY_HEARTBEATS,
+    meter: leaseMeter,
     ...(deps.clock ? { clock: deps.clock } : {}),
   };
   const leases: LeaseStore =
@@ -119,6 +128,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     ...deps,
     store,
     leases,
+    leaseMeter,
     metrics,
     keys,
     tenants,
@@ -154,7 +164,10 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
   app.decorateRequest('tenant', null);
   app.decorateRequest('operator', null);
   app.decorateRequest('hostTenancy', null);
-  app.decorate('flushUsage', () => ctx.usage.flush());
+  app.decorate('flushUsage', async () => {
+    await ctx.usage.flush();
+    await ctx.leaseMeter.flush();
+  });
 
   // Labelled children are looked up once per method, route and status, not hashed on every request.
   const perRoute = new Map<string, { count: () => void; observe: (seconds: number) => void }>();
@@ -179,6 +192,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
   app.addHook('onRequest', requireUtf8);
   app.addHook('onClose', async () => {
     await ctx.usage.close();
+    await ctx.leaseMeter.close();
     await ctx.invalidation.close();
     ctx.outages.close();
   });

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { verifyApiKey } from '../tenants/api-keys.ts';
+import { billableUsageByTenant, monthWindow } from '../tenants/metering/billable-usage.ts';
 import { getTier, type Tier } from '../tenants/tiers.ts';
 import { isCatalogUnreachable, StoreUnavailableError } from './errors.ts';
 import type { HotStore } from './hot-store.ts';
@@ -9,6 +10,12 @@ export interface TenantState {
   readonly id: string;
   readonly tier: Tier;
   readonly status: string;
+  /**
+   * The month's billable agent-minutes in the catalog when this entry was loaded (tenants/metering: per
+   * hour, the larger of reported and leased). The quota counts it too, so it holds the tenant to the
+   * figure it is billed on; the live Redis counters cover what the catalog has not caught up with.
+   */
+  readonly billedAgentMinutes: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -190,10 +197,16 @@ export class TenantStateCache {
     );
     const row = rows[0];
     if (!row) return null;
+    const billed = await billableUsageByTenant(this.pool, { ...monthWindow(month), tenantIds: [tenantId] });
     await this.store.seedMonthUsage(tenantId, month, {
       agentMinutes: row.agent_minutes,
       apiCalls: row.api_calls,
     });
-    return { id: row.id, tier: getTier(row.tier), status: row.status };
+    return {
+      id: row.id,
+      tier: getTier(row.tier),
+      status: row.status,
+      billedAgentMinutes: billed.get(tenantId)?.agentMinutes ?? 0,
+    };
   }
 }

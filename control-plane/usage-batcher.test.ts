@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { hourOf } from '../tenants/metering/hours.ts';
 import { createCatalogDatabase, type TestDatabase, uniqueTenantId } from '../tenants/testing/pg.ts';
 import { createMetrics } from './metrics.ts';
 import { UsageBatcher } from './usage-batcher.ts';
@@ -33,6 +34,14 @@ const usageOf = async (id: string) =>
     )
   ).rows;
 
+const hourlyOf = async (id: string) =>
+  (
+    await pool.query<{ hour: Date; agent_minutes: string; api_calls: string }>(
+      'SELECT hour, agent_minutes, api_calls FROM control.usage_hourly WHERE tenant_id = $1 ORDER BY hour',
+      [id],
+    )
+  ).rows;
+
 test('a report PostgreSQL refuses fails only its tenant, and the other tenants are still metered', async () => {
   const batcher = new UsageBatcher(pool, {
     maxReports: 1_000,
@@ -40,10 +49,12 @@ test('a report PostgreSQL refuses fails only its tenant, and the other tenants a
     metrics: createMetrics(),
   });
   const day = new Date().toISOString().slice(0, 10);
+  const hour = hourOf(Date.now());
   const accepted = batcher.record({
     tenantId: good,
     idempotencyKey: 'g-1',
     day,
+    hour,
     agentMinutes: 2.5,
     apiCalls: 7,
   });
@@ -52,6 +63,7 @@ test('a report PostgreSQL refuses fails only its tenant, and the other tenants a
     tenantId: poisoned,
     idempotencyKey: 'p-1',
     day,
+    hour,
     agentMinutes: 1e12,
     apiCalls: 1,
   });
@@ -59,6 +71,7 @@ test('a report PostgreSQL refuses fails only its tenant, and the other tenants a
     tenantId: good,
     idempotencyKey: 'g-1',
     day,
+    hour,
     agentMinutes: 2.5,
     apiCalls: 7,
   });
@@ -86,13 +99,52 @@ test('record resolves only after the report is committed, and a second record of
     [tenantId],
   );
   const day = new Date().toISOString().slice(0, 10);
-  expect(await batcher.record({ tenantId, idempotencyKey: 'd-1', day, agentMinutes: 1, apiCalls: 3 })).toBe(
-    true,
-  );
+  const hour = hourOf(Date.now());
+  expect(
+    await batcher.record({ tenantId, idempotencyKey: 'd-1', day, hour, agentMinutes: 1, apiCalls: 3 }),
+  ).toBe(true);
   // No flush in between: the answer above already means the row is there.
   expect(await usageOf(tenantId)).toEqual([{ agent_minutes: '1.000', api_calls: '3' }]);
-  expect(await batcher.record({ tenantId, idempotencyKey: 'd-1', day, agentMinutes: 1, apiCalls: 3 })).toBe(
-    false,
-  );
+  expect(
+    await batcher.record({ tenantId, idempotencyKey: 'd-1', day, hour, agentMinutes: 1, apiCalls: 3 }),
+  ).toBe(false);
   expect(await usageOf(tenantId)).toEqual([{ agent_minutes: '1.000', api_calls: '3' }]);
+  expect(await hourlyOf(tenantId)).toEqual([
+    { hour: new Date(hour), agent_minutes: '1.000', api_calls: '3' },
+  ]);
+});
+
+test('each report is counted in its UTC hour as well as its day, and a duplicate in neither', async () => {
+  const batcher = new UsageBatcher(pool, {
+    maxReports: 10,
+    logger: pino({ level: 'silent' }),
+    metrics: createMetrics(),
+  });
+  const tenantId = uniqueTenantId('hourly');
+  await pool.query(
+    `INSERT INTO control.tenants (id, tier, status, cell_id) VALUES ($1, 'pro', 'active', 'cell-1')`,
+    [tenantId],
+  );
+  const day = '2026-12-01';
+  const at = (time: string, key: string, agentMinutes: number, apiCalls: number) =>
+    batcher.record({
+      tenantId,
+      idempotencyKey: key,
+      day,
+      hour: hourOf(Date.parse(`${day}T${time}Z`)),
+      agentMinutes,
+      apiCalls,
+    });
+  const answers = await Promise.all([
+    at('09:59:59.999', 'h-1', 1.5, 10),
+    at('10:00:00.000', 'h-2', 2, 20),
+    at('10:30:00.000', 'h-3', 0.25, 5),
+    at('10:31:00.000', 'h-2', 2, 20),
+  ]);
+  expect(answers).toEqual([true, true, true, false]);
+  expect(await usageOf(tenantId)).toEqual([{ agent_minutes: '3.750', api_calls: '35' }]);
+  expect(await hourlyOf(tenantId)).toEqual([
+    { hour: new Date('2026-12-01T09:00:00Z'), agent_minutes: '1.500', api_calls: '10' },
+    { hour: new Date('2026-12-01T10:00:00Z'), agent_minutes: '2.250', api_calls: '25' },
+  ]);
 });

@@ -10,6 +10,8 @@ export interface UsageReport {
   readonly idempotencyKey: string | null;
   /** UTC day the report was received, YYYY-MM-DD. */
   readonly day: string;
+  /** UTC hour the report was received, ISO 8601 (see tenants/metering/hours.ts). */
+  readonly hour: string;
   readonly agentMinutes: number;
   readonly apiCalls: number;
 }
@@ -20,26 +22,32 @@ interface Waiting {
   reject(error: unknown): void;
 }
 
-// The idempotency key becomes final in the same statement that counts the report, so a report is either
-// counted with its key or not at all. RETURNING names the keys this statement stored (the fresh reports).
+// The idempotency key becomes final in the same statement that counts the report, daily and hourly, so a
+// report is either counted with its key or not at all. RETURNING names the keys this statement stored.
 const FLUSH_SQL = `
 WITH incoming AS (
   SELECT * FROM json_to_recordset($1::json)
-    AS t(tenant_id text, idempotency_key text, day date, agent_minutes numeric, api_calls bigint)
+    AS t(tenant_id text, idempotency_key text, day date, hour timestamptz, agent_minutes numeric, api_calls bigint)
 ), fresh AS (
   INSERT INTO control.usage_reports (tenant_id, idempotency_key)
   SELECT tenant_id, idempotency_key FROM incoming WHERE idempotency_key IS NOT NULL
   ON CONFLICT DO NOTHING
   RETURNING tenant_id, idempotency_key
-), counted AS (
-  INSERT INTO control.usage AS u (tenant_id, day, agent_minutes, api_calls)
-  SELECT i.tenant_id, i.day, sum(i.agent_minutes), sum(i.api_calls)
-    FROM incoming i
+), kept AS (
+  SELECT i.* FROM incoming i
    WHERE i.idempotency_key IS NULL
       OR EXISTS (SELECT 1 FROM fresh f WHERE f.tenant_id = i.tenant_id AND f.idempotency_key = i.idempotency_key)
-   GROUP BY i.tenant_id, i.day
+), daily AS (
+  INSERT INTO control.usage AS u (tenant_id, day, agent_minutes, api_calls)
+  SELECT tenant_id, day, sum(agent_minutes), sum(api_calls) FROM kept GROUP BY tenant_id, day
   ON CONFLICT (tenant_id, day) DO UPDATE
     SET agent_minutes = u.agent_minutes + EXCLUDED.agent_minutes, api_calls = u.api_calls + EXCLUDED.api_calls
+  RETURNING 1
+), hourly AS (
+  INSERT INTO control.usage_hourly AS h (tenant_id, hour, agent_minutes, api_calls)
+  SELECT tenant_id, hour, sum(agent_minutes), sum(api_calls) FROM kept GROUP BY tenant_id, hour
+  ON CONFLICT (tenant_id, hour) DO UPDATE
+    SET agent_minutes = h.agent_minutes + EXCLUDED.agent_minutes, api_calls = h.api_calls + EXCLUDED.api_calls
   RETURNING 1
 )
 SELECT tenant_id, idempotency_key FROM fresh`;
@@ -201,6 +209,7 @@ export class UsageBatcher {
             tenant_id: r.tenantId,
             idempotency_key: r.idempotencyKey,
             day: r.day,
+            hour: r.hour,
             agent_minutes: r.agentMinutes,
             api_calls: r.apiCalls,
           })),

@@ -42,10 +42,9 @@ describe('heartbeat periods come from the CronJob schedules', () => {
       image: 'registry.example.com/agent-platform:1',
       domain: 'staging.agents.example.com',
       sizes: loadWorkloadsConfig('staging'),
-      ingressClassName: 'alb',
-      ingressNamespace: 'kube-system',
       dataNetworkCidr: '10.20.0.0/16',
-      certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/abc',
+      trustProxy: '10.20.0.0/22',
+      loadBalancerSourceCidr: '10.20.0.0/22',
     }) as { kind: string; metadata: { name: string }; spec: Record<string, never> }[];
     const declared = declaredResources(loadEnvironmentConfig('staging'), loadWorkloadsConfig('staging'));
     const cronJobs = manifests.filter((m) => m.kind === 'CronJob');

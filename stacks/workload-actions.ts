@@ -45,6 +45,8 @@ export const WORKLOAD_ACTIONS: Record<Workload, WorkloadActions> = {
       ...TENANT_BUDGET_CALLS,
       'client-cost-explorer:GetCostAndUsage': { actions: [], notGranted: CONSOLE_READS_GUARD_RUNS },
       'client-sesv2:SendEmail': { actions: [], notGranted: CONSOLE_READS_GUARD_RUNS },
+      // The console's Health page: the latest automated snapshot of the database (console/backups.ts).
+      'client-rds:DescribeDBSnapshots': same('rds', 'DescribeDBSnapshots'),
     },
   },
   costGuard: {

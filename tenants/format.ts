@@ -2,6 +2,7 @@ import { ZodError } from 'zod';
 import { ConfigError } from '../config/environments.ts';
 import { ApiKeyNotFoundError } from './api-keys.ts';
 import { AuditTextError } from './audit.ts';
+import { CellConfigError, UnknownCellError } from './cells.ts';
 import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
 import type { CreateTenantResult, TenantDetails, TenantRecord } from './provisioner.ts';
 import { KubectlError, ReadinessError, TenantStateError } from './provisioner.ts';
@@ -24,6 +25,8 @@ const EXPECTED = [
   ConfigError,
   AuditTextError,
   TenantRoleConflictError,
+  UnknownCellError,
+  CellConfigError,
 ];
 
 /** One line for an expected failure (bad input, unreachable dependency); undefined for a bug. */

@@ -51,15 +51,20 @@ afterAll(async () => {
 async function snapshot(deps: ProvisionerDeps, id: string) {
   const pool = deps.pool;
   const tenant = await getTenant(pool, id);
-  const objects = await pool.query(
+  const cell = deps.cells.cell(tenant?.cellId ?? 'cell-1').pool;
+  const objects = await cell.query(
     `SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner) AS owner, c.relacl::text[] AS acl
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 ORDER BY c.relname`,
     [id],
   );
-  const rights = await pool.query(
+  const rights = await cell.query(
     `SELECT has_database_privilege($1, current_database(), 'CONNECT') AS connect,
-            has_schema_privilege($1, 'control', 'USAGE') AS control_usage,
             has_schema_privilege($1, 'public', 'CREATE') AS public_create`,
+    [id],
+  );
+  const catalogRights = await pool.query(
+    `SELECT has_database_privilege($1, current_database(), 'CONNECT') AS catalog_connect,
+            has_schema_privilege($1, 'control', 'USAGE') AS control_usage`,
     [id],
   );
   const aws = deps.aws?.enabled ? createAwsClients(deps.env) : null;
@@ -72,9 +77,10 @@ async function snapshot(deps: ProvisionerDeps, id: string) {
       schemaVersion: tenant.schemaVersion,
       activeApiKeys: tenant.activeApiKeys,
     },
-    database: await inspectTenantDatabase(pool, id),
+    // Two tenants' roles have different oids; everything else about them is the same.
+    database: { ...(await inspectTenantDatabase(cell, id, tenant?.roleOid ?? null)), roleOid: 'oid' },
     objects: objects.rows,
-    rights: rights.rows[0],
+    rights: { ...rights.rows[0], ...catalogRights.rows[0] },
     audit: (await auditTrail(pool, id)).map((e) => [e.action, e.fromStatus, e.toStatus]),
     manifests: await readFile(path.join(deps.manifestsDir!, `${id}.yaml`), 'utf8'),
     budget: aws ? await describeTenantBudget(aws, deps.env, id) : null,
@@ -103,7 +109,7 @@ describe('create', () => {
       prefix: result.apiKey!.prefix,
     });
 
-    const db = await inspectTenantDatabase(fx.pool, id);
+    const db = await inspectTenantDatabase(fx.cell.pool, id, result.tenant!.roleOid);
     const tier = getTier('pro');
     expect(db.connectionLimit).toBe(tier.database.connectionLimit);
     expect(db.settings).toEqual({
@@ -124,7 +130,7 @@ describe('create', () => {
     expect(budget).toEqual({ exists: true, limitUsd: tier.monthlyCostBudgetUsd, thresholds: [90, 100, 200] });
     expect(tenantSecretName(fx.deps.env, id)).toBe(`agent-platform/dev/tenants/${id}/database`);
 
-    const asTenant = new pg.Client({ connectionString: fx.database.url.replace('postgres@', `${id}@`) });
+    const asTenant = new pg.Client({ connectionString: fx.cellUrl.replace('postgres@', `${id}@`) });
     await asTenant.connect();
     const { rows } = await asTenant.query(
       "SELECT current_user AS who, current_setting('temp_file_limit') AS temp",
@@ -167,7 +173,7 @@ describe('create', () => {
 
   test('a dry run prints the plan and changes nothing', async () => {
     const id = fx.tenantId('dry');
-    const before = await footprint(fx.pool, [id]);
+    const before = await footprint(fx.pool, [id], fx.cell);
     const plan = await createTenant(awsDeps, { id, tier: 'free', actor: 'test', dryRun: true });
     expect(plan.dryRun).toBe(true);
     expect(plan.tenant).toBeNull();
@@ -181,7 +187,7 @@ describe('create', () => {
     expect(plan.steps.find((s) => s.step === 'database')?.changes).toContain(
       `create role ${id} (LOGIN, CONNECTION LIMIT 2)`,
     );
-    expect(await footprint(fx.pool, [id])).toEqual(before);
+    expect(await footprint(fx.pool, [id], fx.cell)).toEqual(before);
     await expect(stat(path.join(fx.manifestsDir, `${id}.yaml`))).rejects.toThrow(/ENOENT/);
     expect(plan.steps.find((s) => s.step === 'readiness')?.action).toBe('skipped');
   });
@@ -196,7 +202,7 @@ describe('create', () => {
     ]);
     const fixed = await createTenant(fx.deps, { id, tier: 'free', actor: 'test' });
     expect(fixed.changed).toBe(true);
-    expect((await inspectTenantDatabase(fx.pool, id)).connectionLimit).toBe(2);
+    expect((await inspectTenantDatabase(fx.cell.pool, id, fixed.tenant!.roleOid)).connectionLimit).toBe(2);
     expect((await auditTrail(fx.pool, id)).at(-1)?.action).toBe('tenant.reconciled');
   });
 
@@ -269,13 +275,29 @@ describe('concurrency', () => {
 });
 
 describe('placement', () => {
-  test('a new tenant goes to the least-loaded cell', async () => {
-    await fx.pool.query("INSERT INTO control.cells (id, capacity) VALUES ('cell-2', 5000)");
-    const id = fx.tenantId('placed');
-    const result = await createTenant(fx.deps, { id, tier: 'free', actor: 'test' });
-    expect(result.tenant?.cellId).toBe('cell-2');
-    const { rows } = await fx.pool.query('SELECT id, tenant_count FROM control.cell_placement');
-    expect(rows[0]).toEqual({ id: 'cell-2', tenant_count: 1 });
+  test('new tenants go to the least-loaded cell with room; with every cell full, one line and nothing written', async () => {
+    const two = await createProvisioningFixture('placement', 4, { cells: 2, capacity: 2 });
+    try {
+      const ids = ['a', 'b', 'c', 'd'].map((s) => two.tenantId(`placed-${s}`));
+      const cells: string[] = [];
+      for (const id of ids) {
+        const result = await createTenant(two.deps, { id, tier: 'free', actor: 'test' });
+        cells.push(result.tenant!.cellId);
+        const { rows } = await two.cells
+          .cell(result.tenant!.cellId)
+          .pool.query('SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1', [id]);
+        expect(rows[0].n).toBe(1);
+      }
+      expect(cells).toEqual(['cell-1', 'cell-2', 'cell-1', 'cell-2']);
+      const full = two.tenantId('placed-e');
+      const before = await footprint(two.pool, [full], two.cell);
+      await expect(createTenant(two.deps, { id: full, tier: 'free', actor: 'test' })).rejects.toThrow(
+        `no cell has room for tenant '${full}': raise a cell's capacity or add a cell in the env config`,
+      );
+      expect(await footprint(two.pool, [full], two.cell)).toEqual(before);
+    } finally {
+      await two.close();
+    }
   });
 });
 
@@ -283,22 +305,22 @@ describe('bad input gives one clear error and changes nothing', () => {
   test.each(['Acme', '1abc', 'ab', 'a'.repeat(31), 'admin', 'pg_x', 'a;drop', 'a b', 'acmé', ''])(
     'id %j',
     async (id) => {
-      const before = await footprint(fx.pool, [id]);
+      const before = await footprint(fx.pool, [id], fx.cell);
       await expect(createTenant(fx.deps, { id, tier: 'pro', actor: 'test' })).rejects.toThrow(TenantIdError);
-      expect(await footprint(fx.pool, [id])).toEqual(before);
+      expect(await footprint(fx.pool, [id], fx.cell)).toEqual(before);
     },
   );
 
   test('an unknown tier', async () => {
     const id = fx.tenantId('gold');
-    const before = await footprint(fx.pool, [id]);
+    const before = await footprint(fx.pool, [id], fx.cell);
     await expect(createTenant(fx.deps, { id, tier: 'gold', actor: 'test' })).rejects.toThrow(TierError);
-    expect(await footprint(fx.pool, [id])).toEqual(before);
+    expect(await footprint(fx.pool, [id], fx.cell)).toEqual(before);
   });
 
   test('PostgreSQL unreachable', async () => {
     const id = fx.tenantId('nopg');
-    const before = await footprint(fx.pool, [id]);
+    const before = await footprint(fx.pool, [id], fx.cell);
     const dead = new pg.Pool({ connectionString: 'postgresql://postgres@127.0.0.1:1/none', max: 1 });
     await expect(
       createTenant({ ...fx.deps, pool: dead }, { id, tier: 'pro', actor: 'test' }),
@@ -306,12 +328,12 @@ describe('bad input gives one clear error and changes nothing', () => {
       new DatabaseUnavailableError('PostgreSQL unreachable at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1'),
     );
     await dead.end();
-    expect(await footprint(fx.pool, [id])).toEqual(before);
+    expect(await footprint(fx.pool, [id], fx.cell)).toEqual(before);
   });
 
   test('AWS unreachable leaves the tenant provisioning with no role or schema; a rerun completes it', async () => {
     const id = fx.tenantId('noaws');
-    const before = await footprint(fx.pool, [id]);
+    const before = await footprint(fx.pool, [id], fx.cell);
     const endpoint = process.env.AWS_ENDPOINT_URL;
     process.env.AWS_ENDPOINT_URL = 'http://127.0.0.1:1';
     try {
@@ -321,7 +343,7 @@ describe('bad input gives one clear error and changes nothing', () => {
     } finally {
       process.env.AWS_ENDPOINT_URL = endpoint;
     }
-    const after = await footprint(fx.pool, [id]);
+    const after = await footprint(fx.pool, [id], fx.cell);
     expect(after.schemas).toBe(before.schemas);
     expect(after.roles).toBe(0);
     expect(after.keys).toBe(before.keys);
@@ -403,7 +425,7 @@ describe('changeTier', () => {
     const result = await changeTier(fx.deps, { id, tier: 'enterprise', actor: 'ops' });
     const tier = getTier('enterprise');
     expect(result.tenant?.tier).toBe('enterprise');
-    const db = await inspectTenantDatabase(fx.pool, id);
+    const db = await inspectTenantDatabase(fx.cell.pool, id, result.tenant!.roleOid);
     expect(db.connectionLimit).toBe(tier.database.connectionLimit);
     expect(db.settings.statement_timeout).toBe(String(tier.database.statementTimeoutMs));
     const yaml = await readFile(path.join(fx.manifestsDir, `${id}.yaml`), 'utf8');

@@ -3,9 +3,10 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import type { EnvironmentConfig } from '../config/environments.ts';
 import { checkAuditText } from './audit.ts';
+import type { Cell, CellDirectory } from './cells.ts';
 import { TenantNotFoundError } from './errors.ts';
 import { manifestsPath, renderTenantYaml, writeCreatingDir } from './lifecycle/manifests.ts';
-import { inTenantTransaction } from './lifecycle/session.ts';
+import { inClientTransaction, inTenantTransaction } from './lifecycle/session.ts';
 import { canTransition, type TenantStatus } from './lifecycle/status.ts';
 import { runSteps, type Step, type StepObserver, type StepResult } from './lifecycle/steps.ts';
 import { LIFECYCLE_CHANNEL, transition } from './lifecycle/transition.ts';
@@ -18,7 +19,10 @@ export { LIFECYCLE_CHANNEL };
 export const STOP_TASKS_ANNOTATION = 'agent-platform.io/stop-tasks';
 
 export interface SuspensionDeps {
+  /** The catalog database: status, saved settings, audit and NOTIFY. */
   readonly pool: pg.Pool;
+  /** The cells: the tenant role is blocked and restored on its cell's server. */
+  readonly cells: CellDirectory;
   readonly env: EnvironmentConfig;
   /** Where the tenant's manifests live (`<dir>/<tenant>.yaml`). @default - no manifests written */
   readonly manifestsDir?: string;
@@ -26,6 +30,11 @@ export interface SuspensionDeps {
   readonly kubeContext?: string;
   /** Watches the steps (progress, or a simulated crash in tests). @default - none */
   readonly observer?: StepObserver;
+  /**
+   * A catalog session that already holds the tenant's lock (a move): the status change runs on it, since
+   * a second connection would wait for that lock forever. @default - a connection from `pool`
+   */
+  readonly session?: pg.PoolClient;
 }
 
 export interface SuspensionOptions {
@@ -62,11 +71,14 @@ interface TenantRow {
   id: string;
   tier: string;
   status: TenantStatus;
+  cell_id: string;
 }
 
 interface Ctx {
   readonly deps: SuspensionDeps;
+  /** The catalog session holding the tenant's lock and row. */
   readonly client: pg.PoolClient;
+  readonly cell: Cell;
   readonly row: TenantRow;
   readonly to: TenantStatus;
   readonly action: string;
@@ -75,8 +87,8 @@ interface Ctx {
 
 type RoleSettings = NonNullable<SavedSettings['role']>;
 
-async function readRole(client: pg.PoolClient, tenantId: string): Promise<RoleSettings | null> {
-  const { rows } = await client.query<{ rolconnlimit: number; rolcanlogin: boolean }>(
+async function readRole(cell: Cell, tenantId: string): Promise<RoleSettings | null> {
+  const { rows } = await cell.pool.query<{ rolconnlimit: number; rolcanlogin: boolean }>(
     'SELECT rolconnlimit, rolcanlogin FROM pg_roles WHERE rolname = $1',
     [tenantId],
   );
@@ -101,15 +113,27 @@ async function savedSettings(client: pg.PoolClient, tenantId: string): Promise<S
 
 const loginWord = (role: RoleSettings) => (role.canLogin ? 'LOGIN' : 'NOLOGIN');
 
+/**
+ * The role's settings to keep. The role is blocked on the cell before the catalog commits, so a role found
+ * blocked while the tenant is not suspended was left by a run whose catalog commit failed: resume then
+ * gives back the tier's settings rather than the block.
+ */
+async function settingsToSave(ctx: Ctx): Promise<RoleSettings | null> {
+  const role = await readRole(ctx.cell, ctx.row.id);
+  if (role && role.connectionLimit === 0 && !role.canLogin)
+    return { connectionLimit: getTier(ctx.row.tier).database.connectionLimit, canLogin: true };
+  return role;
+}
+
 /** Suspension keeps the role's settings before it blocks the role. */
 const saveStep: Step<Ctx, SuspensionStep> = {
   name: 'settings',
   async plan(ctx) {
-    const role = await readRole(ctx.client, ctx.row.id);
+    const role = await settingsToSave(ctx);
     return [`save previous settings (status ${ctx.row.status}, role ${JSON.stringify(role)})`];
   },
   async apply(ctx, planned) {
-    const role = await readRole(ctx.client, ctx.row.id);
+    const role = await settingsToSave(ctx);
     await saveSettings(ctx.client, ctx.row.id, {
       previousStatus: ctx.row.status,
       role,
@@ -122,13 +146,11 @@ const saveStep: Step<Ctx, SuspensionStep> = {
 const blockRoleStep: Step<Ctx, SuspensionStep> = {
   name: 'role',
   async plan(ctx) {
-    return (await readRole(ctx.client, ctx.row.id))
-      ? ['role CONNECTION LIMIT 0 NOLOGIN, sessions ended']
-      : [];
+    return (await readRole(ctx.cell, ctx.row.id)) ? ['role CONNECTION LIMIT 0 NOLOGIN, sessions ended'] : [];
   },
   async apply(ctx, planned) {
-    await ctx.client.query(`ALTER ROLE ${pg.escapeIdentifier(ctx.row.id)} CONNECTION LIMIT 0 NOLOGIN`);
-    await ctx.client.query(
+    await ctx.cell.pool.query(`ALTER ROLE ${pg.escapeIdentifier(ctx.row.id)} CONNECTION LIMIT 0 NOLOGIN`);
+    await ctx.cell.pool.query(
       'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
       [ctx.row.id],
     );
@@ -138,7 +160,7 @@ const blockRoleStep: Step<Ctx, SuspensionStep> = {
 
 /** Resume puts back the saved role settings; without any (suspended by hand) the tier's are the best known. */
 async function roleToRestore(ctx: Ctx): Promise<{ role: RoleSettings; source: string } | null> {
-  if (ctx.row.status !== 'suspended' || !(await readRole(ctx.client, ctx.row.id))) return null;
+  if (ctx.row.status !== 'suspended' || !(await readRole(ctx.cell, ctx.row.id))) return null;
   const saved = await savedSettings(ctx.client, ctx.row.id);
   if (saved) return saved.role ? { role: saved.role, source: 'saved' } : null;
   return {
@@ -157,7 +179,7 @@ const restoreRoleStep: Step<Ctx, SuspensionStep> = {
   },
   async apply(ctx, planned) {
     const target = (await roleToRestore(ctx))!;
-    await ctx.client.query(
+    await ctx.cell.pool.query(
       `ALTER ROLE ${pg.escapeIdentifier(ctx.row.id)} CONNECTION LIMIT ${Number(target.role.connectionLimit)} ${loginWord(target.role)}`,
     );
     await saveSettings(ctx.client, ctx.row.id, null);
@@ -234,9 +256,13 @@ async function changeStatus(
   // Before any work: ending the role's sessions cannot be rolled back if the audit write then fails.
   checkAuditText('actor', options.actor);
   checkAuditText('reason', options.reason);
-  return inTenantTransaction(deps.pool, tenantId, async (client) => {
+  const locked = (work: (client: pg.PoolClient) => Promise<SuspensionResult>) =>
+    deps.session
+      ? inClientTransaction(deps.session, () => work(deps.session!))
+      : inTenantTransaction(deps.pool, tenantId, work);
+  return locked(async (client) => {
     const { rows } = await client.query<TenantRow>(
-      'SELECT id, tier, status::text AS status FROM control.tenants WHERE id = $1 FOR UPDATE',
+      'SELECT id, tier, status::text AS status, cell_id FROM control.tenants WHERE id = $1 FOR UPDATE',
       [tenantId],
     );
     const row = rows[0];
@@ -246,9 +272,10 @@ async function changeStatus(
     if (!applies)
       return { tenantId, changed: false, fromStatus: row.status, toStatus: row.status, steps: [] };
     const dryRun = options.dryRun ?? false;
+    const cell = deps.cells.cell(row.cell_id);
     const steps = await runSteps(
       STEPS[to],
-      { deps, client, row, to, action, options },
+      { deps, client, cell, row, to, action, options },
       {
         dryRun,
         ...(deps.observer ? { observer: deps.observer } : {}),

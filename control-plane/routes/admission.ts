@@ -22,8 +22,8 @@ export type StopReason =
 /**
  * Admission grants a lease on a concurrency slot; the runner heartbeats it and is told to stop when
  * the tenant is limited or suspended, its agent-minutes are used up, or the task passed its tier's
- * maximum runtime. Agent-minutes are counted from the leases, and the larger of leased and reported
- * minutes counts toward the quota.
+ * maximum runtime. Agent-minutes are counted from the leases; the quota counts the largest of leased,
+ * reported and billed (the catalog's hourly figure, tenants/metering) minutes.
  */
 export function admissionRoutes(app: FastifyInstance, ctx: ControlPlaneContext): void {
   const heartbeatSeconds = ctx.config.LEASE_HEARTBEAT_MS / 1000;
@@ -43,7 +43,7 @@ export function admissionRoutes(app: FastifyInstance, ctx: ControlPlaneContext):
       concurrentTasks: tier.concurrentTasks,
       agentMinutesPerMonth: tier.agentMinutesPerMonth,
       apiCallsPerMonth: tier.apiCallsPerMonth,
-      reportedAgentMinutes: reported.agentMinutes,
+      reportedAgentMinutes: Math.max(reported.agentMinutes, tenant.billedAgentMinutes),
       reportedApiCalls: reported.apiCalls,
     });
     if (result.granted) {
@@ -85,7 +85,7 @@ export function admissionRoutes(app: FastifyInstance, ctx: ControlPlaneContext):
     }
     if (tenant.status !== 'active') return stop('lease-lost', `tenant is ${tenant.status}`);
     const reported = await ctx.store.monthUsage(tenant.id, month);
-    const minutes = Math.max(beat.leasedMinutes, reported.agentMinutes);
+    const minutes = Math.max(beat.leasedMinutes, reported.agentMinutes, tenant.billedAgentMinutes);
     const quota = tenant.tier.agentMinutesPerMonth;
     if (minutes >= quota) {
       return stop('agent-minutes', `monthly agent-minutes quota used up (${minutes.toFixed(1)}/${quota})`);

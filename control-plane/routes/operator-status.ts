@@ -27,6 +27,7 @@ export function operatorStatusRoutes(app: FastifyInstance, ctx: ControlPlaneCont
       const result = await transition(
         {
           pool: ctx.pool,
+          cells: ctx.cells,
           env: ctx.environment,
           // The same directory the provisioner writes, so suspension rewrites the tenant's own manifests.
           manifestsDir: ctx.config.MANIFESTS_DIR ?? DEFAULT_MANIFESTS_DIR,

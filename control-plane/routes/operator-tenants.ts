@@ -29,6 +29,7 @@ const tierBody = z.strictObject({
 export function provisionerDeps(ctx: ControlPlaneContext): ProvisionerDeps {
   return {
     pool: ctx.pool,
+    cells: ctx.cells,
     env: ctx.environment,
     aws: { enabled: ctx.config.AWS_PROVISIONING },
     logger: ctx.logger,

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { hourOf } from '../../tenants/metering/hours.ts';
 import type { ControlPlaneContext } from '../context.ts';
 import { parseInput } from '../errors.ts';
 import { billingMonth, utcDay } from '../tenant-cache.ts';
@@ -55,6 +56,7 @@ export function tenantSelfRoutes(app: FastifyInstance, ctx: ControlPlaneContext)
       tenantId: tenant.id,
       idempotencyKey: key ?? null,
       day: utcDay(now),
+      hour: hourOf(now),
       ...usage,
     });
     await ctx.store.recordUsage(tenant.id, billingMonth(now), key ?? null, usage);

@@ -4,6 +4,7 @@ import pino from 'pino';
 import type { BenchFigure } from '../../bench/figure.ts';
 import { alarmTopicName, loadEnvironmentConfig } from '../../config/environments.ts';
 import { migrateCatalog } from '../catalog/migrate.ts';
+import { cellDirectory } from '../cells.ts';
 import { startMoto } from '../testing/moto.ts';
 import { createTestDatabase } from '../testing/pg.ts';
 import { cePage, minutesForBudgetFraction, usdForBudgetFraction } from './fixtures.ts';
@@ -47,8 +48,11 @@ export default async function costGuardBench(): Promise<BenchFigure[]> {
       [ids, TIER],
     );
     await pool.query(
-      `INSERT INTO control.usage (tenant_id, day, agent_minutes)
-       SELECT id, '2026-11-20', minutes FROM unnest($1::text[], $2::numeric[]) AS u(id, minutes)`,
+      `WITH u AS (SELECT * FROM unnest($1::text[], $2::numeric[]) AS u(id, minutes)),
+            daily AS (INSERT INTO control.usage (tenant_id, day, agent_minutes)
+                      SELECT id, '2026-11-20', minutes FROM u RETURNING 1)
+       INSERT INTO control.usage_hourly (tenant_id, hour, agent_minutes)
+       SELECT id, '2026-11-20T00:00:00Z', minutes FROM u`,
       [ids, fractions.map((f) => minutesForBudgetFraction(TIER, f))],
     );
     const pages = [];
@@ -67,6 +71,8 @@ export default async function costGuardBench(): Promise<BenchFigure[]> {
 
     const deps = {
       pool,
+      // A dry run changes no tenant role, so no cell is opened.
+      cells: cellDirectory([]),
       env: loadEnvironmentConfig('dev'),
       now: () => NOW,
       log: pino({ level: 'silent' }),

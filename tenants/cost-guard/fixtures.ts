@@ -53,7 +53,7 @@ export function cePage(groups: ReadonlyArray<readonly [string | null, string]>, 
   };
 }
 
-/** Records a day of metered usage for a tenant. */
+/** Records a day of reported usage for a tenant, daily and (as the day's first hour) hourly. */
 export async function recordUsage(
   db: pg.Pool,
   tenantId: string,
@@ -62,8 +62,13 @@ export async function recordUsage(
   apiCalls = 0,
 ): Promise<void> {
   await db.query(
-    `INSERT INTO control.usage (tenant_id, day, agent_minutes, api_calls) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (tenant_id, day) DO UPDATE SET agent_minutes = EXCLUDED.agent_minutes, api_calls = EXCLUDED.api_calls`,
+    `WITH daily AS (
+       INSERT INTO control.usage (tenant_id, day, agent_minutes, api_calls) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (tenant_id, day) DO UPDATE SET agent_minutes = EXCLUDED.agent_minutes, api_calls = EXCLUDED.api_calls
+       RETURNING 1)
+     INSERT INTO control.usage_hourly (tenant_id, hour, agent_minutes, api_calls)
+     VALUES ($1, $2::date::timestamp AT TIME ZONE 'UTC', $3, $4)
+     ON CONFLICT (tenant_id, hour) DO UPDATE SET agent_minutes = EXCLUDED.agent_minutes, api_calls = EXCLUDED.api_calls`,
     [tenantId, day, agentMinutes, apiCalls],
   );
 }

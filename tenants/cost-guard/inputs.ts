@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { z } from 'zod';
+import { billableUsageByTenant, monthWindow } from '../metering/billable-usage.ts';
 import { TIER_NAMES } from '../tiers.ts';
 import { costInputsSchema } from './costs.ts';
 import { GUARD_STATES } from './rules.ts';
@@ -17,7 +18,7 @@ export const tenantInputSchema = z.object({
   statePeriod: z.string(),
   pendingState: guardState.nullable(),
   pendingRuns: z.number().int().min(0),
-  /** Metered usage this period. */
+  /** Billable usage this period (tenants/metering: per hour, the larger of reported and leased minutes). */
   agentMinutes: z.number().min(0),
   apiCalls: z.number().min(0),
   /** Expiry of a live override; null when none. */
@@ -59,13 +60,12 @@ export type GuardInputs = z.infer<typeof guardInputsSchema>;
 /** Tenants the guard watches: those that can run work or were stopped by it. */
 const WATCHED_STATUSES = ['active', 'limited', 'suspended'];
 
-/** One query: tenants, their guard state, this period's usage and live overrides. */
+/** Tenants, their guard state and live overrides in one query; the period's billable usage in a second. */
 export async function readTenantInputs(
   db: pg.Pool | pg.PoolClient,
   period: string,
   now: Date,
 ): Promise<TenantInput[]> {
-  const first = `${period}-01`;
   const { rows } = await db.query<{
     id: string;
     tier: TenantInput['tier'];
@@ -74,28 +74,23 @@ export async function readTenantInputs(
     state_period: string | null;
     pending_state: TenantInput['guardState'] | null;
     pending_runs: number | null;
-    agent_minutes: string | null;
-    api_calls: string | null;
     override_expires_at: Date | null;
     status_actor: string | null;
   }>(
     `SELECT t.id, t.tier, t.status::text AS status,
             q.guard_state, q.period AS state_period, q.pending_state, q.pending_runs,
-            u.agent_minutes, u.api_calls, o.expires_at AS override_expires_at,
+            o.expires_at AS override_expires_at,
             (SELECT a.actor FROM control.audit_events a
               WHERE a.tenant_id = t.id AND a.action LIKE 'tenant.%' AND a.to_status = t.status::text
               ORDER BY a.at DESC, a.id DESC LIMIT 1) AS status_actor
        FROM control.tenants t
        LEFT JOIN control.quota_state q ON q.tenant_id = t.id
-       LEFT JOIN (SELECT tenant_id, sum(agent_minutes) AS agent_minutes, sum(api_calls) AS api_calls
-                    FROM control.usage
-                   WHERE day >= $1::date AND day < ($1::date + interval '1 month')
-                   GROUP BY tenant_id) u ON u.tenant_id = t.id
-       LEFT JOIN control.cost_guard_overrides o ON o.tenant_id = t.id AND o.expires_at > $2
-      WHERE t.status::text = ANY($3)
+       LEFT JOIN control.cost_guard_overrides o ON o.tenant_id = t.id AND o.expires_at > $1
+      WHERE t.status::text = ANY($2)
       ORDER BY t.id`,
-    [first, now, WATCHED_STATUSES],
+    [now, WATCHED_STATUSES],
   );
+  const usage = await billableUsageByTenant(db, monthWindow(period));
   return rows.map((r) => ({
     id: r.id,
     tier: r.tier,
@@ -104,8 +99,8 @@ export async function readTenantInputs(
     statePeriod: r.state_period ?? period,
     pendingState: r.pending_state,
     pendingRuns: r.pending_runs ?? 0,
-    agentMinutes: Number(r.agent_minutes ?? 0),
-    apiCalls: Number(r.api_calls ?? 0),
+    agentMinutes: usage.get(r.id)?.agentMinutes ?? 0,
+    apiCalls: usage.get(r.id)?.apiCalls ?? 0,
     overrideExpiresAt: r.override_expires_at?.toISOString() ?? null,
     statusActor: r.status_actor,
   }));

@@ -44,9 +44,21 @@ describe('projection', () => {
       used: 250,
       reported: 100,
       leased: 250,
+      billed: 0,
       quota: pro.agentMinutesPerMonth,
     });
     expect(standing.cost.meteredUsd).toBeCloseTo(0.25, 9);
     expect(standing.cost.projectedMonthEndUsd).toBeCloseTo((0.25 * 31) / 9, 5);
+  });
+
+  test('usage standing counts the billed figure when hourly metering puts it above both month counters', () => {
+    // Reported 100 in one hour and leased 250 in others: billing charges the hourly maxima, 320.
+    const standing = usageStanding(
+      getTier('pro'),
+      { reportedAgentMinutes: 100, leasedAgentMinutes: 250, billedAgentMinutes: 320, apiCalls: 0 },
+      DEC_10,
+    );
+    expect(standing.agentMinutes).toMatchObject({ used: 320, billed: 320 });
+    expect(standing.cost.meteredUsd).toBeCloseTo(0.32, 9);
   });
 });

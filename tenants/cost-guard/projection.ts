@@ -57,6 +57,8 @@ export interface UsageStanding {
     readonly used: number;
     readonly reported: number;
     readonly leased: number;
+    /** The catalog's hourly billable figure as of the tenant's last cache load. */
+    readonly billed: number;
     readonly quota: number;
   };
   readonly apiCalls: { readonly used: number; readonly quota: number };
@@ -74,15 +76,25 @@ export interface UsageStanding {
 const round = (n: number, digits = 6) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 /**
- * A tenant's month so far against its tier: the usage the quota counts (the larger of reported and
- * leased agent-minutes), the metered cost the cost guard judges, and where the month is heading.
+ * A tenant's month so far against its tier: the usage the quota counts (the largest of reported, leased
+ * and billed agent-minutes), the metered cost the cost guard judges, and where the month is heading.
  */
 export function usageStanding(
   tier: Tier,
-  usage: { reportedAgentMinutes: number; leasedAgentMinutes: number; apiCalls: number },
+  usage: {
+    reportedAgentMinutes: number;
+    leasedAgentMinutes: number;
+    /** The catalog's billable figure (tenants/metering), which the month counters may not yet reach. */
+    billedAgentMinutes?: number;
+    apiCalls: number;
+  },
   now: Date,
 ): UsageStanding {
-  const agentMinutes = Math.max(usage.reportedAgentMinutes, usage.leasedAgentMinutes);
+  const agentMinutes = Math.max(
+    usage.reportedAgentMinutes,
+    usage.leasedAgentMinutes,
+    usage.billedAgentMinutes ?? 0,
+  );
   const meteredUsd = meteredCostUsd({ agentMinutes, apiCalls: usage.apiCalls });
   const projected = projectMonthEndUsd(meteredUsd, now);
   const budgetUsd = tier.monthlyCostBudgetUsd;
@@ -92,6 +104,7 @@ export function usageStanding(
       used: round(agentMinutes, 3),
       reported: round(usage.reportedAgentMinutes, 3),
       leased: round(usage.leasedAgentMinutes, 3),
+      billed: round(usage.billedAgentMinutes ?? 0, 3),
       quota: tier.agentMinutesPerMonth,
     },
     apiCalls: { used: usage.apiCalls, quota: tier.apiCallsPerMonth },

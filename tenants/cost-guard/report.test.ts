@@ -107,6 +107,19 @@ describe('cost report', () => {
     expect(html).not.toMatch(/(src|href)=/);
   });
 
+  test('the projection per tenant, with its trend chart, in the text and HTML versions', async () => {
+    const report = await buildCostReport(pool, env);
+    // Run on the 24th at noon: $10.50 over 23.5 days (plus $0.001 of API calls) runs on to $13.41 by the month end.
+    const big = report.projections.find((p) => p.tenantId === 'big-spender')!;
+    expect(big.points).toHaveLength(24);
+    expect(big.points.at(-1)).toEqual({ day: '2026-11-24', spentUsd: 10.5, projectedUsd: 13.41 });
+    expect(renderCostReportText(report)).toMatch(/big-spender\s+\$10\.50\s+\$13\.41\s+\$7\.00\s+2026-11-24/);
+    const html = renderCostReportHtml(report);
+    expect(html.match(/aria-label="projected month-end cost of [a-z-]+ by day/g)).toHaveLength(
+      report.tenants.length,
+    );
+  });
+
   test('--email sends the HTML and text versions through SES v2', async () => {
     const ses = new SESv2Client({});
     await ses.send(new CreateEmailIdentityCommand({ EmailIdentity: reportSender(env) }));

@@ -7,6 +7,7 @@ import { getTier, TIER_NAMES } from '../tiers.ts';
 import { CE_REQUEST_COST_USD } from './costs.ts';
 import { GuardRunError, loadRun } from './inputs.ts';
 import { type GuardPlan, planRun } from './plan.ts';
+import { type ProjectionTrend, projectionTrendSvg, projectionTrends } from './trend.ts';
 
 export interface TenantLine {
   readonly tenantId: string;
@@ -43,6 +44,8 @@ export interface CostReport {
   readonly tiers: TierLine[];
   /** The guard's own Cost Explorer use this period, every run and retry counted. */
   readonly guard: { readonly runs: number; readonly ceRequests: number; readonly ceCostUsd: number };
+  /** The month-end projection of the tenants the report lists, with its daily trend (trend.ts). */
+  readonly projections: ProjectionTrend[];
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
@@ -124,6 +127,7 @@ export async function buildCostReport(
       ceRequests: guard.requests,
       ceCostUsd: round2(guard.requests * CE_REQUEST_COST_USD),
     },
+    projections: await projectionTrends(pool, new Date(inputs.now), tenants.slice(0, REPORT_TOP_TENANTS)),
   };
 }
 
@@ -168,6 +172,18 @@ const tenantCells = (t: TenantLine) => [
   t.status,
 ];
 
+const PROJECTION_HEADER = ['tenant', 'spent', 'projected', 'budget', 'budget reached'];
+const projectionCells = (p: ProjectionTrend) => {
+  const last = p.points.at(-1);
+  return [
+    p.tenantId,
+    money(last?.spentUsd ?? 0),
+    money(last?.projectedUsd ?? 0),
+    money(p.budgetUsd),
+    p.limitReachedOn ?? '-',
+  ];
+};
+
 export function renderCostReportText(report: CostReport): string {
   const shown = report.tenants.slice(0, REPORT_TOP_TENANTS);
   return [
@@ -179,6 +195,9 @@ export function renderCostReportText(report: CostReport): string {
     '',
     `Per tenant (${shown.length} of ${report.tenants.length}, most of budget used first)`,
     formatTable([TENANT_HEADER, ...shown.map(tenantCells)]),
+    '',
+    'Projected month end (metered, at the rate so far)',
+    formatTable([PROJECTION_HEADER, ...report.projections.map(projectionCells)]),
     '',
     `Untagged cost: ${money(report.untaggedUsd)}`,
     `Cost guard: ${report.guard.runs} run(s), ${report.guard.ceRequests} Cost Explorer request(s), ${money(report.guard.ceCostUsd)}`,
@@ -236,6 +255,10 @@ export function renderCostReportHtml(report: CostReport): string {
     `<tr>${cells.map((c) => `<${tag} style="padding:2px 8px;text-align:left">${escapeHtml(c)}</${tag}>`).join('')}</tr>`;
   const tierRows = report.tiers.map((t) => row(tierCells(t)));
   const tenantRows = shown.map((t) => row(tenantCells(t)));
+  const trendRow = (p: ProjectionTrend) =>
+    `<tr>${projectionCells(p)
+      .map((c) => `<td style="padding:2px 8px;text-align:left">${escapeHtml(c)}</td>`)
+      .join('')}<td>${projectionTrendSvg(p)}</td></tr>`;
   const title = `Cost report ${report.env} ${report.period}`;
   return [
     '<!doctype html>',
@@ -252,6 +275,8 @@ export function renderCostReportHtml(report: CostReport): string {
     `<table>${row(TIER_HEADER, 'th')}${tierRows.join('')}</table>`,
     `<h2>Per tenant (${shown.length} of ${report.tenants.length})</h2>`,
     `<table>${row(TENANT_HEADER, 'th')}${tenantRows.join('')}</table>`,
+    '<h2>Projected month end (metered, at the rate so far)</h2>',
+    `<table>${row([...PROJECTION_HEADER, 'trend'], 'th')}${report.projections.map(trendRow).join('')}</table>`,
     `<p>Untagged cost: ${money(report.untaggedUsd)}. Cost guard: ${report.guard.runs} run(s), ` +
       `${report.guard.ceRequests} Cost Explorer request(s), ${money(report.guard.ceCostUsd)}.</p>`,
     '</body></html>',

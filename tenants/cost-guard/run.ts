@@ -6,6 +6,7 @@ import type pino from 'pino';
 import { alarmTopicArn, type EnvironmentConfig } from '../../config/environments.ts';
 import { createLogger } from '../../monitors/logger.ts';
 import { recordAudit } from '../audit.ts';
+import type { CellDirectory } from '../cells.ts';
 import {
   limitTenant,
   resumeTenant,
@@ -22,7 +23,10 @@ import { DEFAULT_POLICY, type GuardAction, type GuardPolicy, periodOf } from './
 export { GUARD_ACTOR };
 
 export interface CostGuardDeps {
+  /** The catalog. */
   readonly pool: pg.Pool;
+  /** The cells, where a limit or suspension changes the tenant role. */
+  readonly cells: CellDirectory;
   readonly env: EnvironmentConfig;
   /** Tenant manifests directory, re-rendered with pods/jobs 0 on limit. @default - none written */
   readonly manifestsDir?: string;
