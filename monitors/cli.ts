@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import { Command, CommanderError, Option } from 'commander';
 import { stringify } from 'yaml';
 import {
@@ -56,6 +58,25 @@ async function session(options: CommonOptions, io: MonitorsIo) {
   return { config, declared, client, plan };
 }
 
+/** A plan saved with `plan --json`; a file that is not one is one line, before any BetterStack call. */
+function readSavedPlan(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new MonitorsError(
+      `cannot read --expect ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
+  }
+  try {
+    const saved = JSON.parse(text) as { changes?: unknown };
+    if (typeof saved === 'object' && saved !== null && Array.isArray(saved.changes)) return saved;
+  } catch {
+    // reported below
+  }
+  throw new MonitorsError(`--expect ${file} is not the output of 'monitors plan --json'`);
+}
+
 function printPlan(plan: MonitorsPlan, options: CommonOptions, io: MonitorsIo): void {
   io.out(options.json ? JSON.stringify(plan, null, 2) : formatPlan(plan));
 }
@@ -95,9 +116,19 @@ function program(io: MonitorsIo, done: (code: number) => void): Command {
     .addOption(envOption())
     .option('--json', 'print the plan and what was applied as JSON')
     .option('--yes', 'confirm the deletions the plan shows')
-    .action(async (options: CommonOptions & { yes?: boolean }) => {
+    .option(
+      '--expect <file>',
+      'a saved `plan --json`: apply only if the plan is still exactly that one, otherwise change nothing',
+    )
+    .action(async (options: CommonOptions & { yes?: boolean; expect?: string }) => {
+      const expected = options.expect === undefined ? undefined : readSavedPlan(options.expect);
       const { client, plan } = await session(options, io);
       const planned = await plan();
+      if (expected !== undefined && !isDeepStrictEqual(expected, JSON.parse(JSON.stringify(planned)))) {
+        throw new MonitorsError(
+          `the plan changed since ${options.expect} was written: nothing applied; run plan again and review it`,
+        );
+      }
       const deletes = planned.changes.filter((c) => c.action === 'delete').length;
       if (!options.json) io.out(formatPlan(planned));
       if (deletes > 0 && options.yes !== true) {

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
@@ -228,6 +231,30 @@ describe('plan and apply against the contract server', () => {
       ['heartbeats', lookalike],
     ] as const) {
       expect(server.objects(kind).has(id)).toBe(true);
+    }
+  });
+
+  test('apply --expect applies a reviewed plan, and refuses one the account has moved away from', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'monitors-plan-'));
+    const saved = path.join(dir, 'plan.json');
+    try {
+      writeFileSync(saved, (await run(['plan', '--env', 'prod', '--json'])).out);
+      server.seed('heartbeats', { name: 'agent-platform-prod: cost-guard', period: 60 });
+      const stale = await run(['apply', '--env', 'prod', '--expect', saved]);
+      expect(stale.code).toBe(2);
+      expect(stale.err).toBe(
+        `monitors: the plan changed since ${saved} was written: nothing applied; run plan again and review it`,
+      );
+      expect(writes()).toEqual([]);
+      writeFileSync(saved, (await run(['plan', '--env', 'prod', '--json'])).out);
+      expect((await run(['apply', '--env', 'prod', '--expect', saved])).code).toBe(0);
+      expect(await planOf()).toMatchObject({ changes: [] });
+      writeFileSync(saved, 'not json');
+      expect((await run(['apply', '--env', 'prod', '--expect', saved])).err).toBe(
+        `monitors: --expect ${saved} is not the output of 'monitors plan --json'`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
