@@ -43,8 +43,10 @@ export type WorkloadsConfig = z.infer<typeof workloadsConfigSchema>;
 /** Cost Explorer refreshes about three times a day; four runs catch each refresh without paying for idle ones. */
 export const COST_GUARD_SCHEDULE = '17 */6 * * *';
 
-/** The billing-export CronJob: daily, once the UTC day has closed, so each export carries a whole day of metering. */
-export const BILLING_EXPORT_SCHEDULE = '35 0 * * *';
+/** Hourly, past the 5-minute settle time of the hour just closed (billing/export.ts). */
+export const BILLING_EXPORT_SCHEDULE = '11 * * * *';
+/** Daily, once the export has sent the last hour of the previous UTC day. */
+export const BILLING_RECONCILE_SCHEDULE = '41 3 * * *';
 
 /**
  * How late a platform CronJob run may start and how long it may run. A successful run therefore pings its

@@ -156,14 +156,52 @@ describe('platform workloads chart', () => {
     ]);
   });
 
-  test('the cost guard may get and patch quotas and patch namespaces, nothing else', () => {
-    const role = find(manifests, 'ClusterRole', 'agent-platform-cost-guard');
-    expect(role.metadata.namespace).toBeUndefined();
-    expect(role.rules).toEqual([
-      { apiGroups: [''], resources: ['resourcequotas'], verbs: ['get', 'patch'] },
-      { apiGroups: [''], resources: ['namespaces'], verbs: ['patch'] },
-    ]);
-  });
+  test.each([
+    ['billing-export', '11 * * * *', ['export']],
+    ['billing-reconcile', '41 3 * * *', ['reconcile']],
+  ])(
+    '%s runs on its schedule with its heartbeat and the Stripe key by reference only',
+    (name, schedule, args) => {
+      const cron = find(manifests, 'CronJob', name);
+      expect(cron.spec).toMatchObject({ schedule, concurrencyPolicy: 'Forbid', timeZone: 'Etc/UTC' });
+      const pod = cron.spec.jobTemplate.spec.template.spec;
+      expect(pod.serviceAccountName).toBe('cost-guard');
+      const container = pod.containers[0];
+      expect(container.command).toEqual([
+        'node',
+        'dist/bin/with-heartbeat.js',
+        '--job',
+        name,
+        '--',
+        'node',
+        'dist/bin/billing.js',
+        '--env',
+        'prod',
+        ...args,
+      ]);
+      expect(container.env).toEqual(
+        expect.arrayContaining([
+          {
+            name: 'HEARTBEAT_URL',
+            valueFrom: { secretKeyRef: { name: 'platform-heartbeats', key: name, optional: true } },
+          },
+          {
+            name: 'STRIPE_API_KEY',
+            valueFrom: { secretKeyRef: { name: 'platform-env', key: 'STRIPE_API_KEY' } },
+          },
+        ]),
+      );
+      expect(JSON.stringify(cron)).not.toMatch(/sk_(live|test)_/);
+      const policy = find(manifests, 'NetworkPolicy', name);
+      expect(policy.spec.podSelector).toEqual({ matchLabels: { 'app.kubernetes.io/name': name } });
+      expect(policy.spec.ingress).toBeUndefined();
+      // A self-hosted customer's cluster does not bill through our Stripe account.
+      const selfHostedNames = (renderPlatformWorkloads(selfHosted()) as Manifest[]).map(
+        (m) => m.metadata.name,
+      );
+      expect(selfHostedNames).not.toContain(name);
+    },
+  );
 
   test('the drill CronJob exists only where the config schedules it (staging)', () => {
     expect(manifests.some((m) => m.metadata.name === 'dr-drill')).toBe(false);

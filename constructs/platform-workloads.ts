@@ -1,9 +1,8 @@
 import { ApiObject, App, Chart, type ChartProps, JsonPatch } from 'cdk8s';
 import {
   type Container,
+  type EnvVar,
   IntOrString,
-  KubeClusterRole,
-  KubeClusterRoleBinding,
   KubeCronJob,
   KubeDeployment,
   KubeHorizontalPodAutoscalerV2,
@@ -20,7 +19,15 @@ import {
 import type { Construct } from 'constructs';
 import type { EnvironmentName } from '../config/environments.ts';
 import { HEARTBEATS_SECRET, WORKLOAD_IDENTITIES } from '../config/names.ts';
-import { COST_GUARD_SCHEDULE, CRON_JOB_DEADLINES, type WorkloadsConfig } from '../config/workloads.ts';
+import {
+  BILLING_EXPORT_SCHEDULE,
+  BILLING_RECONCILE_SCHEDULE,
+  COST_GUARD_SCHEDULE,
+  CRON_JOB_DEADLINES,
+  type WorkloadsConfig,
+} from '../config/workloads.ts';
+import { addPlatformRbac } from './platform-rbac.ts';
+import { addTaskDeadlinePolicy } from './task-deadline-policy.ts';
 
 /** Thrown for props the chart cannot render; quotes the offending prop and value. */
 export class PlatformWorkloadsError extends Error {
@@ -65,10 +72,18 @@ export const CONTROL_PLANE_NAME = 'control-plane';
 export const CONTROL_PLANE_PORT = 8080;
 /** Secret the operator creates: DATABASE_URL, REDIS_URL, JWT_SECRET (or JWT_PUBLIC_KEY / JWT_JWKS_URL). */
 export const PLATFORM_ENV_SECRET = 'platform-env';
+/** Billing CronJobs and their BetterStack heartbeat keys in HEARTBEATS_SECRET. */
+export const BILLING_CRONJOBS = ['billing-export', 'billing-reconcile'] as const;
 /** The database limits watchdog's Deployment and service account. */
 export const DB_WATCHDOG_NAME = 'db-watchdog';
 
-const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
+const CLUSTER_SCOPED = new Set([
+  'Namespace',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
+]);
 const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 const RUNTIME_USER = 10001;
 
@@ -251,6 +266,7 @@ export class PlatformWorkloadsChart extends Chart {
       schedule: string,
       command: string[],
       key: string,
+      extraEnv: EnvVar[] = [],
     ) =>
       new KubeCronJob(this, `cron-${name}`, {
         metadata: { name, labels: labelsOf(name) },
@@ -282,7 +298,7 @@ export class PlatformWorkloadsChart extends Chart {
                         'node',
                         ...command,
                       ],
-                      env: [...commonEnv, heartbeat(key)],
+                      env: [...commonEnv, heartbeat(key), ...extraEnv],
                       envFrom,
                       resources: {
                         requests: { cpu: Quantity.fromString('250m'), memory: Quantity.fromString('512Mi') },
@@ -306,8 +322,31 @@ export class PlatformWorkloadsChart extends Chart {
         ['dist/bin/cost-guard.js', 'run', '--apply', '--env', props.env],
         'cost-guard',
       );
-      this.costGuardRbac();
+      // Billing is ours, so it runs on EKS only, under the cost guard's identity: its only AWS call is
+      // publishing to the alarm topic, which that role grants. The Stripe key comes from the platform Secret by reference; a missing key fails the pod.
+      const stripeKey = {
+        name: 'STRIPE_API_KEY',
+        valueFrom: { secretKeyRef: { name: PLATFORM_ENV_SECRET, key: 'STRIPE_API_KEY' } },
+      };
+      cronJob(
+        'billing-export',
+        WORKLOAD_IDENTITIES.costGuard.serviceAccount,
+        BILLING_EXPORT_SCHEDULE,
+        ['dist/bin/billing.js', '--env', props.env, 'export'],
+        'billing-export',
+        [stripeKey],
+      );
+      cronJob(
+        'billing-reconcile',
+        WORKLOAD_IDENTITIES.costGuard.serviceAccount,
+        BILLING_RECONCILE_SCHEDULE,
+        ['dist/bin/billing.js', '--env', props.env, 'reconcile'],
+        'billing-reconcile',
+        [stripeKey],
+      );
     }
+    addPlatformRbac(this, labelsOf, { costGuard: aws });
+    addTaskDeadlinePolicy(this, labelsOf('platform'));
     this.dbWatchdog(props);
     if (aws && props.sizes.drillSchedule !== null) {
       serviceAccount(WORKLOAD_IDENTITIES.drills.serviceAccount);
@@ -393,29 +432,6 @@ export class PlatformWorkloadsChart extends Chart {
     });
   }
 
-  /** Get and patch ResourceQuotas, patch Namespaces; nothing else (labels are checked by the guard's own query). */
-  private costGuardRbac(): void {
-    const name = 'agent-platform-cost-guard';
-    new KubeClusterRole(this, 'cost-guard-role', {
-      metadata: { name, labels: labelsOf('cost-guard') },
-      rules: [
-        { apiGroups: [''], resources: ['resourcequotas'], verbs: ['get', 'patch'] },
-        { apiGroups: [''], resources: ['namespaces'], verbs: ['patch'] },
-      ],
-    });
-    new KubeClusterRoleBinding(this, 'cost-guard-binding', {
-      metadata: { name, labels: labelsOf('cost-guard') },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-      subjects: [
-        {
-          kind: 'ServiceAccount',
-          name: WORKLOAD_IDENTITIES.costGuard.serviceAccount,
-          namespace: PLATFORM_NAMESPACE,
-        },
-      ],
-    });
-  }
-
   /** Default deny in both directions, then exactly the flows each workload needs. */
   private networkPolicies(props: PlatformWorkloadsProps, aws: boolean): void {
     const data = { ipBlock: { cidr: props.dataNetworkCidr } };
@@ -452,6 +468,14 @@ export class PlatformWorkloadsChart extends Chart {
         policyTypes: ['Ingress', 'Egress'],
         egress: [{ to: [data], ports: [tcp(5432)] }, https],
       });
+      // The catalog, and HTTPS to Stripe, SNS and BetterStack.
+      for (const name of BILLING_CRONJOBS) {
+        policy(name, name, {
+          podSelector: app(name),
+          policyTypes: ['Ingress', 'Egress'],
+          egress: [{ to: [data], ports: [tcp(5432)] }, https],
+        });
+      }
     }
     policy('db-watchdog', DB_WATCHDOG_NAME, {
       podSelector: app(DB_WATCHDOG_NAME),

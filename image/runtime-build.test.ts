@@ -12,6 +12,7 @@ const DIST = path.join(ROOT, 'dist');
 
 /** The entry points the image runs; each must start from compiled JavaScript alone. */
 const ENTRY_POINTS = [
+  'billing',
   'control-plane',
   'cost-guard',
   'db-watchdog',

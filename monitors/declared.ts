@@ -2,6 +2,7 @@ import type { EnvironmentConfig } from '../config/environments.ts';
 import { resourcePrefix } from '../config/names.ts';
 import {
   BILLING_EXPORT_SCHEDULE,
+  BILLING_RECONCILE_SCHEDULE,
   COST_GUARD_SCHEDULE,
   CRON_JOB_DEADLINES,
   type WorkloadsConfig,
@@ -94,6 +95,7 @@ export function declaredResources(config: EnvironmentConfig, workloads: Workload
     },
     cronHeartbeat(config, 'cost-guard', COST_GUARD_SCHEDULE),
     cronHeartbeat(config, 'billing-export', BILLING_EXPORT_SCHEDULE),
+    cronHeartbeat(config, 'billing-reconcile', BILLING_RECONCILE_SCHEDULE),
   ];
   if (workloads.drillSchedule !== null)
     resources.push(cronHeartbeat(config, 'dr-drill', workloads.drillSchedule));

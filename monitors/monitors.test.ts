@@ -24,7 +24,8 @@ describe('heartbeat periods come from the CronJob schedules', () => {
   test.each([
     ['17 */6 * * *', 6 * 3600],
     ['30 9 * * 2', 7 * 86_400],
-    ['35 0 * * *', 86_400],
+    ['11 * * * *', 3_600],
+    ['41 3 * * *', 86_400],
     ['0 0 1 * *', 31 * 86_400],
     ['0 8-18/5 * * 1-5', 3 * 86_400 - 10 * 3600],
   ])('%s -> %i s', (schedule, seconds) => {
@@ -51,7 +52,12 @@ describe('heartbeat periods come from the CronJob schedules', () => {
     }) as { kind: string; metadata: { name: string }; spec: Record<string, never> }[];
     const declared = declaredResources(loadEnvironmentConfig('staging'), loadWorkloadsConfig('staging'));
     const cronJobs = manifests.filter((m) => m.kind === 'CronJob');
-    expect(cronJobs.map((c) => c.metadata.name).sort()).toEqual(['cost-guard', 'dr-drill']);
+    expect(cronJobs.map((c) => c.metadata.name).sort()).toEqual([
+      'billing-export',
+      'billing-reconcile',
+      'cost-guard',
+      'dr-drill',
+    ]);
     for (const cron of cronJobs) {
       const spec = cron.spec as unknown as {
         schedule: string;
@@ -60,13 +66,15 @@ describe('heartbeat periods come from the CronJob schedules', () => {
           spec: {
             activeDeadlineSeconds: number;
             template: {
-              spec: { containers: { env: { valueFrom?: { secretKeyRef?: { key: string } } }[] }[] };
+              spec: {
+                containers: { env: { name: string; valueFrom?: { secretKeyRef?: { key: string } } }[] }[];
+              };
             };
           };
         };
       };
       const key = spec.jobTemplate.spec.template.spec.containers[0]!.env.find(
-        (e) => e.valueFrom?.secretKeyRef,
+        (e) => e.name === 'HEARTBEAT_URL',
       )!.valueFrom!.secretKeyRef!.key;
       const heartbeat = declared.find((d) => d.secretKey === key);
       expect(heartbeat?.attributes).toMatchObject({
@@ -82,6 +90,7 @@ describe('heartbeat periods come from the CronJob schedules', () => {
       'monitor agent-platform-prod: api /healthz',
       'heartbeat agent-platform-prod: cost-guard',
       'heartbeat agent-platform-prod: billing-export',
+      'heartbeat agent-platform-prod: billing-reconcile',
       'heartbeat agent-platform-prod: database-backups',
       'status_page agent-platform-prod-status',
       'status_page_resource agent-platform-prod-status / API',
@@ -136,6 +145,7 @@ describe('plan and apply against the contract server', () => {
       'create agent-platform-prod: api /healthz',
       'create agent-platform-prod: cost-guard',
       'create agent-platform-prod: billing-export',
+      'create agent-platform-prod: billing-reconcile',
       'create agent-platform-prod: database-backups',
       'create agent-platform-prod-status',
       'create agent-platform-prod-status / API',
@@ -144,9 +154,10 @@ describe('plan and apply against the contract server', () => {
 
     const applied = await run(['apply', '--env', 'prod']);
     expect(applied.code).toBe(0);
-    expect(applied.out).toContain('Applied 6 change(s).');
+    expect(applied.out).toContain('Applied 7 change(s).');
     expect(writes().map((r) => `${r.method} ${r.path} ${r.status}`)).toEqual([
       'POST /api/v2/monitors 201',
+      'POST /api/v2/heartbeats 201',
       'POST /api/v2/heartbeats 201',
       'POST /api/v2/heartbeats 201',
       'POST /api/v2/heartbeats 201',
@@ -163,9 +174,9 @@ describe('plan and apply against the contract server', () => {
     expect(backups?.paused_at).not.toBeNull();
 
     const before = writes().length;
-    expect(await planOf()).toMatchObject({ changes: [], unchanged: 6 });
+    expect(await planOf()).toMatchObject({ changes: [], unchanged: 7 });
     const again = await run(['apply', '--env', 'prod']);
-    expect(again.out).toContain('No changes: 6 objects match.');
+    expect(again.out).toContain('No changes: 7 objects match.');
     expect(writes().length).toBe(before);
   });
 
@@ -180,7 +191,7 @@ describe('plan and apply against the contract server', () => {
     expect(text.out).toContain(
       `~ heartbeat   agent-platform-prod: cost-guard (id ${id})\n      period: 3600 -> 21600`,
     );
-    expect(text.out).toContain('Plan: 0 to create, 1 to update, 0 to delete; 5 unchanged.');
+    expect(text.out).toContain('Plan: 0 to create, 1 to update, 0 to delete; 6 unchanged.');
     const before = writes().length;
     await run(['apply', '--env', 'prod']);
     expect(
@@ -320,7 +331,7 @@ describe('plan and apply against the contract server', () => {
       kind: 'Secret',
       metadata: { name: 'platform-heartbeats', namespace: 'platform' },
     });
-    expect(Object.keys(secret.stringData)).toEqual(['cost-guard', 'billing-export']);
+    expect(Object.keys(secret.stringData)).toEqual(['cost-guard', 'billing-export', 'billing-reconcile']);
     expect(secret.stringData['cost-guard']).toMatch(
       new RegExp(`^${server.url}/api/v1/heartbeat/[0-9a-f]{24}$`),
     );
@@ -389,7 +400,7 @@ describe('bad input and the token', () => {
     secrets.destroy();
     const result = await run(['plan', '--env', 'prod'], { BETTERSTACK_API_TOKEN: '' });
     expect(result.code).toBe(0);
-    expect(result.out).toContain('Plan: 6 to create');
+    expect(result.out).toContain('Plan: 7 to create');
   });
 
   test('a refused token is one line', async () => {

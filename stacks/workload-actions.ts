@@ -50,7 +50,7 @@ export const WORKLOAD_ACTIONS: Record<Workload, WorkloadActions> = {
     },
   },
   costGuard: {
-    entryPoints: ['bin/cost-guard.ts', 'bin/cost-report.ts'],
+    entryPoints: ['bin/cost-guard.ts', 'bin/cost-report.ts', 'bin/billing.ts'],
     calls: {
       'client-cost-explorer:GetCostAndUsage': same('ce', 'GetCostAndUsage'),
       // The alarm topic is encrypted with a customer-managed key: publishing also encrypts with it.

@@ -89,6 +89,7 @@ describe('cost report', () => {
       tier: 'pro',
       tenants: 2,
       revenueUsd: 98,
+      revenueSource: 'list price',
       costUsd: 10.6,
       margin: (98 - 10.6) / 98,
     });
@@ -105,6 +106,26 @@ describe('cost report', () => {
     const html = renderCostReportHtml(report);
     expect(html).toMatch(/<svg [^>]*>.*<rect [^>]*fill="#ef6c00"\/>/s);
     expect(html).not.toMatch(/(src|href)=/);
+  });
+
+  test('uses the invoiced revenue Stripe has for a tenant, the list price for the others, and says which', async () => {
+    await pool.query(
+      `INSERT INTO control.tenants (id, tier, status, cell_id) VALUES ('big-spender', 'pro', 'active', 'cell-1')
+       ON CONFLICT DO NOTHING`,
+    );
+    await pool.query(
+      "INSERT INTO control.billing_revenue (tenant_id, period, amount_usd, invoices) VALUES ('big-spender', '2026-11', 61.5, 2)",
+    );
+    try {
+      const report = await buildCostReport(pool, env);
+      expect(report.tiers.find((t) => t.tier === 'pro')).toMatchObject({
+        revenueUsd: 61.5 + 49,
+        revenueSource: 'mixed',
+      });
+      expect(renderCostReportText(report)).toMatch(/pro\s+2\s+\$110\.50\s+mixed\s+\$10\.60/);
+    } finally {
+      await pool.query('DELETE FROM control.billing_revenue');
+    }
   });
 
   test('the projection per tenant, with its trend chart, in the text and HTML versions', async () => {

@@ -26,7 +26,10 @@ export interface TenantLine {
 export interface TierLine {
   readonly tier: string;
   readonly tenants: number;
+  /** Invoiced revenue where Stripe has it (billing reconcile records it), the tier's list price otherwise. */
   readonly revenueUsd: number;
+  /** Where the revenue comes from: every tenant invoiced, none, or some. */
+  readonly revenueSource: 'stripe' | 'list price' | 'mixed';
   /** Billed cost where Cost Explorer has it, metered cost otherwise. */
   readonly costUsd: number;
   /** (revenue - cost) / revenue; null for a tier without revenue. */
@@ -70,19 +73,33 @@ function tenantLines(
     .sort((a, b) => b.budgetUsed - a.budgetUsed || a.tenantId.localeCompare(b.tenantId));
 }
 
-function tierLines(tenants: readonly TenantLine[]): TierLine[] {
+function tierLines(tenants: readonly TenantLine[], invoiced: ReadonlyMap<string, number>): TierLine[] {
   return TIER_NAMES.map((name) => {
     const members = tenants.filter((t) => t.tier === name);
-    const revenueUsd = members.length * getTier(name).priceUsdMonthly;
+    const list = getTier(name).priceUsdMonthly;
+    const revenueUsd = round2(members.reduce((sum, t) => sum + (invoiced.get(t.tenantId) ?? list), 0));
+    const billed = members.filter((t) => invoiced.has(t.tenantId)).length;
+    const revenueSource =
+      billed > 0 && billed === members.length ? 'stripe' : billed === 0 ? 'list price' : 'mixed';
     const costUsd = round2(members.reduce((sum, t) => sum + (t.billedUsd ?? t.meteredUsd), 0));
     return {
       tier: name,
       tenants: members.length,
       revenueUsd,
+      revenueSource,
       costUsd,
       margin: revenueUsd > 0 ? (revenueUsd - costUsd) / revenueUsd : null,
     };
   });
+}
+
+/** Invoiced revenue per tenant for the period, as billing reconcile recorded it from Stripe. */
+async function invoicedRevenue(pool: pg.Pool, period: string): Promise<Map<string, number>> {
+  const { rows } = await pool.query<{ tenant_id: string; usd: number }>(
+    'SELECT tenant_id, amount_usd::float8 AS usd FROM control.billing_revenue WHERE period = $1',
+    [period],
+  );
+  return new Map(rows.map((r) => [r.tenant_id, r.usd]));
 }
 
 /**
@@ -121,7 +138,7 @@ export async function buildCostReport(
     dataProblem: plan.dataProblem,
     untaggedUsd: plan.untaggedUsd,
     tenants,
-    tiers: tierLines(tenants),
+    tiers: tierLines(tenants, await invoicedRevenue(pool, inputs.period)),
     guard: {
       runs: guard.runs,
       ceRequests: guard.requests,
@@ -137,7 +154,7 @@ const percent = (n: number | null) => (n === null ? '-' : `${(n * 100).toFixed(1
 /** Tenants drawn in the chart and listed in the e-mail: the ones closest to (or over) their budget. */
 export const REPORT_TOP_TENANTS = 25;
 
-const TIER_HEADER = ['tier', 'tenants', 'revenue', 'cost', 'margin'];
+const TIER_HEADER = ['tier', 'tenants', 'revenue', 'revenue from', 'cost', 'margin'];
 const TENANT_HEADER = [
   'tenant',
   'tier',
@@ -156,6 +173,7 @@ const tierCells = (t: TierLine) => [
   t.tier,
   String(t.tenants),
   money(t.revenueUsd),
+  t.revenueSource,
   money(t.costUsd),
   percent(t.margin),
 ];

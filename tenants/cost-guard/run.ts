@@ -7,6 +7,7 @@ import { alarmTopicArn, type EnvironmentConfig } from '../../config/environments
 import { createLogger } from '../../monitors/logger.ts';
 import { recordAudit } from '../audit.ts';
 import type { CellDirectory } from '../cells.ts';
+import type { TenantCluster } from '../kubernetes/cluster.ts';
 import {
   limitTenant,
   resumeTenant,
@@ -30,8 +31,8 @@ export interface CostGuardDeps {
   readonly env: EnvironmentConfig;
   /** Tenant manifests directory, re-rendered with pods/jobs 0 on limit. @default - none written */
   readonly manifestsDir?: string;
-  /** kubectl context for the manifests. @default - no cluster touched */
-  readonly kubeContext?: string;
+  /** The cluster whose quotas, annotations and Jobs change (tenants/kubernetes). @default - no cluster touched */
+  readonly kube?: TenantCluster;
   /** @default - a client with SDK retries off (the guard counts and bounds its own) */
   readonly ce?: CostExplorerClient;
   /** @default - a default SNS client */
