@@ -84,10 +84,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
   const { config } = deps;
   const backend =
     deps.redis === null ? { redis: null } : { redis: deps.redis, keyPrefix: config.REDIS_KEY_PREFIX };
-  const storeOptions = {
-    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-    slotTtlSeconds: config.ADMISSION_SLOT_TTL_SECONDS,
-  };
+  const storeOptions = { idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS };
   const store: HotStore =
     deps.redis === null
       ? new MemoryHotStore(storeOptions)

@@ -85,7 +85,7 @@ export async function portalRoutes(
       const month = billingMonth();
       const [usage, activeTasks, daily, keys, hitsByDay] = await Promise.all([
         ctx.store.monthUsage(tenant.id, month),
-        ctx.store.activeTasks(tenant.id),
+        ctx.leases.activeLeases(tenant.id),
         dailyUsage(ctx.pool, tenant.id, 30),
         apiKeysOf(ctx.pool, tenant.id),
         hits.byDay(tenant.id),
