@@ -23,7 +23,10 @@ test('a tenant budget is created with the tenant and platform tags, and filters 
   // moto does not keep Budgets tags, so the test reads what the request carried.
   clients.budgets.middlewareStack.add(
     (next, context) => async (args) => {
-      sent.push({ command: context.commandName ?? '', input: args.input as Record<string, unknown> });
+      sent.push({
+        command: context.commandName ?? '',
+        input: args.input as unknown as Record<string, unknown>,
+      });
       return next(args);
     },
     { step: 'initialize' },
