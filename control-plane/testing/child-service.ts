@@ -33,6 +33,8 @@ export interface ChildServiceOptions {
    * machine takes far longer than the service itself. @default 120000
    */
   readonly readyTimeoutMs?: number;
+  /** Extra Node.js options before the script, e.g. `--expose-gc`. @default - none */
+  readonly nodeArgs?: readonly string[];
 }
 
 async function exitOf(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
@@ -50,7 +52,7 @@ async function exitOf(child: ChildProcess, signal: NodeJS.Signals): Promise<void
  */
 export async function startChildService(options: ChildServiceOptions): Promise<ChildService> {
   const url = `http://127.0.0.1:${options.port}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', options.script], {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...(options.nodeArgs ?? []), options.script], {
     cwd: ROOT,
     env: { ...process.env, ...options.env, PORT: String(options.port) },
     stdio: ['ignore', 'ignore', 'pipe'],
