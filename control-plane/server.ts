@@ -25,6 +25,7 @@ import {
 import { type HotStore, MemoryHotStore } from './hot-store.ts';
 import { LeaseMeter } from './lease-meter.ts';
 import { type LeaseStore, MemoryLeaseStore, RedisLeaseStore } from './lease-store.ts';
+import { LifecycleListener } from './lifecycle-listener.ts';
 import { createMetrics } from './metrics.ts';
 import { createOperatorVerifier } from './operator-auth.ts';
 import { OutageLog } from './outage-log.ts';
@@ -120,6 +121,8 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     deps.logger,
   );
   await invalidation.start();
+  const lifecycle = new LifecycleListener(deps.pool, tenants, deps.logger);
+  lifecycle.start();
   const ctx: ControlPlaneContext = {
     ...deps,
     store,
@@ -185,6 +188,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     await ctx.usage.close();
     await ctx.leaseMeter.close();
     await ctx.invalidation.close();
+    await lifecycle.close();
     ctx.outages.close();
   });
 
