@@ -238,11 +238,21 @@ export default async function controlPlaneBench(): Promise<BenchFigure[]> {
       }
     }
 
-    // The service's own count of reports it accepted (autocannon misses replies still in flight at the end).
-    const metrics = await (await fetch(`${url}/metrics`)).text();
-    const accepted = Number(
-      /control_plane_usage_reports_total\{duplicate="false"\} (\d+)/.exec(metrics)?.[1] ?? -1,
-    );
+    // The service's own count of reports it accepted (autocannon misses replies still in flight at the end),
+    // read once the requests autocannon abandoned at the end have finished.
+    const acceptedNow = async () =>
+      Number(
+        /control_plane_usage_reports_total\{duplicate="false"\} (\d+)/.exec(
+          await (await fetch(`${url}/metrics`)).text(),
+        )?.[1] ?? -1,
+      );
+    let accepted = await acceptedNow();
+    for (let settled = false; !settled; ) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const again = await acceptedNow();
+      settled = again === accepted;
+      accepted = again;
+    }
     // Graceful stop flushes the last usage batch; every accepted report must then be in PostgreSQL once.
     await service.stop();
     service = undefined;
