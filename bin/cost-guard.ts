@@ -13,6 +13,7 @@ import {
 import { replayRun, runCostGuard } from '../tenants/cost-guard/run.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { expectedFailure, formatTable } from '../tenants/format.ts';
+import { clusterDeps } from '../tenants/kubernetes/cluster.ts';
 import { DEFAULT_MANIFESTS_DIR } from '../tenants/lifecycle/manifests.ts';
 import { stepLines } from '../tenants/lifecycle/steps.ts';
 import { resumeTenant } from '../tenants/suspension.ts';
@@ -20,17 +21,20 @@ import { parseTenantId } from '../tenants/tenant-id.ts';
 
 interface GlobalOptions {
   env: string;
-  manifestsDir: string;
-  kubeContext?: string;
+  manifestsDir?: string;
+  kubeApi?: string;
   json?: boolean;
 }
 
 const actor = () => `cli:${process.env.USER ?? 'unknown'}`;
 
-async function withDatabase<T>(work: (pool: Awaited<ReturnType<typeof openDatabase>>['pool']) => Promise<T>) {
-  const db = await openDatabase();
+type Database = Awaited<ReturnType<typeof openDatabase>>;
+
+/** Opens the catalog and the env config's cells, runs `work`, and always closes them. */
+async function withDatabase<T>(work: (pool: Database['pool'], cells: Database['cells']) => Promise<T>) {
+  const db = await openDatabase({ env: loadEnvironmentConfig(program.opts<GlobalOptions>().env) });
   try {
-    return await work(db.pool);
+    return await work(db.pool, db.cells);
   } finally {
     await db.close();
   }
@@ -41,10 +45,13 @@ const program = new Command('cost-guard')
     'Enforce per-tenant cost budgets. Dry run unless --apply. The catalog is DATABASE_URL, or the embedded PostgreSQL',
   )
   .option('--env <name>', 'environment config: dev, staging or prod', 'dev')
-  .option('--manifests-dir <dir>', 'tenant manifests (<id>.yaml) re-rendered on limit', DEFAULT_MANIFESTS_DIR)
   .option(
-    '--kube-context <name>',
-    'apply re-rendered manifests with kubectl in this context (default: render only)',
+    '--manifests-dir <dir>',
+    `tenant manifests (<id>.yaml) re-rendered on limit (default: ${DEFAULT_MANIFESTS_DIR}; none in a pod)`,
+  )
+  .option(
+    '--kube-api <target>',
+    'where quotas, annotations and Jobs change: in-cluster (ServiceAccount), a kubeconfig context, or none (default: in-cluster inside a pod, otherwise none: files only)',
   )
   .option('--json', 'print JSON instead of text')
   .showHelpAfterError();
@@ -59,7 +66,7 @@ program
   .action(async (options: { apply?: boolean; approveSuspend?: boolean; replay?: string; all?: boolean }) => {
     const global = program.opts<GlobalOptions>();
     const env = loadEnvironmentConfig(global.env);
-    await withDatabase(async (pool) => {
+    await withDatabase(async (pool, cells) => {
       if (options.replay !== undefined) {
         const runId = Number(options.replay);
         if (!Number.isInteger(runId) || runId <= 0) {
@@ -78,9 +85,9 @@ program
       const result = await runCostGuard(
         {
           pool,
+          cells,
           env,
-          manifestsDir: global.manifestsDir,
-          ...(global.kubeContext ? { kubeContext: global.kubeContext } : {}),
+          ...clusterDeps(global.kubeApi, global.manifestsDir, DEFAULT_MANIFESTS_DIR),
         },
         { apply: options.apply ?? false, approveSuspend: options.approveSuspend ?? false },
       );
@@ -107,13 +114,13 @@ program
     const global = program.opts<GlobalOptions>();
     const env = loadEnvironmentConfig(global.env);
     const id = parseTenantId(tenant);
-    await withDatabase(async (pool) => {
+    await withDatabase(async (pool, cells) => {
       const result = await resumeTenant(
         {
           pool,
+          cells,
           env,
-          manifestsDir: global.manifestsDir,
-          ...(global.kubeContext ? { kubeContext: global.kubeContext } : {}),
+          ...clusterDeps(global.kubeApi, global.manifestsDir, DEFAULT_MANIFESTS_DIR),
         },
         id,
         { actor: actor(), reason: options.reason, dryRun: options.dryRun ?? false },

@@ -4,10 +4,18 @@ import pino from 'pino';
 import { z } from 'zod';
 import { enforceDatabaseLimits, watchDatabaseLimits } from '../tenants/db-limits-watchdog.ts';
 
+const postgresUrl = (flag: string, env: string, what: string) =>
+  z
+    .string({ error: `set ${flag} or ${env} (${what})` })
+    .regex(/^postgres(ql)?:\/\/.+/, `${flag} must be a postgresql:// URL`);
+
 const optionsSchema = z.object({
-  databaseUrl: z
-    .string({ error: 'set --database-url or DATABASE_URL (the cell database holding the catalog)' })
-    .regex(/^postgres(ql)?:\/\/.+/, '--database-url must be a postgresql:// URL'),
+  catalogUrl: postgresUrl('--catalog-url', 'DATABASE_URL', 'the catalog database'),
+  cellUrl: postgresUrl(
+    '--cell-url',
+    'CELL_DATABASE_URL',
+    'the cell database whose tenant backends are watched',
+  ),
   interval: z.coerce.number().int().min(100, '--interval must be at least 100 ms').max(60_000),
   grace: z.coerce.number().int().min(0).max(60_000),
   once: z.boolean().default(false),
@@ -18,7 +26,11 @@ const program = new Command('db-watchdog')
   .description(
     "Enforces each tenant's tier statement and idle-in-transaction limits: cancels a tenant statement, or ends an idle transaction, past its tier's limit plus the grace. Needs pg_signal_backend (the RDS master user has it).",
   )
-  .option('--database-url <url>', 'cell database with the catalog (default: DATABASE_URL)')
+  .option('--catalog-url <url>', 'the catalog database: tenants and their tiers (default: DATABASE_URL)')
+  .option(
+    '--cell-url <url>',
+    "the cell database whose tenants' backends are watched; one watchdog per cell (default: CELL_DATABASE_URL)",
+  )
   .option('--interval <ms>', 'time between passes', '1000')
   .option('--grace <ms>', "time past the tier's limit before acting", '1000')
   .option('--once', 'run one pass and exit')
@@ -27,7 +39,8 @@ const program = new Command('db-watchdog')
   .action(async (raw: Record<string, unknown>) => {
     const parsed = optionsSchema.safeParse({
       ...raw,
-      databaseUrl: raw.databaseUrl ?? process.env.DATABASE_URL,
+      catalogUrl: raw.catalogUrl ?? process.env.DATABASE_URL,
+      cellUrl: raw.cellUrl ?? process.env.CELL_DATABASE_URL,
     });
     if (!parsed.success) {
       console.error(`db-watchdog: ${parsed.error.issues[0]?.message}`);
@@ -36,21 +49,24 @@ const program = new Command('db-watchdog')
     }
     const o = parsed.data;
     const log = pino({ name: 'db-watchdog' });
-    const pool = new pg.Pool({ connectionString: o.databaseUrl, max: 1 });
-    pool.on('error', (error) => log.warn({ err: error.message }, 'database connection lost'));
+    const catalog = new pg.Pool({ connectionString: o.catalogUrl, max: 1 });
+    const cell = new pg.Pool({ connectionString: o.cellUrl, max: 1 });
+    for (const pool of [catalog, cell])
+      pool.on('error', (error) => log.warn({ err: error.message }, 'database connection lost'));
+    const databases = { catalog, cell };
     const report = (actions: Awaited<ReturnType<typeof enforceDatabaseLimits>>) => {
       for (const a of actions)
         log.warn({ ...a, dryRun: o.dryRun }, `${a.action} tenant backend past its tier limit`);
     };
     try {
       if (o.once) {
-        report(await enforceDatabaseLimits(pool, { graceMs: o.grace, dryRun: o.dryRun }));
+        report(await enforceDatabaseLimits(databases, { graceMs: o.grace, dryRun: o.dryRun }));
         return;
       }
       const stop = new AbortController();
       for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => stop.abort());
       log.info({ intervalMs: o.interval, graceMs: o.grace, dryRun: o.dryRun }, 'watching tenant backends');
-      await watchDatabaseLimits(pool, {
+      await watchDatabaseLimits(databases, {
         intervalMs: o.interval,
         graceMs: o.grace,
         dryRun: o.dryRun,
@@ -60,7 +76,7 @@ const program = new Command('db-watchdog')
           log.error({ err: error instanceof Error ? error.message : String(error) }, 'pass failed'),
       });
     } finally {
-      await pool.end();
+      await Promise.all([catalog.end(), cell.end()]);
     }
   });
 

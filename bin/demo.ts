@@ -33,7 +33,7 @@ console.log(formatSummary(await synthesizeAll()));
 console.log(`synthesized in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
 const env = loadEnvironmentConfig('dev');
-const db = await openDatabase().catch((error: unknown) => {
+const db = await openDatabase({ env }).catch((error: unknown) => {
   if (!(error instanceof DatabaseUnavailableError)) throw error;
   console.error(`demo: ${error.message}`);
   process.exit(1);
@@ -57,6 +57,7 @@ try {
   heading('Onboarding: one tenant per tier, then ready (logged in as the tenant role, budget checked)');
   const deps = {
     pool: db.pool,
+    cells: db.cells,
     env,
     aws: { enabled: Boolean(aws || process.env.AWS_ENDPOINT_URL) },
     manifestsDir: path.join(OUT_DIR, 'manifests'),
@@ -72,6 +73,7 @@ try {
   heading(`Control plane: keys, limits, admission, rate limit and isolation for ${apiTenant} (free tier)`);
   for (const line of await runControlPlaneDemo({
     pool: db.pool,
+    cells: db.cells,
     env,
     tenantId: apiTenant,
     otherTenantId: 'demo-pro',
@@ -83,6 +85,7 @@ try {
     heading('Cost guard: dry run with tenants at 50%, 95%, 150% and 250% of their tier budget');
     const demo = await runCostGuardDemo({
       pool: db.pool,
+      cells: db.cells,
       env,
       aws,
       tenants: rows.map((r) => ({

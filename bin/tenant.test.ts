@@ -55,14 +55,28 @@ describe('bad input: one line on stderr, exit 1, nothing changed', () => {
       { DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/none' },
       'error: PostgreSQL unreachable at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1',
     ],
+    [
+      ['move', 'acme-cli', '--to', 'cell-9', '--yes'],
+      {},
+      "error: unknown cell 'cell-9': the env config lists cell-1",
+    ],
+    [['move', 'nobody-here', '--to', 'cell-1', '--yes'], {}, "error: tenant 'nobody-here' does not exist"],
   ])('%j', async (args, env, line) => {
-    const before = await footprint(fx.pool, ['Acme', 'acme-cli']);
+    const before = await footprint(fx.pool, ['Acme', 'acme-cli'], fx.cell);
     const result = await cli(args, env);
     expect(result.code).toBe(1);
     expect(result.stderr.trim()).toBe(line);
     expect(result.stdout).toBe('');
-    expect(await footprint(fx.pool, ['Acme', 'acme-cli'])).toEqual(before);
+    expect(await footprint(fx.pool, ['Acme', 'acme-cli'], fx.cell)).toEqual(before);
   });
+});
+
+test('move without --yes and without a terminal is refused before anything opens', async () => {
+  const result = await cli(['move', 'acme-cli', '--to', 'cell-1']);
+  expect(result.code).toBe(2);
+  expect(result.stderr.trim()).toBe(
+    "error: moving 'acme-cli' needs --yes when stdin is not a terminal (or --dry-run to see the plan)",
+  );
 });
 
 test('create, rerun, dry run, show and list', async () => {

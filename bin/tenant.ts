@@ -2,14 +2,18 @@ import { createInterface } from 'node:readline/promises';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
+import { billingDepsFor } from '../billing/customers.ts';
+import { billingFailure } from '../billing/errors.ts';
 import { loadEnvironmentConfig } from '../config/environments.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
 import { expectedFailure, formatCreateResult, formatTenant, formatTenantList } from '../tenants/format.ts';
+import { clusterDeps } from '../tenants/kubernetes/cluster.ts';
 import { stepLines } from '../tenants/lifecycle/steps.ts';
 import { DEFAULT_CONCURRENCY, MigrationRunError, migrateTenants } from '../tenants/migrations/fan-out.ts';
 import { MigrationFileError } from '../tenants/migrations/files.ts';
 import { formatMigrationResult } from '../tenants/migrations/report.ts';
+import { DEFAULT_MOVE_DIR, MoveError, moveTenant } from '../tenants/move.ts';
 import { DEFAULT_ARCHIVE_DIR, OffboardingError, offboardTenant } from '../tenants/offboarding.ts';
 import {
   changeTier,
@@ -24,8 +28,8 @@ import { getTier } from '../tenants/tiers.ts';
 
 interface GlobalOptions {
   env: string;
-  kubeContext?: string;
-  manifestsDir: string;
+  kubeApi?: string;
+  manifestsDir?: string;
   aws?: boolean;
   json?: boolean;
 }
@@ -44,14 +48,14 @@ async function withDeps<T>(
   work: (deps: Parameters<typeof createTenant>[0]) => Promise<T>,
 ) {
   const env = loadEnvironmentConfig(options.env);
-  const db = await openDatabase();
+  const db = await openDatabase({ env });
   try {
     return await work({
       pool: db.pool,
+      cells: db.cells,
       env,
       aws: { enabled: awsEnabled(options.aws) },
-      manifestsDir: options.manifestsDir,
-      ...(options.kubeContext ? { kubeContext: options.kubeContext } : {}),
+      ...clusterDeps(options.kubeApi, options.manifestsDir, DEFAULT_MANIFESTS_DIR),
       logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)),
     });
   } finally {
@@ -67,10 +71,13 @@ const program = new Command('tenant')
   )
   .option('--env <name>', 'environment config: dev, staging or prod', 'dev')
   .option(
-    '--kube-context <name>',
-    'apply manifests with kubectl apply --server-side in this context (default: render only)',
+    '--kube-api <target>',
+    'where the tenant chart is server-side applied: in-cluster (ServiceAccount), a kubeconfig context, or none (default: in-cluster inside a pod, otherwise none: files only)',
   )
-  .option('--manifests-dir <dir>', 'where <id>.yaml is written', DEFAULT_MANIFESTS_DIR)
+  .option(
+    '--manifests-dir <dir>',
+    `where <id>.yaml is written (default: ${DEFAULT_MANIFESTS_DIR}; none in a pod)`,
+  )
   .addOption(
     new Option(
       '--aws',
@@ -86,12 +93,19 @@ program
   .description('create the tenant, or converge it to its tier; safe to run again')
   .requiredOption('--tier <tier>', 'free, starter, pro or enterprise')
   .option('--dry-run', 'print the plan (desired vs actual state) and change nothing')
-  .action(async (id: string, cmd: { tier: string; dryRun?: boolean }) => {
+  .option(
+    '--stripe-customer <id>',
+    'link this existing Stripe customer (default: create one when STRIPE_API_KEY is set)',
+  )
+  .action(async (id: string, cmd: { tier: string; dryRun?: boolean; stripeCustomer?: string }) => {
     const options = program.opts<GlobalOptions>();
     parseTenantId(id);
     getTier(cmd.tier);
     const result = await withDeps(options, (deps) =>
-      createTenant(deps, { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false }),
+      createTenant(
+        { ...deps, ...billingDepsFor(deps.env, cmd.stripeCustomer) },
+        { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false },
+      ),
     );
     print(options.json, result, formatCreateResult(result));
   });
@@ -111,7 +125,10 @@ program
       process.exit(2);
     }
     const result = await withDeps(options, (deps) =>
-      changeTier(deps, { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false }),
+      changeTier(
+        { ...deps, ...billingDepsFor(deps.env) },
+        { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false },
+      ),
     );
     print(options.json, result, formatCreateResult(result));
   });
@@ -137,12 +154,10 @@ program
   });
 
 /** Asks the operator to type the tenant id; true only on an exact match. */
-async function confirmOnTty(id: string): Promise<boolean> {
+async function confirmOnTty(id: string, what: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const answer = await rl.question(
-      `Offboarding drops the schema and role of '${id}'. Type the tenant id to confirm: `,
-    );
+    const answer = await rl.question(`${what}. Type the tenant id to confirm: `);
     return answer.trim() === id;
   } finally {
     rl.close();
@@ -172,13 +187,13 @@ program
           );
           process.exit(2);
         }
-        if (!(await confirmOnTty(id))) {
+        if (!(await confirmOnTty(id, `Offboarding drops the schema and role of '${id}'`))) {
           console.error(`error: confirmation did not match '${id}'; nothing changed`);
           process.exit(2);
         }
       }
       const result = await withDeps(options, (deps) =>
-        offboardTenant(deps, id, {
+        offboardTenant({ ...deps, ...billingDepsFor(deps.env) }, id, {
           actor: actor(),
           reason: cmd.reason,
           dryRun: cmd.dryRun ?? false,
@@ -216,6 +231,52 @@ program
       : `tenant ${id}: restored from ${result.archive}, ${result.status}; resume it with \`npm run cost-guard -- resume ${id} --reason <text>\``;
     print(options.json, result, [head, ...result.steps.map((s) => `  - ${s}`)].join('\n'));
   });
+
+program
+  .command('move <id>')
+  .description(
+    'move the tenant to another cell: suspend, dump, restore, verify (tables, row counts, checksums), switch the catalog, drop the old copy, resume; resumable',
+  )
+  .requiredOption('--to <cell>', 'the cell to move to, as the env config names it')
+  .option('--dry-run', 'print every step and change nothing')
+  .option('--yes', 'skip the typed confirmation')
+  .option('--reason <text>', 'why, kept in the audit trail', 'moved to another cell')
+  .option('--work-dir <dir>', 'where the dump is kept while the move runs', DEFAULT_MOVE_DIR)
+  .action(
+    async (
+      id: string,
+      cmd: { to: string; dryRun?: boolean; yes?: boolean; reason: string; workDir: string },
+    ) => {
+      const options = program.opts<GlobalOptions>();
+      parseTenantId(id);
+      if (!cmd.dryRun && !cmd.yes) {
+        if (!process.stdin.isTTY) {
+          console.error(
+            `error: moving '${id}' needs --yes when stdin is not a terminal (or --dry-run to see the plan)`,
+          );
+          process.exit(2);
+        }
+        const what = `Moving '${id}' to ${cmd.to} suspends it and drops its old copy once the new one verifies`;
+        if (!(await confirmOnTty(id, what))) {
+          console.error(`error: confirmation did not match '${id}'; nothing changed`);
+          process.exit(2);
+        }
+      }
+      const result = await withDeps(options, (deps) =>
+        moveTenant(deps, id, {
+          to: cmd.to,
+          actor: actor(),
+          reason: cmd.reason,
+          dryRun: cmd.dryRun ?? false,
+          workDir: cmd.workDir,
+        }),
+      );
+      const head = result.dryRun
+        ? `plan to move tenant ${id} from ${result.from} to ${result.to} (dry run, nothing changed):`
+        : `tenant ${id}: moved from ${result.from} to ${result.to}, ${Object.keys(result.tables).length} tables verified`;
+      print(options.json, result, [head, ...stepLines(result.steps).map((s) => `  - ${s}`)].join('\n'));
+    },
+  );
 
 /** A whole number from 1 up, for --to and --concurrency. */
 function positiveInteger(value: string): number {
@@ -273,7 +334,7 @@ program
     const bar = progressBar(Boolean(process.stderr.isTTY) && !options.json);
     const result = await withDeps(options, (deps) =>
       migrateTenants(
-        { catalog: deps.pool },
+        { catalog: deps.pool, cells: deps.cells },
         {
           ...(cmd.to === undefined ? {} : { to: cmd.to }),
           concurrency: cmd.concurrency,
@@ -292,7 +353,8 @@ try {
 } catch (error) {
   const line =
     expectedFailure(error) ??
-    ([OffboardingError, MigrationFileError, MigrationRunError, RestoreError].some(
+    billingFailure(error) ??
+    ([OffboardingError, MigrationFileError, MigrationRunError, RestoreError, MoveError].some(
       (kind) => error instanceof kind,
     )
       ? (error as Error).message

@@ -60,6 +60,14 @@ export const environmentConfigSchema = z
       .max(3),
     /** Tenants live at `{tenant}.app.<domain>`. */
     domain: dnsName,
+    /**
+     * An existing public Route 53 hosted zone for `domain`. Absent, the workloads stack creates the zone, whose
+     * name servers the parent domain must then delegate to.
+     */
+    hostedZoneId: z
+      .string()
+      .regex(/^Z[0-9A-Z]{1,31}$/, 'must be a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ')
+      .optional(),
     alertEmail: z.email('must be an e-mail address'),
     costCenter: z.string().min(1),
     network: z.object({
@@ -90,6 +98,31 @@ export const environmentConfigSchema = z
       ]),
       secretRotationDays: z.number().int().min(1).max(365),
     }),
+    /**
+     * Cell databases holding the tenant schemas (the catalog is DATABASE_URL, a database of its own). New
+     * tenants go to the least-loaded cell with room; `tenant move` takes one to another cell.
+     */
+    cells: z
+      .array(
+        z.strictObject({
+          id: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'must be a short lowercase id such as cell-1'),
+          /** Tenants the cell may hold; placement skips a full cell. */
+          capacity: z.number().int().positive(),
+          /**
+           * Database name; it also names the cell's group role `<database>_tenants`.
+           * @default - `<catalog database>_<id>`, '-' written '_' (agent_platform_cell_1)
+           */
+          database: z
+            .string()
+            .regex(/^[a-z][a-z0-9_]{0,46}$/, 'must be a lowercase database name of at most 47 characters')
+            .optional(),
+          /** @default - the catalog's server */
+          host: z.string().min(1).optional(),
+          /** @default - the catalog's port */
+          port: z.number().int().min(1).max(65_535).optional(),
+        }),
+      )
+      .min(1, 'must list at least one cell'),
     cache: z.object({
       engineVersion: z.string().regex(/^\d+\.\d+$/),
       nodeType: z
@@ -185,6 +218,22 @@ export const environmentConfigSchema = z
         }
       }
     }
+    const seenCells = new Map<string, string>();
+    for (const [i, cell] of config.cells.entries()) {
+      const where = `${cell.host ?? ''}:${cell.port ?? ''}/${cell.database ?? cell.id}`;
+      for (const [key, value] of [
+        [`id ${cell.id}`, 'id'],
+        [`database ${where}`, 'database'],
+      ] as const) {
+        if (seenCells.has(key))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['cells', i, value],
+            message: `repeats ${seenCells.get(key)}`,
+          });
+        seenCells.set(key, `cells[${i}]`);
+      }
+    }
     for (const [i, zone] of config.availabilityZones.entries()) {
       if (!zone.startsWith(config.region)) {
         ctx.addIssue({
@@ -239,6 +288,8 @@ const shared = {
   account: PLACEHOLDER_ACCOUNT,
   region: DEFAULT_REGION,
   costCenter: 'agent-platform',
+  // One cell on the catalog's server; add cells (another database, or another server) as the fleet grows.
+  cells: [{ id: 'cell-1', capacity: 5000 }],
   cluster: {
     kubernetesVersion: KUBERNETES_VERSION,
     // Placeholders for offline synth: name the real roles here or with -c adminPrincipalArns=... (README).

@@ -17,6 +17,11 @@ export const workloadsConfigSchema = z
       cpu: z.object({ request: quantity, limit: quantity }),
       memory: z.object({ request: quantity, limit: quantity }),
     }),
+    /** The database limits watchdog: one small replica, mostly waiting on one query a second. */
+    dbWatchdog: z.object({
+      cpu: z.object({ request: quantity, limit: quantity }),
+      memory: z.object({ request: quantity, limit: quantity }),
+    }),
     /** The DR-drill CronJob runs only where this is set (staging). */
     drillSchedule: z
       .string()
@@ -43,11 +48,16 @@ const controlPlane = (minReplicas: number, maxReplicas: number) => ({
   memory: { request: '256Mi', limit: '512Mi' },
 });
 
+const dbWatchdog = {
+  cpu: { request: '50m', limit: '250m' },
+  memory: { request: '96Mi', limit: '192Mi' },
+};
+
 export const WORKLOADS: Record<EnvironmentName, unknown> = {
-  dev: { controlPlane: controlPlane(2, 3), drillSchedule: null },
+  dev: { controlPlane: controlPlane(2, 3), dbWatchdog, drillSchedule: null },
   // Weekly, on a weekday morning (UTC), so that a failed drill meets people at work.
-  staging: { controlPlane: controlPlane(2, 4), drillSchedule: '30 9 * * 2' },
-  prod: { controlPlane: controlPlane(3, 12), drillSchedule: null },
+  staging: { controlPlane: controlPlane(2, 4), dbWatchdog, drillSchedule: '30 9 * * 2' },
+  prod: { controlPlane: controlPlane(3, 12), dbWatchdog, drillSchedule: null },
 };
 
 /** The validated workload sizes of one environment; throws ConfigError naming the field. */

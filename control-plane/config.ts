@@ -88,8 +88,11 @@ const configSchema = z
     SHUTDOWN_TIMEOUT_MS: int(100).default(10_000),
     /** Tenant manifests directory (create, tier, suspend, resume). @default - out/manifests, as the tenant CLI */
     MANIFESTS_DIR: optionalText,
-    /** kubectl context the manifests are applied to. @default - not applied */
-    KUBE_CONTEXT: optionalText,
+    /**
+     * Where tenant charts, quotas and Jobs change: `in-cluster`, a kubeconfig context, or `none`.
+     * @default - in-cluster inside a pod (KUBERNETES_SERVICE_HOST is set), otherwise none
+     */
+    KUBE_API: optionalText,
     /** Run the provisioner's AWS steps (secret, budget). */
     AWS_PROVISIONING: z
       .enum(['true', 'false'])

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { EnvironmentConfig } from '../config/environments.ts';
+import type { CellDirectory } from '../tenants/cells.ts';
 import type { CacheInvalidation } from './cache-invalidation.ts';
 import type { ControlPlaneConfig } from './config.ts';
 import type { HotStore } from './hot-store.ts';
@@ -17,7 +18,10 @@ import type { UsageBatcher } from './usage-batcher.ts';
 /** What buildServer needs from the outside; the caller owns and closes the pool and the Redis client. */
 export interface ControlPlaneDeps {
   readonly config: ControlPlaneConfig;
+  /** The catalog. */
   readonly pool: pg.Pool;
+  /** The cells, where provisioning and suspension change tenant roles and schemas. */
+  readonly cells: CellDirectory;
   /** Redis client, already connected. @default - null: in-memory limits and slots (one process only) */
   readonly redis: Redis | null;
   /** Platform environment the provisioner and suspension modules work in. */

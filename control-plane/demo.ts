@@ -3,11 +3,13 @@ import { SignJWT } from 'jose';
 import type pg from 'pg';
 import pino from 'pino';
 import type { EnvironmentConfig } from '../config/environments.ts';
+import type { CellDirectory } from '../tenants/cells.ts';
 import { loadControlPlaneConfig } from './config.ts';
 import { buildServer } from './server.ts';
 
 export interface ControlPlaneDemoOptions {
   readonly pool: pg.Pool;
+  readonly cells: CellDirectory;
   readonly env: EnvironmentConfig;
   /** An active tenant whose limits the demo exercises. */
   readonly tenantId: string;
@@ -26,6 +28,7 @@ export async function runControlPlaneDemo(options: ControlPlaneDemoOptions): Pro
   const app = await buildServer({
     config,
     pool: options.pool,
+    cells: options.cells,
     redis: null,
     environment: options.env,
     logger: pino({ level: 'silent' }),

@@ -88,6 +88,7 @@ describe('error responses', () => {
     const broken = await buildServer({
       config: testConfig(fx.keyPrefix),
       pool: deadPool,
+      cells: fx.cells,
       redis: fx.redis,
       environment: loadEnvironmentConfig('dev'),
       logger: pino({ level: 'silent' }),
@@ -113,6 +114,7 @@ describe('error responses', () => {
     const broken = await buildServer({
       config: testConfig(fx.keyPrefix),
       pool: deadPool,
+      cells: fx.cells,
       redis: fx.redis,
       environment: loadEnvironmentConfig('dev'),
       logger: pino({ level: 'silent' }),

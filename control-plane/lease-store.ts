@@ -17,6 +17,19 @@ export interface Lease {
   readonly expiresAt: number;
 }
 
+/** A live lease as the portal and the console show it. */
+export interface LiveLease {
+  readonly taskId: string;
+  /** ms since the epoch. */
+  readonly startedAt: number;
+  /** The grant or the latest heartbeat, whichever came last. */
+  readonly lastBeatAt: number;
+  readonly expiresAt: number;
+}
+
+/** Live leases listed at most; a tier's concurrency limit is far below it. */
+export const LIVE_LEASES_SHOWN = 200;
+
 export type GrantResult =
   | { readonly granted: true; readonly lease: Lease }
   | {
@@ -64,6 +77,8 @@ export interface LeaseStore {
   /** Agent-minutes the tenant's leases ran this month, live leases counted to their last beat. */
   leasedMinutes(tenantId: string, month: string): Promise<number>;
   activeLeases(tenantId: string): Promise<number>;
+  /** The tenant's unexpired leases, oldest first, at most LIVE_LEASES_SHOWN. Reads only: nothing is swept. */
+  liveLeases(tenantId: string): Promise<LiveLease[]>;
   /**
    * Sweeps the expired leases of every tenant that holds leases or unacknowledged ended ones, so a tenant
    * that makes no further call still has its last lease handed to the meter. Returns the tenants swept.
@@ -206,6 +221,9 @@ return {handover(now), tostring(total)}`;
 /** Every script answers the ended leases to hand over (flat member/endedAt list) first, then its own reply. */
 type Reply<T extends unknown[]> = [string[], ...T];
 
+const oldestFirst = (a: LiveLease, b: LiveLease) =>
+  a.startedAt - b.startedAt || (a.taskId < b.taskId ? -1 : 1);
+
 interface ScriptedRedis extends Redis {
   cpLeaseGrant(...args: (string | number)[]): Promise<Reply<string[]>>;
   cpLeaseHeartbeat(...args: (string | number)[]): Promise<Reply<string[]>>;
@@ -316,6 +334,35 @@ export class RedisLeaseStore implements LeaseStore {
   async activeLeases(tenantId: string): Promise<number> {
     const [expiry] = this.keys(tenantId, '');
     return this.redis.zcount(expiry, `(${Math.floor(this.clock())}`, '+inf');
+  }
+
+  async liveLeases(tenantId: string): Promise<LiveLease[]> {
+    const [expiry, tasks] = this.keys(tenantId, '');
+    const live = await this.redis.zrangebyscore(
+      expiry,
+      `(${Math.floor(this.clock())}`,
+      '+inf',
+      'WITHSCORES',
+      'LIMIT',
+      0,
+      LIVE_LEASES_SHOWN,
+    );
+    if (live.length === 0) return [];
+    const ids = live.filter((_, i) => i % 2 === 0);
+    const data = await this.redis.hmget(tasks, ...ids);
+    const leases: LiveLease[] = [];
+    ids.forEach((taskId, i) => {
+      // Ended between the two reads: no longer live.
+      const match = /^(\d+):(\d+)$/.exec(data[i] ?? '');
+      if (match === null) return;
+      leases.push({
+        taskId,
+        startedAt: Number(match[1]),
+        lastBeatAt: Number(match[2]),
+        expiresAt: Number(live[i * 2 + 1]),
+      });
+    });
+    return leases.sort(oldestFirst);
   }
 
   async sweepAll(month: string): Promise<number> {
@@ -433,6 +480,20 @@ export class MemoryLeaseStore implements LeaseStore {
   async activeLeases(tenantId: string): Promise<number> {
     const now = this.clock();
     return [...(this.leases.get(tenantId)?.values() ?? [])].filter((l) => l.expiresAt > now).length;
+  }
+
+  async liveLeases(tenantId: string): Promise<LiveLease[]> {
+    const now = this.clock();
+    return [...(this.leases.get(tenantId)?.entries() ?? [])]
+      .filter(([, l]) => l.expiresAt > now)
+      .map(([taskId, l]) => ({
+        taskId,
+        startedAt: l.startedAt,
+        lastBeatAt: l.countedAt,
+        expiresAt: l.expiresAt,
+      }))
+      .sort(oldestFirst)
+      .slice(0, LIVE_LEASES_SHOWN);
   }
 
   async sweepAll(month: string): Promise<number> {

@@ -56,6 +56,7 @@ async function serverBehind(
   const app = await buildServer({
     config: testConfig(fx.keyPrefix, { OUTAGE_LOG_INTERVAL_MS: '300', ...options.env }),
     pool,
+    cells: fx.cells,
     redis,
     environment: loadEnvironmentConfig('dev'),
     logger,

@@ -9,7 +9,8 @@ import Fastify, {
 import { ApiKeyNotFoundError } from '../tenants/api-keys.ts';
 import { AuditTextError } from '../tenants/audit.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
-import { KubectlError, ReadinessError, TenantStateError } from '../tenants/provisioner.ts';
+import { KubeApiError } from '../tenants/kubernetes/config.ts';
+import { ReadinessError, TenantStateError } from '../tenants/provisioner.ts';
 import { TenantIdError } from '../tenants/tenant-id.ts';
 import { TierError } from '../tenants/tiers.ts';
 import { operatorAuthHook, tenantAuthHook } from './auth-hooks.ts';
@@ -55,7 +56,7 @@ function clientError(error: FastifyError | Error): { status: number; message: st
   }
   if (error instanceof TenantStateError) return { status: 409, message: error.message };
   // The tenant stays `provisioning` and a re-run retries.
-  if (error instanceof ReadinessError || error instanceof KubectlError) {
+  if (error instanceof ReadinessError || error instanceof KubeApiError) {
     return { status: 503, message: error.message };
   }
   const status = (error as FastifyError).statusCode;

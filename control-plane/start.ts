@@ -42,6 +42,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
   const db = await openDatabase({
     ...(config.DATABASE_URL === undefined ? {} : { url: config.DATABASE_URL }),
     max: config.DB_POOL_MAX,
+    env: environment,
   });
   if (db.embedded) logger.warn({ url: db.url }, 'DATABASE_URL unset: using the embedded PostgreSQL');
   let redis: Redis | null = null;
@@ -53,7 +54,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
     } else {
       redis = await connectRedis(config.REDIS_URL, logger);
     }
-    const app = await buildServer({ config, pool: db.pool, redis, environment, logger });
+    const app = await buildServer({ config, pool: db.pool, cells: db.cells, redis, environment, logger });
     const address = await app.listen({ port: config.PORT, host: config.HOST });
     logger.info({ address, store: redis === null ? 'memory' : 'redis' }, 'control plane listening');
     const url = address.replace('0.0.0.0', '127.0.0.1');

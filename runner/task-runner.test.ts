@@ -59,7 +59,7 @@ async function runUntilStopped(key: string, taskId: string, trigger: () => Promi
   });
 }
 
-const deps = () => ({ pool: fx.pool, env: loadEnvironmentConfig('dev') });
+const deps = () => ({ pool: fx.pool, cells: fx.cells, env: loadEnvironmentConfig('dev') });
 
 describe('a running task is aborted within two heartbeats', () => {
   test('of the tenant being limited', async () => {

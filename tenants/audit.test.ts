@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadEnvironmentConfig } from '../config/environments.ts';
 import { AuditTextError, auditInsertStatement, auditTrail, recordAudit } from './audit.ts';
+import type { CellDirectory } from './cells.ts';
 import { expectedFailure } from './format.ts';
 import { changeTier, createTenant } from './provisioner.ts';
 import { resumeTenant, suspendTenant } from './suspension.ts';
@@ -13,6 +14,7 @@ import { createCatalogDatabase, dropRoles, type TestDatabase, uniqueTenantId } f
 const env = loadEnvironmentConfig('dev');
 let db: TestDatabase;
 let pool: pg.Pool;
+let cells: CellDirectory;
 let manifestsDir: string;
 const roles: string[] = [];
 
@@ -31,7 +33,10 @@ const NUL = 'before\u0000after';
 async function tenant(stem: string, actor = 'test'): Promise<string> {
   const id = uniqueTenantId(stem);
   roles.push(id);
-  await createTenant({ pool, env, aws: { enabled: false }, manifestsDir }, { id, tier: 'starter', actor });
+  await createTenant(
+    { pool, cells, env, aws: { enabled: false }, manifestsDir },
+    { id, tier: 'starter', actor },
+  );
   return id;
 }
 
@@ -41,7 +46,7 @@ async function count(table: string, id: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  ({ db, pool } = await createCatalogDatabase('audit', 4));
+  ({ db, pool, cells } = await createCatalogDatabase('audit', 4));
   manifestsDir = await mkdtemp(path.join(tmpdir(), 'audit-'));
 });
 
@@ -104,7 +109,7 @@ describe('audit values from users', () => {
 
   test('createTenant and changeTier refuse a NUL in actor or reason and create nothing', async () => {
     const id = uniqueTenantId('aud-crnul');
-    const deps = { pool, env, aws: { enabled: false }, manifestsDir };
+    const deps = { pool, cells, env, aws: { enabled: false }, manifestsDir };
     await expect(createTenant(deps, { id, tier: 'starter', actor: 'sre', reason: NUL })).rejects.toThrow(
       AuditTextError,
     );
@@ -121,7 +126,7 @@ describe('audit values from users', () => {
 
   test('suspend with a NUL reason changes nothing: status, role and its sessions stay', async () => {
     const id = await tenant('aud-susp');
-    const deps = { pool, env, manifestsDir };
+    const deps = { pool, cells, env, manifestsDir };
     await expect(suspendTenant(deps, id, { actor: 'sre', reason: NUL })).rejects.toThrow(AuditTextError);
     const { rows } = await pool.query(
       `SELECT t.status::text AS status, r.rolcanlogin, r.rolconnlimit

@@ -6,8 +6,17 @@
 // (https://repost.aws/knowledge-center/rds-cancel-long-running-queries).
 import type pg from 'pg';
 import { z } from 'zod';
-import { TENANT_GROUP_ROLE } from './tenant-database.ts';
+import { CELL_GROUP_SUFFIX } from './cells.ts';
 import { getTier } from './tiers.ts';
+
+/**
+ * Where the watchdog looks: the cell whose backends it signals, and the catalog that says which of them are
+ * tenants and of which tier. The catalog is a database of its own, so the two are joined here, not in SQL.
+ */
+export interface WatchedDatabases {
+  readonly catalog: pg.Pool | pg.ClientBase;
+  readonly cell: pg.Pool | pg.ClientBase;
+}
 
 /** What the watchdog did (or, in a dry run, would do) to one backend. */
 export interface BackendAction {
@@ -49,7 +58,6 @@ export interface TenantBackend {
 const backendRow = z.object({
   pid: z.number().int(),
   tenant: z.string(),
-  tier: z.string(),
   state: z.string(),
   query_ms: z.coerce.number(),
   state_ms: z.coerce.number(),
@@ -91,42 +99,51 @@ export function backendsPastLimit(
 }
 
 /**
- * Client backends of tenant roles (members of the tenant group whose name is a catalog tenant), across
- * every database of the server. The catalog must be in the database `db` is connected to.
+ * Client backends of the cell's tenant roles (members of the cell's group role whose name is a catalog
+ * tenant), with each tenant's tier from the catalog.
  */
-export async function listTenantBackends(db: pg.Pool | pg.ClientBase): Promise<TenantBackend[]> {
-  const { rows } = await db.query(
-    `SELECT a.pid, t.id AS tenant, t.tier, a.state,
+export async function listTenantBackends(db: WatchedDatabases): Promise<TenantBackend[]> {
+  const { rows } = await db.cell.query(
+    `SELECT a.pid, a.usename AS tenant, a.state,
             floor(extract(epoch FROM clock_timestamp() - a.query_start) * 1000) AS query_ms,
             floor(extract(epoch FROM clock_timestamp() - a.state_change) * 1000) AS state_ms,
             a.query_start::text AS query_start
        FROM pg_stat_activity a
-       JOIN control.tenants t ON t.id = a.usename
       WHERE a.backend_type = 'client backend'
         AND a.pid <> pg_backend_pid()
         AND a.query_start IS NOT NULL
         AND a.state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')
         AND a.usesysid IN (SELECT m.member FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                            WHERE g.rolname = $1)`,
-    [TENANT_GROUP_ROLE],
+                            WHERE g.rolname = current_database() || $1)`,
+    [CELL_GROUP_SUFFIX],
   );
-  return rows.map((row) => {
-    const r = backendRow.parse(row);
-    return {
-      pid: r.pid,
-      tenant: r.tenant,
-      tier: r.tier,
-      state: r.state,
-      queryMs: r.query_ms,
-      stateMs: r.state_ms,
-      queryStart: r.query_start,
-    };
+  const backends = rows.map((row) => backendRow.parse(row));
+  if (backends.length === 0) return [];
+  const tiers = await db.catalog.query<{ id: string; tier: string }>(
+    'SELECT id, tier FROM control.tenants WHERE id = ANY($1)',
+    [[...new Set(backends.map((b) => b.tenant))]],
+  );
+  const tierOf = new Map(tiers.rows.map((t) => [t.id, t.tier]));
+  return backends.flatMap((r) => {
+    const tier = tierOf.get(r.tenant);
+    if (tier === undefined) return [];
+    return [
+      {
+        pid: r.pid,
+        tenant: r.tenant,
+        tier,
+        state: r.state,
+        queryMs: r.query_ms,
+        stateMs: r.state_ms,
+        queryStart: r.query_start,
+      },
+    ];
   });
 }
 
 /** One pass: finds tenant backends past their tier's limits and cancels or terminates them. */
 export async function enforceDatabaseLimits(
-  db: pg.Pool | pg.ClientBase,
+  db: WatchedDatabases,
   options: WatchdogOptions = {},
 ): Promise<BackendAction[]> {
   const backends = await listTenantBackends(db);
@@ -139,7 +156,7 @@ export async function enforceDatabaseLimits(
     }
     const fn = action.action === 'cancel' ? 'pg_cancel_backend' : 'pg_terminate_backend';
     // Signals only if the backend still runs the statement seen above.
-    const { rows } = await db.query<{ signalled: boolean }>(
+    const { rows } = await db.cell.query<{ signalled: boolean }>(
       `SELECT ${fn}(pid) AS signalled FROM pg_stat_activity WHERE pid = $1 AND query_start::text = $2`,
       [action.pid, starts.get(action.pid)],
     );
@@ -159,7 +176,7 @@ export interface WatchOptions extends WatchdogOptions {
 }
 
 /** Runs passes until the signal aborts; a failed pass is reported and the next one runs on time. */
-export async function watchDatabaseLimits(db: pg.Pool, options: WatchOptions = {}): Promise<void> {
+export async function watchDatabaseLimits(db: WatchedDatabases, options: WatchOptions = {}): Promise<void> {
   const interval = options.intervalMs ?? 1000;
   while (!options.signal?.aborted) {
     const started = Date.now();

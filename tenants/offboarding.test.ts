@@ -40,7 +40,7 @@ beforeEach(async () => {
 async function tenantWithRows(stem: string, deps = fx.deps): Promise<string> {
   const id = fx.tenantId(stem);
   await createTenant(deps, { id, tier: 'starter', actor: 'test' });
-  const url = new URL(fx.database.url);
+  const url = new URL(fx.cellUrl);
   url.username = id;
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
@@ -57,16 +57,19 @@ async function tenantWithRows(stem: string, deps = fx.deps): Promise<string> {
 }
 
 async function state(id: string) {
-  const { rows } = await fx.pool.query(
+  const cell = await fx.cell.pool.query(
     `SELECT (SELECT count(*)::int FROM pg_namespace WHERE nspname = $1) AS schema,
-            (SELECT count(*)::int FROM pg_roles WHERE rolname = $1) AS role,
-            (SELECT status::text FROM control.tenants WHERE id = $1) AS status,
+            (SELECT count(*)::int FROM pg_roles WHERE rolname = $1) AS role`,
+    [id],
+  );
+  const { rows } = await fx.pool.query(
+    `SELECT (SELECT status::text FROM control.tenants WHERE id = $1) AS status,
             (SELECT count(*)::int FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL) AS keys,
             (SELECT count(*)::int FROM control.audit_events WHERE tenant_id = $1) AS audit,
             (SELECT count(*)::int FROM control.tenant_archives WHERE tenant_id = $1) AS archives`,
     [id],
   );
-  return rows[0];
+  return { ...cell.rows[0], ...rows[0] };
 }
 
 test('happy path: verified archive holds the rows, then schema and role are dropped and the tenant is archived', async () => {
@@ -135,6 +138,7 @@ test('dry run prints the plan and changes nothing', async () => {
     ['drop', 'planned'],
     ['manifests', 'planned'],
     ['aws', 'skipped'],
+    ['billing', 'skipped'],
     ['archived', 'planned'],
   ]);
   expect(await state(id)).toEqual(before);

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat, unlink } from 'node:fs/promises';
@@ -6,19 +6,21 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { promisify } from 'node:util';
 import { createGunzip, createGzip } from 'node:zlib';
 import { DeleteBudgetCommand } from '@aws-sdk/client-budgets';
 import { DeleteSecretCommand, DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import { z } from 'zod';
+import { billingCloseStep } from '../billing/customers.ts';
 import type { EnvironmentConfig } from '../config/environments.ts';
 import { revokeApiKey } from './api-keys.ts';
 import { checkAuditText } from './audit.ts';
+import type { Cell } from './cells.ts';
 import { TenantNotFoundError } from './errors.ts';
 import { manifestsPath } from './lifecycle/manifests.ts';
 import {
   inClientTransaction,
+  inTransaction,
   libpqEnvironment,
   poolConnection,
   withTenantLock,
@@ -37,8 +39,6 @@ import {
   tenantSecretName,
 } from './tenant-aws.ts';
 import { parseTenantId } from './tenant-id.ts';
-
-const run = promisify(execFile);
 
 export const DEFAULT_ARCHIVE_DIR = path.join('out', 'archives');
 
@@ -73,6 +73,7 @@ export const OFFBOARDING_STEPS = [
   'drop',
   'manifests',
   'aws',
+  'billing',
   'archived',
 ] as const;
 export type OffboardingStep = (typeof OFFBOARDING_STEPS)[number];
@@ -98,7 +99,10 @@ export interface OffboardingResult {
 
 interface Ctx {
   readonly deps: ProvisionerDeps;
+  /** The catalog: the locked session on a real run, the pool on a dry run. */
   readonly db: pg.Pool | pg.PoolClient;
+  /** The tenant's cell, where its role and schema are. */
+  readonly cell: Cell;
   readonly id: string;
   readonly from: TenantStatus;
   readonly options: OffboardingOptions & { archiveDir: string };
@@ -111,13 +115,16 @@ interface Ctx {
 
 const OFFBOARDABLE = statusesLeadingTo('offboarding');
 
-async function readStatus(db: pg.Pool | pg.PoolClient, id: string): Promise<TenantStatus> {
-  const { rows } = await db.query<{ status: TenantStatus }>(
-    'SELECT status::text AS status FROM control.tenants WHERE id = $1',
+async function readStatus(
+  db: pg.Pool | pg.PoolClient,
+  id: string,
+): Promise<{ status: TenantStatus; cellId: string }> {
+  const { rows } = await db.query<{ status: TenantStatus; cell_id: string }>(
+    'SELECT status::text AS status, cell_id FROM control.tenants WHERE id = $1',
     [id],
   );
   if (!rows[0]) throw new TenantNotFoundError(id);
-  return rows[0].status;
+  return { status: rows[0].status, cellId: rows[0].cell_id };
 }
 
 async function schemaExists(db: pg.Pool | pg.PoolClient, id: string): Promise<boolean> {
@@ -195,7 +202,7 @@ function client(ctx: Ctx): pg.PoolClient {
   return ctx.db as pg.PoolClient;
 }
 
-async function countRows(db: pg.Pool | pg.PoolClient, id: string): Promise<Record<string, number>> {
+export async function countRows(db: pg.Pool | pg.PoolClient, id: string): Promise<Record<string, number>> {
   const { rows } = await db.query<{ tablename: string }>(
     'SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename',
     [id],
@@ -326,7 +333,7 @@ const stamp = () =>
 const blockStep: Step<Ctx, OffboardingStep> = {
   name: 'block',
   async plan(ctx) {
-    const role = await readRole(ctx.db, ctx.id);
+    const role = await readRole(ctx.cell.pool, ctx.id);
     const keys = await activeKeys(ctx.db, ctx.id);
     if (ctx.from === 'offboarding' && !role?.canLogin && keys.length === 0) return [];
     return [
@@ -335,10 +342,11 @@ const blockStep: Step<Ctx, OffboardingStep> = {
   },
   async apply(ctx) {
     const c = client(ctx);
+    const cell = ctx.cell.pool;
     return inClientTransaction(c, async () => {
-      const role = await readRole(c, ctx.id);
-      if (role) await c.query(`ALTER ROLE ${pg.escapeIdentifier(ctx.id)} NOLOGIN`);
-      const ended = await c.query(
+      const role = await readRole(cell, ctx.id);
+      if (role) await cell.query(`ALTER ROLE ${pg.escapeIdentifier(ctx.id)} NOLOGIN`);
+      const ended = await cell.query(
         'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
         [ctx.id],
       );
@@ -369,7 +377,7 @@ const blockStep: Step<Ctx, OffboardingStep> = {
 async function stillValid(ctx: Ctx, archive: ArchiveRecord): Promise<boolean> {
   const size = await stat(archive.path).catch(() => null);
   if (size?.size !== archive.bytes || (await sha256File(archive.path)) !== archive.sha256) return false;
-  const counts = await countRows(ctx.db, ctx.id);
+  const counts = await countRows(ctx.cell.pool, ctx.id);
   const tables = Object.keys(counts);
   const same =
     tables.length === Object.keys(archive.rowCounts).length &&
@@ -384,7 +392,7 @@ async function stillValid(ctx: Ctx, archive: ArchiveRecord): Promise<boolean> {
  * A verified archive that still matches the schema is reused.
  */
 async function needsArchive(ctx: Ctx): Promise<boolean> {
-  if (!(await schemaExists(ctx.db, ctx.id))) {
+  if (!(await schemaExists(ctx.cell.pool, ctx.id))) {
     ctx.archive = await latestArchive(ctx.db, ctx.id);
     return false;
   }
@@ -401,7 +409,7 @@ const archiveStep: Step<Ctx, OffboardingStep> = {
   name: 'archive',
   async plan(ctx) {
     if (!(await needsArchive(ctx))) return [];
-    const counts = await countRows(ctx.db, ctx.id);
+    const counts = await countRows(ctx.cell.pool, ctx.id);
     const tables = Object.entries(counts).map(([t, n]) => `${t} ${n}`);
     const file = path.join(ctx.options.archiveDir, `${ctx.id}-<UTC timestamp>.sql.gz`);
     return [`archive schema ${ctx.id} to ${file}: ${tables.join(', ') || 'no tables'}`];
@@ -410,14 +418,13 @@ const archiveStep: Step<Ctx, OffboardingStep> = {
     await mkdir(ctx.options.archiveDir, { recursive: true });
     const file = path.join(ctx.options.archiveDir, `${ctx.id}-${stamp()}.sql.gz`);
     const partial = `${file}.partial`;
-    const c = client(ctx);
     try {
       // One snapshot for the counts and the dump, so the two describe the same rows.
-      const written = await inClientTransaction(c, async () => {
+      const written = await inTransaction(ctx.cell.pool, async (c) => {
         await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
         const snap = await c.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
         const rowCounts = await countRows(c, ctx.id);
-        return { rowCounts, ...(await dumpSchema(ctx.deps.pool, ctx.id, snap.rows[0]!.s, partial)) };
+        return { rowCounts, ...(await dumpSchema(ctx.cell.pool, ctx.id, snap.rows[0]!.s, partial)) };
       });
       ctx.written = { path: file, partial, ...written };
       return [`wrote ${partial} (${written.bytes} bytes, sha256 ${written.sha256})`];
@@ -469,20 +476,20 @@ const dropStep: Step<Ctx, OffboardingStep> = {
   name: 'drop',
   async plan(ctx) {
     const changes: string[] = [];
-    if (await schemaExists(ctx.db, ctx.id))
+    if (await schemaExists(ctx.cell.pool, ctx.id))
       changes.push(`drop schema ${ctx.id} CASCADE after the archive verifies`);
-    if (await readRole(ctx.db, ctx.id)) changes.push(`drop role ${ctx.id}`);
+    if (await readRole(ctx.cell.pool, ctx.id)) changes.push(`drop role ${ctx.id}`);
     return changes;
   },
   async apply(ctx) {
-    const c = client(ctx);
     const s = pg.escapeIdentifier(ctx.id);
-    return inClientTransaction(c, async () => {
+    return inTransaction(ctx.cell.pool, async (c) => {
       const changes: string[] = [];
       if (await schemaExists(c, ctx.id)) {
         if (!ctx.archive)
           throw new OffboardingError(`tenant '${ctx.id}' has no verified archive; nothing dropped`);
         await c.query(`DROP SCHEMA ${s} CASCADE`);
+        await c.query('DELETE FROM cell.tenant_schemas WHERE tenant_id = $1', [ctx.id]);
         changes.push(`dropped schema ${ctx.id} (CASCADE)`);
       }
       if (await readRole(c, ctx.id)) {
@@ -506,7 +513,7 @@ const manifestsStep: Step<Ctx, OffboardingStep> = {
     const file = manifestsPath(ctx.deps.manifestsDir, ctx.id);
     const changes: string[] = [];
     if (await stat(file).catch(() => null)) changes.push(`delete ${file}`);
-    if (ctx.deps.kubeContext) changes.push(`kubectl delete namespace ${ctx.id} in ${ctx.deps.kubeContext}`);
+    if (ctx.deps.kube) changes.push(`delete namespace ${ctx.id} (${ctx.deps.kube.where})`);
     return changes;
   },
   async apply(ctx, planned) {
@@ -515,17 +522,7 @@ const manifestsStep: Step<Ctx, OffboardingStep> = {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
-    if (ctx.deps.kubeContext) {
-      await run('kubectl', [
-        '--context',
-        ctx.deps.kubeContext,
-        'delete',
-        'namespace',
-        ctx.id,
-        '--ignore-not-found',
-        '--wait=false',
-      ]);
-    }
+    await ctx.deps.kube?.deleteNamespace(ctx.id);
     return planned;
   },
 };
@@ -581,7 +578,16 @@ const archivedStep: Step<Ctx, OffboardingStep> = {
   },
 };
 
-const STEPS = [blockStep, archiveStep, verifyStep, dropStep, manifestsStep, awsStep, archivedStep];
+const STEPS = [
+  blockStep,
+  archiveStep,
+  verifyStep,
+  dropStep,
+  manifestsStep,
+  awsStep,
+  billingCloseStep,
+  archivedStep,
+];
 
 function refuse(id: string, status: TenantStatus): never {
   if (status === 'provisioning') {
@@ -611,11 +617,12 @@ export async function offboardTenant(
   const dryRun = parsed.dryRun ?? false;
   const aws = deps.aws?.enabled ? createAwsClients(deps.env) : null;
   const offboard = async (db: pg.Pool | pg.PoolClient): Promise<OffboardingResult> => {
-    const from = await readStatus(db, id);
+    const { status: from, cellId } = await readStatus(db, id);
     if (from === 'archived')
       return { tenantId: id, dryRun, fromStatus: from, status: from, archive: null, steps: [] };
     if (from !== 'offboarding' && !OFFBOARDABLE.includes(from)) refuse(id, from);
-    const ctx: Ctx = { deps, db, id, from, options: { ...parsed, archiveDir }, aws, archive: null };
+    const cell = deps.cells.cell(cellId);
+    const ctx: Ctx = { deps, db, cell, id, from, options: { ...parsed, archiveDir }, aws, archive: null };
     const steps = await runSteps(STEPS, ctx, {
       dryRun,
       ...(deps.observer ? { observer: deps.observer } : {}),

@@ -1,14 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { type BenchFigure, percentile } from '../bench/figure.ts';
 import { loadEnvironmentConfig } from '../config/environments.ts';
-import { migrateCatalog } from './catalog/migrate.ts';
+import type { CellDirectory } from './cells.ts';
 import { createTenant, type ProvisionerDeps } from './provisioner.ts';
-import { applyTenantDatabase, inspectTenantDatabase } from './tenant-database.ts';
+import { applyTenantDatabase, inspectTenantDatabase, recordInCatalog } from './tenant-database.ts';
 import { startMoto } from './testing/moto.ts';
-import { createTestDatabase, dropRoles } from './testing/pg.ts';
+import { createCatalogDatabase, dropRoles } from './testing/pg.ts';
 import { getTier, TIER_NAMES } from './tiers.ts';
 
 const SAMPLES = Number(process.env.BENCH_ONBOARDING_SAMPLES ?? 60);
@@ -42,27 +42,38 @@ async function bulk(deps: ProvisionerDeps, ids: readonly string[], streams: numb
  * Existing tenants for the populated figure: real catalog rows, roles, schemas and tables (what makes a
  * catalog big), without readiness logins or manifests, so that 5,000 fit in the bench's time budget.
  */
-async function fill(pool: pg.Pool, ids: readonly string[], streams: number): Promise<number> {
+async function fill(
+  pool: pg.Pool,
+  cells: CellDirectory,
+  ids: readonly string[],
+  streams: number,
+): Promise<number> {
   const started = performance.now();
   const tier = getTier('free');
   let next = 0;
   await Promise.all(
-    Array.from({ length: streams }, async () => {
+    Array.from({ length: streams }, async (_, stream) => {
+      // Each stream fills one cell, as placement would spread them.
+      const cellId = cells.ids[stream % cells.ids.length]!;
       const client = await pool.connect();
+      const cell = await cells.cell(cellId).pool.connect();
       try {
-        await client.query('SET synchronous_commit = off');
+        for (const c of [client, cell]) await c.query('SET synchronous_commit = off');
         while (next < ids.length) {
           const id = ids[next++]!;
           await client.query(
             `INSERT INTO control.tenants (id, tier, status, cell_id, hostname)
-             VALUES ($1, $2, 'active', (SELECT id FROM control.cell_placement LIMIT 1), $1 || '.bench')`,
-            [id, tier.name],
+             VALUES ($1, $2, 'active', $3, $1 || '.bench')`,
+            [id, tier.name, cellId],
           );
-          await applyTenantDatabase(client, id, tier, await inspectTenantDatabase(client, id));
+          await applyTenantDatabase(cell, id, tier, await inspectTenantDatabase(cell, id, null), {
+            record: recordInCatalog(client, id),
+          });
         }
       } finally {
-        await client.query('RESET synchronous_commit');
+        for (const c of [client, cell]) await c.query('RESET synchronous_commit');
         client.release();
+        cell.release();
       }
     }),
   );
@@ -87,23 +98,24 @@ export default async function onboardingBench(): Promise<BenchFigure[]> {
     ids.push(...made);
     return made;
   };
-  const database = await createTestDatabase('bench_onboarding');
-  const pool = new pg.Pool({ connectionString: database.url, max: STREAMS * 2 });
+  // Room for every tenant the bench makes: two cells, as in scale-out.
+  const {
+    db: database,
+    pool,
+    cells,
+  } = await createCatalogDatabase('bench_onboarding', STREAMS * 2, {
+    cells: 2,
+  });
   const manifestsDir = await mkdtemp(path.join(tmpdir(), 'bench-manifests-'));
   const deps: ProvisionerDeps = {
     pool,
+    cells,
     env: loadEnvironmentConfig('dev'),
     manifestsDir,
     aws: { enabled: false },
   };
   const figures: BenchFigure[] = [];
   try {
-    const client = await pool.connect();
-    await migrateCatalog(client);
-    client.release();
-    // Room for every tenant the bench makes: a second cell, as in scale-out.
-    await pool.query("INSERT INTO control.cells (id, capacity) VALUES ('cell-2', 5000)");
-
     await sequential(deps, idsFor('w', 5));
     const empty = await sequential(deps, idsFor('e', SAMPLES));
     const p95Empty = percentile(empty, 95);
@@ -137,7 +149,7 @@ export default async function onboardingBench(): Promise<BenchFigure[]> {
     });
 
     const existing = 5 + SAMPLES + BULK;
-    const fillMs = await fill(pool, idsFor('f', Math.max(0, POPULATED - existing)), STREAMS);
+    const fillMs = await fill(pool, cells, idsFor('f', Math.max(0, POPULATED - existing)), STREAMS);
     const populated = await sequential(deps, idsFor('p', SAMPLES));
     const p95Populated = percentile(populated, 95);
     figures.push({

@@ -1,5 +1,4 @@
-import { chmod, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
@@ -8,12 +7,14 @@ import { parseAllDocuments } from 'yaml';
 import { verifyApiKey } from './api-keys.ts';
 import { auditTrail } from './audit.ts';
 import { DatabaseUnavailableError } from './errors.ts';
+import { TenantCluster } from './kubernetes/cluster.ts';
+import { KubeApiError } from './kubernetes/config.ts';
+import { contractKubeConfig, startContractCluster } from './kubernetes/testing/fixture.ts';
 import { latestVersion, shippedMigrations } from './migrations/files.ts';
 import {
   changeTier,
   createTenant,
   getTenant,
-  KubectlError,
   listTenants,
   type ProvisionerDeps,
   STEP_NAMES,
@@ -51,15 +52,20 @@ afterAll(async () => {
 async function snapshot(deps: ProvisionerDeps, id: string) {
   const pool = deps.pool;
   const tenant = await getTenant(pool, id);
-  const objects = await pool.query(
+  const cell = deps.cells.cell(tenant?.cellId ?? 'cell-1').pool;
+  const objects = await cell.query(
     `SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner) AS owner, c.relacl::text[] AS acl
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 ORDER BY c.relname`,
     [id],
   );
-  const rights = await pool.query(
+  const rights = await cell.query(
     `SELECT has_database_privilege($1, current_database(), 'CONNECT') AS connect,
-            has_schema_privilege($1, 'control', 'USAGE') AS control_usage,
             has_schema_privilege($1, 'public', 'CREATE') AS public_create`,
+    [id],
+  );
+  const catalogRights = await pool.query(
+    `SELECT has_database_privilege($1, current_database(), 'CONNECT') AS catalog_connect,
+            has_schema_privilege($1, 'control', 'USAGE') AS control_usage`,
     [id],
   );
   const aws = deps.aws?.enabled ? createAwsClients(deps.env) : null;
@@ -72,9 +78,10 @@ async function snapshot(deps: ProvisionerDeps, id: string) {
       schemaVersion: tenant.schemaVersion,
       activeApiKeys: tenant.activeApiKeys,
     },
-    database: await inspectTenantDatabase(pool, id),
+    // Two tenants' roles have different oids; everything else about them is the same.
+    database: { ...(await inspectTenantDatabase(cell, id, tenant?.roleOid ?? null)), roleOid: 'oid' },
     objects: objects.rows,
-    rights: rights.rows[0],
+    rights: { ...rights.rows[0], ...catalogRights.rows[0] },
     audit: (await auditTrail(pool, id)).map((e) => [e.action, e.fromStatus, e.toStatus]),
     manifests: await readFile(path.join(deps.manifestsDir!, `${id}.yaml`), 'utf8'),
     budget: aws ? await describeTenantBudget(aws, deps.env, id) : null,
@@ -96,14 +103,17 @@ describe('create', () => {
     });
     expect(result.tenant?.hostname).toBe(`${id}.app.dev.agents.example.com`);
     expect(result.steps.map((s) => s.step)).toEqual([...STEP_NAMES]);
-    expect(result.steps.every((s) => s.action === 'applied' || s.step === 'readiness')).toBe(true);
+    // Billing is off without Stripe (billing/customers.test.ts covers it on).
+    expect(
+      result.steps.every((s) => s.action === 'applied' || s.step === 'readiness' || s.step === 'billing'),
+    ).toBe(true);
     expect(Object.keys(result.timings)).toEqual([...STEP_NAMES, 'total']);
     await expect(verifyApiKey(fx.pool, result.apiKey!.key)).resolves.toEqual({
       tenantId: id,
       prefix: result.apiKey!.prefix,
     });
 
-    const db = await inspectTenantDatabase(fx.pool, id);
+    const db = await inspectTenantDatabase(fx.cell.pool, id, result.tenant!.roleOid);
     const tier = getTier('pro');
     expect(db.connectionLimit).toBe(tier.database.connectionLimit);
     expect(db.settings).toEqual({
@@ -124,7 +134,7 @@ describe('create', () => {
     expect(budget).toEqual({ exists: true, limitUsd: tier.monthlyCostBudgetUsd, thresholds: [90, 100, 200] });
     expect(tenantSecretName(fx.deps.env, id)).toBe(`agent-platform/dev/tenants/${id}/database`);
 
-    const asTenant = new pg.Client({ connectionString: fx.database.url.replace('postgres@', `${id}@`) });
+    const asTenant = new pg.Client({ connectionString: fx.cellUrl.replace('postgres@', `${id}@`) });
     await asTenant.connect();
     const { rows } = await asTenant.query(
       "SELECT current_user AS who, current_setting('temp_file_limit') AS temp",
@@ -159,6 +169,7 @@ describe('create', () => {
       'unchanged',
       'unchanged',
       'unchanged',
+      'skipped',
       'unchanged',
     ]);
     expect(await snapshot(fx.deps, id)).toEqual(before);
@@ -167,7 +178,7 @@ describe('create', () => {
 
   test('a dry run prints the plan and changes nothing', async () => {
     const id = fx.tenantId('dry');
-    const before = await footprint(fx.pool, [id]);
+    const before = await footprint(fx.pool, [id], fx.cell);
     const plan = await createTenant(awsDeps, { id, tier: 'free', actor: 'test', dryRun: true });
     expect(plan.dryRun).toBe(true);
     expect(plan.tenant).toBeNull();
@@ -181,7 +192,7 @@ describe('create', () => {
     expect(plan.steps.find((s) => s.step === 'database')?.changes).toContain(
       `create role ${id} (LOGIN, CONNECTION LIMIT 2)`,
     );
-    expect(await footprint(fx.pool, [id])).toEqual(before);
+    expect(await footprint(fx.pool, [id], fx.cell)).toEqual(before);
     await expect(stat(path.join(fx.manifestsDir, `${id}.yaml`))).rejects.toThrow(/ENOENT/);
     expect(plan.steps.find((s) => s.step === 'readiness')?.action).toBe('skipped');
   });
@@ -196,7 +207,7 @@ describe('create', () => {
     ]);
     const fixed = await createTenant(fx.deps, { id, tier: 'free', actor: 'test' });
     expect(fixed.changed).toBe(true);
-    expect((await inspectTenantDatabase(fx.pool, id)).connectionLimit).toBe(2);
+    expect((await inspectTenantDatabase(fx.cell.pool, id, fixed.tenant!.roleOid)).connectionLimit).toBe(2);
     expect((await auditTrail(fx.pool, id)).at(-1)?.action).toBe('tenant.reconciled');
   });
 
@@ -269,13 +280,29 @@ describe('concurrency', () => {
 });
 
 describe('placement', () => {
-  test('a new tenant goes to the least-loaded cell', async () => {
-    await fx.pool.query("INSERT INTO control.cells (id, capacity) VALUES ('cell-2', 5000)");
-    const id = fx.tenantId('placed');
-    const result = await createTenant(fx.deps, { id, tier: 'free', actor: 'test' });
-    expect(result.tenant?.cellId).toBe('cell-2');
-    const { rows } = await fx.pool.query('SELECT id, tenant_count FROM control.cell_placement');
-    expect(rows[0]).toEqual({ id: 'cell-2', tenant_count: 1 });
+  test('new tenants go to the least-loaded cell with room; with every cell full, one line and nothing written', async () => {
+    const two = await createProvisioningFixture('placement', 4, { cells: 2, capacity: 2 });
+    try {
+      const ids = ['a', 'b', 'c', 'd'].map((s) => two.tenantId(`placed-${s}`));
+      const cells: string[] = [];
+      for (const id of ids) {
+        const result = await createTenant(two.deps, { id, tier: 'free', actor: 'test' });
+        cells.push(result.tenant!.cellId);
+        const { rows } = await two.cells
+          .cell(result.tenant!.cellId)
+          .pool.query('SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1', [id]);
+        expect(rows[0].n).toBe(1);
+      }
+      expect(cells).toEqual(['cell-1', 'cell-2', 'cell-1', 'cell-2']);
+      const full = two.tenantId('placed-e');
+      const before = await footprint(two.pool, [full], two.cell);
+      await expect(createTenant(two.deps, { id: full, tier: 'free', actor: 'test' })).rejects.toThrow(
+        `no cell has room for tenant '${full}': raise a cell's capacity or add a cell in the env config`,
+      );
+      expect(await footprint(two.pool, [full], two.cell)).toEqual(before);
+    } finally {
+      await two.close();
+    }
   });
 });
 
@@ -283,22 +310,22 @@ describe('bad input gives one clear error and changes nothing', () => {
   test.each(['Acme', '1abc', 'ab', 'a'.repeat(31), 'admin', 'pg_x', 'a;drop', 'a b', 'acmé', ''])(
     'id %j',
     async (id) => {
-      const before = await footprint(fx.pool, [id]);
+      const before = await footprint(fx.pool, [id], fx.cell);
       await expect(createTenant(fx.deps, { id, tier: 'pro', actor: 'test' })).rejects.toThrow(TenantIdError);
-      expect(await footprint(fx.pool, [id])).toEqual(before);
+      expect(await footprint(fx.pool, [id], fx.cell)).toEqual(before);
     },
   );
 
   test('an unknown tier', async () => {
     const id = fx.tenantId('gold');
-    const before = await footprint(fx.pool, [id]);
+    const before = await footprint(fx.pool, [id], fx.cell);
     await expect(createTenant(fx.deps, { id, tier: 'gold', actor: 'test' })).rejects.toThrow(TierError);
-    expect(await footprint(fx.pool, [id])).toEqual(before);
+    expect(await footprint(fx.pool, [id], fx.cell)).toEqual(before);
   });
 
   test('PostgreSQL unreachable', async () => {
     const id = fx.tenantId('nopg');
-    const before = await footprint(fx.pool, [id]);
+    const before = await footprint(fx.pool, [id], fx.cell);
     const dead = new pg.Pool({ connectionString: 'postgresql://postgres@127.0.0.1:1/none', max: 1 });
     await expect(
       createTenant({ ...fx.deps, pool: dead }, { id, tier: 'pro', actor: 'test' }),
@@ -306,12 +333,12 @@ describe('bad input gives one clear error and changes nothing', () => {
       new DatabaseUnavailableError('PostgreSQL unreachable at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1'),
     );
     await dead.end();
-    expect(await footprint(fx.pool, [id])).toEqual(before);
+    expect(await footprint(fx.pool, [id], fx.cell)).toEqual(before);
   });
 
   test('AWS unreachable leaves the tenant provisioning with no role or schema; a rerun completes it', async () => {
     const id = fx.tenantId('noaws');
-    const before = await footprint(fx.pool, [id]);
+    const before = await footprint(fx.pool, [id], fx.cell);
     const endpoint = process.env.AWS_ENDPOINT_URL;
     process.env.AWS_ENDPOINT_URL = 'http://127.0.0.1:1';
     try {
@@ -321,7 +348,7 @@ describe('bad input gives one clear error and changes nothing', () => {
     } finally {
       process.env.AWS_ENDPOINT_URL = endpoint;
     }
-    const after = await footprint(fx.pool, [id]);
+    const after = await footprint(fx.pool, [id], fx.cell);
     expect(after.schemas).toBe(before.schemas);
     expect(after.roles).toBe(0);
     expect(after.keys).toBe(before.keys);
@@ -342,50 +369,39 @@ describe('bad input gives one clear error and changes nothing', () => {
   });
 });
 
-describe('kubectl', () => {
-  /** A stand-in kubectl on PATH that records its arguments and exits with `code`. */
-  async function withFakeKubectl<T>(code: number, work: (argsFile: string) => Promise<T>): Promise<T> {
-    const dir = await mkdtemp(path.join(tmpdir(), 'kubectl-'));
-    const argsFile = path.join(dir, 'args');
-    await writeFile(
-      path.join(dir, 'kubectl'),
-      `#!/bin/sh\necho "$@" >> ${argsFile}\necho 'error: the server has asked for the client to provide credentials' >&2\nexit ${code}\n`,
-    );
-    await chmod(path.join(dir, 'kubectl'), 0o755);
-    const savedPath = process.env.PATH;
-    process.env.PATH = `${dir}:${savedPath}`;
-    try {
-      return await work(argsFile);
-    } finally {
-      process.env.PATH = savedPath;
-    }
-  }
+describe('the Kubernetes API', () => {
+  let api: Awaited<ReturnType<typeof startContractCluster>>;
+  beforeAll(async () => {
+    api = await startContractCluster();
+  });
+  afterAll(async () => {
+    await api.server.stop();
+  });
+  const inCluster = () => {
+    const { manifestsDir: _file, ...deps } = fx.deps;
+    return { ...deps, kube: api.cluster };
+  };
 
-  test('with a kube context the manifests are applied server-side in that context', async () => {
-    const id = fx.tenantId('kctl');
-    await withFakeKubectl(0, async (argsFile) => {
-      const result = await createTenant(
-        { ...fx.deps, kubeContext: 'staging-eks' },
-        { id, tier: 'free', actor: 'test' },
-      );
-      expect(result.ready).toBe(true);
-      expect((await readFile(argsFile, 'utf8')).trim()).toBe(
-        `--context staging-eks apply --server-side --field-manager=agent-platform-tenants -f ${path.join(fx.manifestsDir, `${id}.yaml`)}`,
-      );
-    });
+  test('in a cluster the chart is server-side applied through the API and no file is written', async () => {
+    const id = fx.tenantId('kapi');
+    const plan = await createTenant(inCluster(), { id, tier: 'free', actor: 'test', dryRun: true });
+    expect(plan.steps.find((s) => s.step === 'manifests')?.changes).toEqual([
+      'server-side apply the tenant chart (context contract)',
+    ]);
+    expect(api.server.get('Namespace', undefined, id)).toBeUndefined();
+    const result = await createTenant(inCluster(), { id, tier: 'free', actor: 'test' });
+    expect(result.ready).toBe(true);
+    expect(api.server.get('Namespace', undefined, id)?.metadata.labels.tenant).toBe(id);
+    expect(String(api.server.get('ResourceQuota', id, 'tenant-quota')?.spec.hard.pods)).toBe('5');
+    await expect(stat(path.join('out', 'manifests', `${id}.yaml`))).rejects.toThrow(/ENOENT/);
   });
 
-  test('a failing kubectl is one line and leaves the tenant provisioning', async () => {
-    const id = fx.tenantId('kctlfail');
-    await withFakeKubectl(1, async () => {
-      await expect(
-        createTenant({ ...fx.deps, kubeContext: 'prod-eks' }, { id, tier: 'free', actor: 'test' }),
-      ).rejects.toThrow(
-        new KubectlError(
-          "kubectl apply in context 'prod-eks' failed (exit 1): error: the server has asked for the client to provide credentials",
-        ),
-      );
-    });
+  test('a refused apply is one line and leaves the tenant provisioning', async () => {
+    const id = fx.tenantId('kapifail');
+    const kube = new TenantCluster(contractKubeConfig(api.server.url, 'expired'), 'context prod-eks');
+    await expect(createTenant({ ...fx.deps, kube }, { id, tier: 'free', actor: 'test' })).rejects.toThrow(
+      new KubeApiError(`tenant '${id}': Namespace ${id} (context prod-eks): 401 Unauthorized`),
+    );
     const tenant = await getTenant(fx.pool, id);
     expect(tenant?.status).toBe('provisioning');
     expect(tenant?.steps.find((s) => s.step === 'manifests')?.state).toBe('failed');
@@ -403,7 +419,7 @@ describe('changeTier', () => {
     const result = await changeTier(fx.deps, { id, tier: 'enterprise', actor: 'ops' });
     const tier = getTier('enterprise');
     expect(result.tenant?.tier).toBe('enterprise');
-    const db = await inspectTenantDatabase(fx.pool, id);
+    const db = await inspectTenantDatabase(fx.cell.pool, id, result.tenant!.roleOid);
     expect(db.connectionLimit).toBe(tier.database.connectionLimit);
     expect(db.settings.statement_timeout).toBe(String(tier.database.statementTimeoutMs));
     const yaml = await readFile(path.join(fx.manifestsDir, `${id}.yaml`), 'utf8');

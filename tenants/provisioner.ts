@@ -1,11 +1,13 @@
-import { spawn } from 'node:child_process';
 import pg from 'pg';
 import pino from 'pino';
 import { z } from 'zod';
+import { type BillingDeps, billingCustomerStep } from '../billing/customers.ts';
 import { type EnvironmentConfig, tenantHostname } from '../config/environments.ts';
 import { apiKeyInsertStatement } from './api-keys.ts';
 import { auditInsertStatement, checkAuditText, recordAudit } from './audit.ts';
+import type { Cell, CellDirectory } from './cells.ts';
 import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
+import { manifestObjects, type TenantCluster } from './kubernetes/cluster.ts';
 import {
   DEFAULT_MANIFESTS_DIR,
   manifestsPath,
@@ -13,7 +15,13 @@ import {
   renderTenantYaml,
   writeCreatingDir,
 } from './lifecycle/manifests.ts';
-import { clientConfig, inClientTransaction, poolConnection, withTenantLock } from './lifecycle/session.ts';
+import {
+  clientConfig,
+  inClientTransaction,
+  poolConnection,
+  withConnection,
+  withTenantLock,
+} from './lifecycle/session.ts';
 import { TenantStateError, type TenantStatus } from './lifecycle/status.ts';
 import {
   anyApplied,
@@ -39,6 +47,7 @@ import {
   assertRoleIsOurs,
   databaseChanges,
   inspectTenantDatabase,
+  recordInCatalog,
   sessionSettings,
   type TenantDatabaseState,
 } from './tenant-database.ts';
@@ -47,23 +56,35 @@ import { TENANT_TABLES } from './tenant-schema.ts';
 import { getTier, type Tier } from './tiers.ts';
 
 /** Provisioning steps, in the order they report. */
-export const STEP_NAMES = ['catalog', 'budget', 'database', 'manifests', 'readiness', 'activate'] as const;
+export const STEP_NAMES = [
+  'catalog',
+  'budget',
+  'database',
+  'manifests',
+  'readiness',
+  'billing',
+  'activate',
+] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
 export interface ProvisionerDeps {
-  /** Catalog database; tenant schemas live in the same database (one cell per database). */
+  /** The catalog database (control schema, tenant locks, lifecycle NOTIFY); tenants cannot connect to it. */
   readonly pool: pg.Pool;
+  /** The cell databases holding tenant schemas, from the env config's `cells`. */
+  readonly cells: CellDirectory;
   readonly env: EnvironmentConfig;
   /** @default - the AWS step (budget) is skipped */
   readonly aws?: { readonly enabled: boolean };
-  /** Where `<id>.yaml` is written. @default 'out/manifests' */
+  /** Where `<id>.yaml` is written. @default 'out/manifests', or no file when `kube` is given */
   readonly manifestsDir?: string;
-  /** Applies the manifests with `kubectl apply --server-side` in this context. @default - not applied */
-  readonly kubeContext?: string;
+  /** Server-side applies the tenant chart through the Kubernetes API. @default - not applied */
+  readonly kube?: TenantCluster;
   /** @default - silent */
   readonly logger?: pino.Logger;
   /** Watches the steps (progress, or a simulated crash in tests). @default - none */
   readonly observer?: StepObserver;
+  /** Stripe, for the billing step (customer link, subscription). @default - the billing step is skipped */
+  readonly billing?: BillingDeps;
 }
 
 export { DEFAULT_MANIFESTS_DIR, TenantStateError };
@@ -73,11 +94,6 @@ export class ReadinessError extends Error {
   override readonly name = 'ReadinessError';
 }
 
-/** kubectl failed; the tenant stays `provisioning`. */
-export class KubectlError extends Error {
-  override readonly name = 'KubectlError';
-}
-
 export interface TenantRecord {
   readonly id: string;
   readonly tier: string;
@@ -85,6 +101,8 @@ export interface TenantRecord {
   readonly cellId: string;
   readonly hostname: string | null;
   readonly schemaVersion: number;
+  /** The tenant role's oid on its cell's server, as onboarding recorded it; null before it exists. */
+  readonly roleOid: number | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
   readonly statusChangedAt: Date;
@@ -124,6 +142,7 @@ interface TenantRow {
   cell_id: string;
   hostname: string | null;
   schema_version: number;
+  role_oid: string | null;
   created_at: Date;
   updated_at: Date;
   status_changed_at: Date;
@@ -131,6 +150,10 @@ interface TenantRow {
 
 const TENANT_COLUMNS =
   'id, tier, status, cell_id, hostname, schema_version, created_at, updated_at, status_changed_at';
+const ROLE_OID = '(SELECT r.role_oid::int8 FROM control.tenant_roles r WHERE r.tenant_id = t.id) AS role_oid';
+const TENANT_SELECT = `SELECT ${TENANT_COLUMNS.split(', ')
+  .map((c) => `t.${c}`)
+  .join(', ')}, ${ROLE_OID} FROM control.tenants t`;
 
 function toRecord(row: TenantRow): TenantRecord {
   return {
@@ -140,6 +163,7 @@ function toRecord(row: TenantRow): TenantRecord {
     cellId: row.cell_id,
     hostname: row.hostname,
     schemaVersion: row.schema_version,
+    roleOid: row.role_oid === null || row.role_oid === undefined ? null : Number(row.role_oid),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     statusChangedAt: row.status_changed_at,
@@ -147,45 +171,14 @@ function toRecord(row: TenantRow): TenantRecord {
 }
 
 async function readTenant(db: pg.Pool | pg.ClientBase, id: string): Promise<TenantRecord | null> {
-  const { rows } = await db.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM control.tenants WHERE id = $1`, [
-    id,
-  ]);
+  const { rows } = await db.query<TenantRow>(`${TENANT_SELECT} WHERE t.id = $1`, [id]);
   return rows[0] ? toRecord(rows[0]) : null;
 }
 
-async function kubectlApply(context: string, file: string): Promise<void> {
-  const args = [
-    '--context',
-    context,
-    'apply',
-    '--server-side',
-    '--field-manager=agent-platform-tenants',
-    '-f',
-    file,
-  ];
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('kubectl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', (error) => reject(new KubectlError(`kubectl could not start: ${error.message}`)));
-    child.on('close', (code) => {
-      if (code === 0) resolve();
-      else
-        reject(
-          new KubectlError(
-            `kubectl apply in context '${context}' failed (exit ${code}): ${stderr.trim().split('\n')[0]}`,
-          ),
-        );
-    });
-  });
-}
-
 /** Logs in as the tenant role, writes and reads its schema in a rolled-back transaction, checks settings. */
-async function checkDatabaseReadiness(pool: pg.Pool, tenantId: string, tier: Tier): Promise<string[]> {
+async function checkDatabaseReadiness(cell: Cell, tenantId: string, tier: Tier): Promise<string[]> {
   // No password: the tenant role authenticates the way its workloads do (IAM through the proxy, trust here).
-  const { password: _admin, ...server } = poolConnection(pool);
+  const { password: _admin, ...server } = poolConnection(cell.pool);
   const client = new pg.Client(clientConfig({ ...server, user: tenantId }));
   const s = pg.escapeIdentifier(tenantId);
   const wanted = sessionSettings(tier);
@@ -227,6 +220,8 @@ interface Ctx {
   /** The locked session on a real run; the pool on a dry run, which only reads. */
   readonly db: pg.Pool | pg.PoolClient;
   readonly id: string;
+  /** The tenant's cell: its catalog row's, or for a new tenant the least-loaded one with room. */
+  readonly cell: Cell;
   readonly tier: Tier;
   readonly actor: string;
   readonly reason: string | undefined;
@@ -243,7 +238,7 @@ const session = (ctx: Ctx) => ctx.db as pg.PoolClient;
 const catalogStep: Step<Ctx, StepName> = {
   name: 'catalog',
   async plan(ctx) {
-    if (!ctx.tenant) return [`insert tenant (least-loaded cell, ${tenantHostname(ctx.deps.env, ctx.id)})`];
+    if (!ctx.tenant) return [`insert tenant (cell ${ctx.cell.id}, ${tenantHostname(ctx.deps.env, ctx.id)})`];
     return ctx.tenant.tier === ctx.tier.name ? [] : [`tier ${ctx.tenant.tier} -> ${ctx.tier.name}`];
   },
   async apply(ctx, planned) {
@@ -267,14 +262,11 @@ const catalogStep: Step<Ctx, StepName> = {
       return planned;
     }
     const { rows } = await client.query<TenantRow>(
-      `WITH cell AS (
-         SELECT id FROM control.cells WHERE tenant_count < capacity
-          ORDER BY tenant_count::numeric / capacity, id LIMIT 1),
-       ins AS (
+      `WITH ins AS (
          INSERT INTO control.tenants (id, tier, cell_id, hostname)
-         SELECT $1, $2, cell.id, $3 FROM cell
+         SELECT $1, $2, $6, $3
          ON CONFLICT (id) DO NOTHING
-         RETURNING ${TENANT_COLUMNS}),
+         RETURNING ${TENANT_COLUMNS}, NULL::int8 AS role_oid),
        audit AS (
          INSERT INTO control.audit_events (tenant_id, actor, action, to_status, reason, evidence)
          SELECT id, $4, 'tenant.requested', 'provisioning', $5,
@@ -286,10 +278,11 @@ const catalogStep: Step<Ctx, StepName> = {
         tenantHostname(ctx.deps.env, ctx.id),
         ctx.actor,
         ctx.reason ?? 'create requested',
+        ctx.cell.id,
       ],
     );
     if (!rows[0])
-      throw new TenantStateError(`no cell has room for tenant '${ctx.id}': add a cell to control.cells`);
+      throw new TenantStateError(`tenant '${ctx.id}' was created by another run; run create again`);
     ctx.tenant = toRecord(rows[0]);
     return [`insert tenant (cell ${ctx.tenant.cellId}, ${ctx.tenant.hostname})`];
   },
@@ -311,33 +304,43 @@ const budgetStep: Step<Ctx, StepName> = {
 const databaseStep: Step<Ctx, StepName> = {
   name: 'database',
   async plan(ctx) {
-    ctx.database = await inspectTenantDatabase(ctx.db, ctx.id);
+    ctx.database = await inspectTenantDatabase(ctx.cell.pool, ctx.id, ctx.tenant?.roleOid ?? null);
     const changes = databaseChanges(ctx.database, ctx.id, ctx.tier);
     if (changes.length === 0 && (ctx.tenant?.schemaVersion ?? 0) === 0) changes.push('record schema version');
     return changes;
   },
   async apply(ctx, planned) {
-    await applyTenantDatabase(session(ctx), ctx.id, ctx.tier, ctx.database!);
+    await withConnection(ctx.cell.pool, (cell) =>
+      applyTenantDatabase(cell, ctx.id, ctx.tier, ctx.database!, {
+        knownVersion: ctx.tenant?.schemaVersion ?? 0,
+        record: recordInCatalog(session(ctx), ctx.id),
+      }),
+    );
     return planned;
   },
 };
+
+/** A file is written outside a cluster, or where a directory is named; in a pod the API alone is used. */
+const writesFile = (deps: ProvisionerDeps) => deps.manifestsDir !== undefined || deps.kube === undefined;
+
+// Only active or provisioning tenants get here (see refuse), so the chart carries the tier's quota.
+const tenantYaml = (ctx: Ctx) => renderTenantYaml(ctx.deps.env, ctx.id, ctx.tier);
 
 // The manifests do not depend on the database, so they render while PostgreSQL runs the DDL.
 const manifestsStep: Step<Ctx, StepName> = {
   name: 'manifests',
   async plan(ctx) {
-    const file = manifestsPath(ctx.deps.manifestsDir, ctx.id);
     const changes: string[] = [];
-    if ((await readIfExists(file)) !== renderTenantYaml(ctx.deps.env, ctx.id, ctx.tier))
-      changes.push(`write ${file}`);
-    if (ctx.deps.kubeContext) changes.push(`kubectl apply --server-side (context ${ctx.deps.kubeContext})`);
+    const file = manifestsPath(ctx.deps.manifestsDir, ctx.id);
+    if (writesFile(ctx.deps) && (await readIfExists(file)) !== tenantYaml(ctx)) changes.push(`write ${file}`);
+    if (ctx.deps.kube) changes.push(`server-side apply the tenant chart (${ctx.deps.kube.where})`);
     return changes;
   },
   async apply(ctx, planned) {
     const file = manifestsPath(ctx.deps.manifestsDir, ctx.id);
-    if (planned.includes(`write ${file}`))
-      await writeCreatingDir(file, renderTenantYaml(ctx.deps.env, ctx.id, ctx.tier));
-    if (ctx.deps.kubeContext) await kubectlApply(ctx.deps.kubeContext, file);
+    const yaml = tenantYaml(ctx);
+    if (planned.includes(`write ${file}`)) await writeCreatingDir(file, yaml);
+    if (ctx.deps.kube) await ctx.deps.kube.apply(ctx.id, manifestObjects(yaml));
     return planned;
   },
 };
@@ -349,7 +352,7 @@ const readinessStep: Step<Ctx, StepName> = {
     return so.dryRun ? null : [];
   },
   async apply(ctx) {
-    const problems = await checkDatabaseReadiness(ctx.deps.pool, ctx.id, ctx.tier);
+    const problems = await checkDatabaseReadiness(ctx.cell, ctx.id, ctx.tier);
     if (ctx.aws && !(await describeTenantBudget(ctx.aws, ctx.deps.env, ctx.id)).exists)
       problems.push('budget not found');
     if (problems.length > 0)
@@ -432,7 +435,7 @@ const activateStep: Step<Ctx, StepName> = {
        ON CONFLICT (tenant_id, step) DO UPDATE
          SET state = 'done', duration_ms = EXCLUDED.duration_ms, error = NULL, updated_at = now()`,
       'COMMIT',
-      `SELECT ${TENANT_COLUMNS} FROM control.tenants WHERE id = ${idLiteral}`,
+      `${TENANT_SELECT} WHERE t.id = ${idLiteral}`,
     );
     const client = session(ctx);
     let results: pg.QueryResult<TenantRow>[];
@@ -449,7 +452,14 @@ const activateStep: Step<Ctx, StepName> = {
   },
 };
 
-const STEPS = [catalogStep, budgetStep, [databaseStep, manifestsStep], readinessStep, activateStep] as const;
+const STEPS = [
+  catalogStep,
+  budgetStep,
+  [databaseStep, manifestsStep],
+  readinessStep,
+  billingCustomerStep,
+  activateStep,
+] as const;
 
 /** Records where provisioning stopped, so `show` and the runbook can point at the failed step. */
 async function recordFailure(ctx: Ctx, failure: StepFailure<StepName>): Promise<void> {
@@ -475,6 +485,23 @@ async function recordFailure(ctx: Ctx, failure: StepFailure<StepName>): Promise<
       'could not record the failed step',
     );
   }
+}
+
+/**
+ * The least-loaded cell of the env config that has room (control.cells keeps each cell's tenant count).
+ * Refuses in one line, before anything is written, when every cell is full.
+ */
+async function placeTenant(db: pg.Pool | pg.PoolClient, cells: CellDirectory, id: string): Promise<string> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM control.cells WHERE id = ANY($1) AND tenant_count < capacity
+      ORDER BY tenant_count::numeric / capacity, id LIMIT 1`,
+    [cells.ids],
+  );
+  if (!rows[0])
+    throw new TenantStateError(
+      `no cell has room for tenant '${id}': raise a cell's capacity or add a cell in the env config`,
+    );
+  return rows[0].id;
 }
 
 /** Built once: pino construction costs more than a tenant's catalog insert. */
@@ -517,9 +544,10 @@ async function provision(
   const run = async (db: pg.Pool | pg.PoolClient): Promise<CreateTenantResult> => {
     const tenant = await readTenant(db, id);
     refuse(mode, id, tier, tenant);
+    const cell = deps.cells.cell(tenant?.cellId ?? (await placeTenant(db, deps.cells, id)));
     // A same-named role onboarding did not create is refused before the catalog step writes anything.
-    assertRoleIsOurs(await inspectTenantDatabase(db, id), id);
-    const ctx: Ctx = { deps, db, id, tier, actor: parsed.actor, reason, aws, tenant };
+    assertRoleIsOurs(await inspectTenantDatabase(cell.pool, id, tenant?.roleOid ?? null), id);
+    const ctx: Ctx = { deps, db, id, cell, tier, actor: parsed.actor, reason, aws, tenant };
     const steps = await runSteps(STEPS, ctx, {
       dryRun,
       ...(deps.observer ? { observer: deps.observer } : {}),
@@ -583,7 +611,7 @@ export async function getTenant(pool: pg.Pool, id: string): Promise<TenantDetail
   >(
     `SELECT ${TENANT_COLUMNS.split(', ')
       .map((c) => `t.${c}`)
-      .join(', ')},
+      .join(', ')}, ${ROLE_OID},
             (SELECT count(*)::int FROM control.api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL) AS active_keys,
             (SELECT json_agg(json_build_object('step', s.step, 'state', s.state, 'durationMs', s.duration_ms::float8,
                                                'error', s.error) ORDER BY array_position($2::text[], s.step))
@@ -602,7 +630,7 @@ export async function getTenant(pool: pg.Pool, id: string): Promise<TenantDetail
 }
 
 export async function listTenants(pool: pg.Pool): Promise<TenantRecord[]> {
-  const { rows } = await pool.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM control.tenants ORDER BY id`);
+  const { rows } = await pool.query<TenantRow>(`${TENANT_SELECT} ORDER BY t.id`);
   return rows.map(toRecord);
 }
 

@@ -11,8 +11,9 @@ import { TenantNotFoundError } from './errors.ts';
 import { offboardTenant } from './offboarding.ts';
 import { createTenant } from './provisioner.ts';
 import { createProvisioningFixture, type ProvisioningFixture } from './provisioning-fixture.ts';
-import { RestoreError, restoreTenant } from './restore.ts';
+import { RESTORE_STEPS, RestoreError, restoreTenant } from './restore.ts';
 import { resumeTenant } from './suspension.ts';
+import { crashAfter, SimulatedCrash } from './testing/crash.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let fx: ProvisioningFixture;
@@ -29,10 +30,10 @@ afterAll(async () => {
   await rm(archiveDir, { recursive: true, force: true });
 });
 
-const deps = () => ({ pool: fx.pool });
+const deps = () => ({ pool: fx.pool, cells: fx.cells });
 
 function asTenant(id: string): pg.Client {
-  const url = new URL(fx.database.url);
+  const url = new URL(fx.cellUrl);
   url.username = id;
   return new pg.Client({ connectionString: url.toString() });
 }
@@ -55,12 +56,15 @@ async function archivedTenant(stem: string): Promise<{ id: string; archive: stri
 async function footprint(id: string) {
   const { rows } = await fx.pool.query(
     `SELECT (SELECT status::text FROM control.tenants WHERE id = $1) AS status,
-            (SELECT count(*)::int FROM pg_namespace WHERE nspname = $1) AS schema,
-            (SELECT count(*)::int FROM pg_roles WHERE rolname = $1) AS role,
             (SELECT count(*)::int FROM control.audit_events WHERE tenant_id = $1) AS audit`,
     [id],
   );
-  return rows[0];
+  const cell = await fx.cell.pool.query(
+    `SELECT (SELECT count(*)::int FROM pg_namespace WHERE nspname = $1) AS schema,
+            (SELECT count(*)::int FROM pg_roles WHERE rolname = $1) AS role`,
+    [id],
+  );
+  return { ...rows[0], ...cell.rows[0] };
 }
 
 describe('tenant restore', () => {
@@ -72,15 +76,19 @@ describe('tenant restore', () => {
       rowCounts: { agents: 2, tasks: 2, runs: 0, events: 0 },
     });
 
-    const { rows } = await fx.pool.query(
-      `SELECT t.status::text AS status, r.rolcanlogin, r.rolconnlimit, pg_get_userbyid(n.nspowner)::text AS owner,
-              (SELECT count(*)::int FROM control.api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL) AS live_keys,
-              (SELECT array_agg(DISTINCT tableowner::text) FROM pg_tables WHERE schemaname = t.id) AS table_owners
-         FROM control.tenants t JOIN pg_roles r ON r.rolname = t.id JOIN pg_namespace n ON n.nspname = t.id
-        WHERE t.id = $1`,
+    const catalog = await fx.pool.query(
+      `SELECT t.status::text AS status,
+              (SELECT count(*)::int FROM control.api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL) AS live_keys
+         FROM control.tenants t WHERE t.id = $1`,
       [id],
     );
-    expect(rows[0]).toEqual({
+    const cell = await fx.cell.pool.query(
+      `SELECT r.rolcanlogin, r.rolconnlimit, pg_get_userbyid(n.nspowner)::text AS owner,
+              (SELECT array_agg(DISTINCT tableowner::text) FROM pg_tables WHERE schemaname = r.rolname) AS table_owners
+         FROM pg_roles r JOIN pg_namespace n ON n.nspname = r.rolname WHERE r.rolname = $1`,
+      [id],
+    );
+    expect({ ...catalog.rows[0], ...cell.rows[0] }).toEqual({
       status: 'suspended',
       rolcanlogin: false,
       rolconnlimit: 0,
@@ -151,6 +159,11 @@ describe('tenant restore', () => {
     const before = await footprint(id);
     const plan = await restoreTenant(deps(), id, { from: archive, ...who, dryRun: true });
     expect(plan).toMatchObject({ dryRun: true, status: 'archived', rowCounts: { agents: 2, tasks: 2 } });
+    expect(plan.steps.map((s) => [s.step, s.action])).toEqual([
+      ['check', 'planned'],
+      ['data', 'planned'],
+      ['catalog', 'planned'],
+    ]);
     expect(await footprint(id)).toEqual(before);
   });
 
@@ -161,8 +174,23 @@ describe('tenant restore', () => {
     await fx.pool.query("UPDATE control.tenants SET status = 'archived' WHERE id = $1", [id]);
     const again = await restoreTenant(deps(), id, { from: archive, ...who });
     expect(again.status).toBe('suspended');
-    const counts = await fx.pool.query(`SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(id)}.agents`);
+    const counts = await fx.cell.pool.query(
+      `SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(id)}.agents`,
+    );
     expect(counts.rows[0].n).toBe(2);
+  });
+
+  test.each(RESTORE_STEPS.map((s) => [s]))('a crash after step %s converges on the rerun', async (step) => {
+    const { id, archive } = await archivedTenant(`rst-x${RESTORE_STEPS.indexOf(step)}`);
+    await expect(
+      restoreTenant({ ...deps(), observer: crashAfter(step) }, id, { from: archive, ...who }),
+    ).rejects.toThrow(SimulatedCrash);
+    const again = restoreTenant(deps(), id, { from: archive, ...who });
+    // After the last step the tenant is back; a rerun then meets it suspended and changes nothing.
+    if (step === RESTORE_STEPS.at(-1))
+      await expect(again).rejects.toThrow(/is suspended; restore brings back/);
+    else await expect(again).resolves.toMatchObject({ status: 'suspended' });
+    expect(await footprint(id)).toMatchObject({ status: 'suspended', schema: 1, role: 1 });
   });
 
   test('the command prints one line and exits 1 on a checksum mismatch', async () => {
@@ -183,7 +211,14 @@ describe('tenant restore', () => {
           '--reason',
           'back',
         ],
-        { cwd: ROOT, env: { ...process.env, DATABASE_URL: fx.database.url, LOG_LEVEL: 'silent' } },
+        {
+          cwd: ROOT,
+          env: {
+            ...process.env,
+            DATABASE_URL: fx.database.url,
+            LOG_LEVEL: 'silent',
+          },
+        },
         (error, _stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stderr }),
       );
     });

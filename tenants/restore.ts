@@ -9,6 +9,7 @@ import { createGunzip } from 'node:zlib';
 import pg from 'pg';
 import { z } from 'zod';
 import { checkAuditText } from './audit.ts';
+import { CELL_SCHEMA, type Cell, type CellDirectory, cellGroupRole } from './cells.ts';
 import { TenantNotFoundError } from './errors.ts';
 import {
   inClientTransaction,
@@ -16,10 +17,11 @@ import {
   poolConnection,
   withTenantLock,
 } from './lifecycle/session.ts';
+import { runSteps, type Step, type StepObserver, type StepResult } from './lifecycle/steps.ts';
 import { transition } from './lifecycle/transition.ts';
-import { verifyArchive } from './offboarding.ts';
+import { countRows, verifyArchive } from './offboarding.ts';
 import type { SavedSettings } from './suspension.ts';
-import { roleSettings, TENANT_GROUP_ROLE } from './tenant-database.ts';
+import { roleSettings } from './tenant-database.ts';
 import { parseTenantId } from './tenant-id.ts';
 import { getTier } from './tiers.ts';
 
@@ -29,8 +31,12 @@ export class RestoreError extends Error {
 }
 
 export interface RestoreDeps {
-  /** The catalog database, which is also the tenant's cell today. */
+  /** The catalog database. */
   readonly pool: pg.Pool;
+  /** The cells; the tenant comes back into the cell its catalog row names. */
+  readonly cells: CellDirectory;
+  /** Watches the steps (progress, or a simulated crash in tests). @default - none */
+  readonly observer?: StepObserver;
 }
 
 const optionsSchema = z.object({
@@ -58,8 +64,15 @@ export interface RestoreResult {
   /** Rows per table, as recorded with the archive and found again after the restore. */
   readonly rowCounts: Record<string, number>;
   readonly status: string;
-  readonly steps: string[];
+  /** The cell the tenant is restored into. */
+  readonly cellId: string;
+  /** What each step did (or, on a dry run, would do), in order. */
+  readonly steps: StepResult<RestoreStep>[];
 }
+
+/** Restore steps, in the order they run. */
+export const RESTORE_STEPS = ['check', 'data', 'catalog'] as const;
+export type RestoreStep = (typeof RESTORE_STEPS)[number];
 
 interface ArchiveRow {
   path: string;
@@ -103,16 +116,39 @@ async function checkArchive(id: string, from: string, recorded: ArchiveRow): Pro
   }
 }
 
-async function readTenant(db: pg.Pool | pg.PoolClient, id: string) {
-  const { rows } = await db.query<{ status: string; tier: string; schema: boolean; role: boolean }>(
-    `SELECT status::text AS status, tier,
-            EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema,
-            EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS role
-       FROM control.tenants WHERE id = $1`,
+interface TenantState {
+  readonly status: string;
+  readonly tier: string;
+  readonly cellId: string;
+  readonly schemaVersion: number;
+  /** Whether the tenant's schema and role exist on its cell. */
+  readonly schema: boolean;
+  readonly role: boolean;
+}
+
+async function readTenant(
+  db: pg.Pool | pg.PoolClient,
+  cells: CellDirectory,
+  id: string,
+): Promise<TenantState> {
+  const { rows } = await db.query<{ status: string; tier: string; cell_id: string; schema_version: number }>(
+    'SELECT status::text AS status, tier, cell_id, schema_version FROM control.tenants WHERE id = $1',
     [id],
   );
-  if (!rows[0]) throw new TenantNotFoundError(id);
-  return rows[0];
+  const row = rows[0];
+  if (!row) throw new TenantNotFoundError(id);
+  const found = await cells.cell(row.cell_id).pool.query<{ schema: boolean; role: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema,
+            EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS role`,
+    [id],
+  );
+  return {
+    status: row.status,
+    tier: row.tier,
+    cellId: row.cell_id,
+    schemaVersion: row.schema_version,
+    ...found.rows[0]!,
+  };
 }
 
 function refuseState(id: string, status: string): never {
@@ -126,7 +162,13 @@ function refuseState(id: string, status: string): never {
  * made owner of what the dump created, and the row counts checked against the archive's record. Any
  * mismatch raises, and nothing of it stays.
  */
-function restoreScript(id: string, tierName: string, rowCounts: Record<string, number>) {
+function restoreScript(
+  id: string,
+  tierName: string,
+  rowCounts: Record<string, number>,
+  cell: Cell,
+  version: number,
+) {
   const role = pg.escapeIdentifier(id);
   const literal = pg.escapeLiteral(id);
   const settings = Object.entries(roleSettings(getTier(tierName))).map(
@@ -134,7 +176,7 @@ function restoreScript(id: string, tierName: string, rowCounts: Record<string, n
   );
   const before = [
     '\\set ON_ERROR_STOP on',
-    `CREATE ROLE ${role} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE CONNECTION LIMIT 0 IN ROLE ${pg.escapeIdentifier(TENANT_GROUP_ROLE)};`,
+    `CREATE ROLE ${role} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE CONNECTION LIMIT 0 IN ROLE ${pg.escapeIdentifier(cellGroupRole(cell.connection.database))};`,
     ...settings,
     '',
   ].join('\n');
@@ -149,6 +191,8 @@ function restoreScript(id: string, tierName: string, rowCounts: Record<string, n
   const after = `
 RESET search_path;
 ALTER SCHEMA ${role} OWNER TO ${role};
+INSERT INTO ${CELL_SCHEMA}.tenant_schemas (tenant_id, version) VALUES (${literal}, ${Number(version)})
+  ON CONFLICT (tenant_id) DO UPDATE SET version = EXCLUDED.version, updated_at = now();
 REVOKE ALL ON SCHEMA ${role} FROM PUBLIC;
 DO $restore$
 DECLARE
@@ -176,9 +220,9 @@ $restore$;
 }
 
 /** Runs the archive through psql in a single transaction; the first error line on failure. */
-async function runRestore(deps: RestoreDeps, file: string, script: { before: string; after: string }) {
+async function runRestore(cell: Cell, file: string, script: { before: string; after: string }) {
   const child = spawn('psql', ['-X', '-q', '--single-transaction', '-v', 'ON_ERROR_STOP=1'], {
-    env: libpqEnvironment(poolConnection(deps.pool)),
+    env: libpqEnvironment(poolConnection(cell.pool)),
     stdio: ['pipe', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -214,28 +258,117 @@ async function runRestore(deps: RestoreDeps, file: string, script: { before: str
   }
 }
 
-/** Table row counts of the tenant's schema as it is now. */
-async function countRows(db: pg.PoolClient, id: string): Promise<Record<string, number>> {
-  const { rows } = await db.query<{ tablename: string }>(
-    'SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename',
-    [id],
-  );
-  const counts: Record<string, number> = {};
-  for (const { tablename } of rows) {
-    const q = `${pg.escapeIdentifier(id)}.${pg.escapeIdentifier(tablename)}`;
-    counts[tablename] = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${q}`)).rows[0]!.n;
-  }
-  return counts;
-}
-
 const sameCounts = (a: Record<string, number>, b: Record<string, number>) =>
   Object.keys(a).length === Object.keys(b).length && Object.keys(a).every((t) => a[t] === b[t]);
 
+interface Ctx {
+  readonly deps: RestoreDeps;
+  /** The catalog: the locked session on a real run, the pool on a dry run. */
+  readonly db: pg.Pool | pg.PoolClient;
+  readonly id: string;
+  readonly from: string;
+  readonly options: z.output<typeof optionsSchema>;
+  readonly recorded: ArchiveRow;
+  readonly tenant: TenantState;
+  readonly cell: Cell;
+}
+
+/** The archive on disk is the one the catalog recorded: size, sha256, a CREATE TABLE and the rows per table. */
+const checkStep: Step<Ctx, RestoreStep> = {
+  name: 'check',
+  async plan(ctx) {
+    await checkArchive(ctx.id, ctx.from, ctx.recorded);
+    const tables = Object.entries(ctx.recorded.row_counts).map(([t, n]) => `${t} ${n}`);
+    return [`checked ${ctx.from}: sha256 ${ctx.recorded.sha256}, ${tables.join(', ') || 'no tables'}`];
+  },
+  async apply(_ctx, planned) {
+    return planned;
+  },
+};
+
+/** Role, schema and rows in one psql transaction on the cell; a schema already back with the same rows is kept. */
+const dataStep: Step<Ctx, RestoreStep> = {
+  name: 'data',
+  async plan(ctx) {
+    if (ctx.tenant.schema) {
+      if (!sameCounts(await countRows(ctx.cell.pool, ctx.id), ctx.recorded.row_counts)) {
+        throw new RestoreError(
+          `schema '${ctx.id}' exists in cell ${ctx.cell.id} but its rows differ from ${ctx.from}; inspect it before restoring; nothing changed`,
+        );
+      }
+      return [];
+    }
+    return [
+      `role ${ctx.id} NOLOGIN, CONNECTION LIMIT 0, ${ctx.tenant.tier} settings; schema and rows from the archive into cell ${ctx.cell.id}, one transaction`,
+      'row counts checked against the archive before commit',
+    ];
+  },
+  async apply(ctx, planned) {
+    await runRestore(
+      ctx.cell,
+      ctx.from,
+      restoreScript(ctx.id, ctx.tenant.tier, ctx.recorded.row_counts, ctx.cell, ctx.tenant.schemaVersion),
+    );
+    return planned;
+  },
+};
+
+/** The new role's oid, what resume gives back, and the status change to suspended, in one catalog transaction. */
+const catalogStep: Step<Ctx, RestoreStep> = {
+  name: 'catalog',
+  async plan() {
+    return ['status suspended; revoked API keys stay revoked; `cost-guard resume` lets it back in'];
+  },
+  async apply(ctx, planned) {
+    const client = ctx.db as pg.PoolClient;
+    const { rows } = await ctx.cell.pool.query<{ oid: string }>(
+      'SELECT oid::int8 AS oid FROM pg_roles WHERE rolname = $1',
+      [ctx.id],
+    );
+    const saved: SavedSettings = {
+      previousStatus: 'archived',
+      role: { connectionLimit: getTier(ctx.tenant.tier).database.connectionLimit, canLogin: true },
+      suspendedAt: new Date().toISOString(),
+    };
+    await inClientTransaction(client, async () => {
+      await client.query(
+        `INSERT INTO control.tenant_roles (tenant_id, role_oid) VALUES ($1, $2)
+         ON CONFLICT (tenant_id) DO UPDATE SET role_oid = EXCLUDED.role_oid, created_at = now()`,
+        [ctx.id, rows[0]!.oid],
+      );
+      // What resume gives back: LOGIN and the tier's connection limit.
+      await client.query(
+        `INSERT INTO control.quota_state (tenant_id, period, saved_settings)
+         VALUES ($1, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM'), $2)
+         ON CONFLICT (tenant_id) DO UPDATE SET saved_settings = EXCLUDED.saved_settings, updated_at = now()`,
+        [ctx.id, JSON.stringify(saved)],
+      );
+      await transition(client, {
+        tenantId: ctx.id,
+        from: 'archived',
+        to: 'suspended',
+        action: 'tenant.restored',
+        actor: ctx.options.actor,
+        reason: ctx.options.reason,
+        evidence: {
+          archive: ctx.recorded.path,
+          sha256: ctx.recorded.sha256,
+          rowCounts: ctx.recorded.row_counts,
+          cell: ctx.cell.id,
+        },
+      });
+    });
+    return planned;
+  },
+};
+
+const STEPS = [checkStep, dataStep, catalogStep];
+
 /**
- * Brings an archived tenant back from the verified archive offboarding wrote: role, schema and rows, with
- * the row counts checked. It comes back `suspended` (role NOLOGIN, connection limit 0) until an operator
- * resumes it, and its revoked API keys stay revoked. Serialized per tenant; a rerun after a crash between
- * the data and the catalog finishes the catalog part.
+ * Brings an archived tenant back into its cell from the verified archive offboarding wrote: role, schema and
+ * rows, with the row counts checked. It comes back `suspended` (role NOLOGIN, connection limit 0) until an
+ * operator resumes it, and its revoked API keys stay revoked. Serialized per tenant; a rerun after a crash
+ * between the data and the catalog finishes the catalog part. A dry run runs the same steps' plans only.
  */
 export async function restoreTenant(
   deps: RestoreDeps,
@@ -246,64 +379,38 @@ export async function restoreTenant(
   const id = parseTenantId(tenantId);
   checkAuditText('actor', parsed.actor);
   checkAuditText('reason', parsed.reason);
-  const before = await readTenant(deps.pool, id);
-  if (before.status !== 'archived') refuseState(id, before.status);
-  const recorded = await recordedArchive(deps.pool, id, parsed.from);
-  if (before.role && !before.schema) {
-    throw new RestoreError(
-      `a role named '${id}' already exists without its schema; drop or rename it first; nothing changed`,
-    );
-  }
-  await checkArchive(id, parsed.from, recorded);
-  const rowCounts = recorded.row_counts;
-  const tables = Object.entries(rowCounts).map(([t, n]) => `${t} ${n}`);
-  const steps = [
-    `checked ${parsed.from}: sha256 ${recorded.sha256}, ${tables.join(', ') || 'no tables'}`,
-    `role ${id} NOLOGIN, CONNECTION LIMIT 0, ${before.tier} settings; schema and rows from the archive, one transaction`,
-    'row counts checked against the archive before commit',
-    'status suspended; revoked API keys stay revoked; `cost-guard resume` lets it back in',
-  ];
-  if (parsed.dryRun) {
-    return { tenantId: id, dryRun: true, archive: parsed.from, rowCounts, status: before.status, steps };
-  }
-
-  return withTenantLock(deps.pool, id, async (client, spoil) => {
-    const now = await readTenant(client, id);
-    if (now.status !== 'archived') refuseState(id, now.status);
-    if (!now.schema) {
-      await runRestore(deps, parsed.from, restoreScript(id, now.tier, rowCounts));
-    } else if (!sameCounts(await countRows(client, id), rowCounts)) {
+  const restore = async (db: pg.Pool | pg.PoolClient): Promise<RestoreResult> => {
+    const tenant = await readTenant(db, deps.cells, id);
+    if (tenant.status !== 'archived') refuseState(id, tenant.status);
+    const recorded = await recordedArchive(db, id, parsed.from);
+    if (tenant.role && !tenant.schema) {
       throw new RestoreError(
-        `schema '${id}' exists but its rows differ from ${parsed.from}; inspect it before restoring; nothing changed`,
+        `a role named '${id}' already exists without its schema; drop or rename it first; nothing changed`,
       );
     }
-    const saved: SavedSettings = {
-      previousStatus: 'archived',
-      role: { connectionLimit: getTier(now.tier).database.connectionLimit, canLogin: true },
-      suspendedAt: new Date().toISOString(),
+    const ctx: Ctx = {
+      deps,
+      db,
+      id,
+      from: parsed.from,
+      options: parsed,
+      recorded,
+      tenant,
+      cell: deps.cells.cell(tenant.cellId),
     };
-    await inClientTransaction(
-      client,
-      async () => {
-        // What resume gives back: LOGIN and the tier's connection limit.
-        await client.query(
-          `INSERT INTO control.quota_state (tenant_id, period, saved_settings)
-           VALUES ($1, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM'), $2)
-           ON CONFLICT (tenant_id) DO UPDATE SET saved_settings = EXCLUDED.saved_settings, updated_at = now()`,
-          [id, JSON.stringify(saved)],
-        );
-        await transition(client, {
-          tenantId: id,
-          from: 'archived',
-          to: 'suspended',
-          action: 'tenant.restored',
-          actor: parsed.actor,
-          reason: parsed.reason,
-          evidence: { archive: recorded.path, sha256: recorded.sha256, rowCounts },
-        });
-      },
-      spoil,
-    );
-    return { tenantId: id, dryRun: false, archive: parsed.from, rowCounts, status: 'suspended', steps };
-  });
+    const steps = await runSteps(STEPS, ctx, {
+      dryRun: parsed.dryRun,
+      ...(deps.observer ? { observer: deps.observer } : {}),
+    });
+    return {
+      tenantId: id,
+      dryRun: parsed.dryRun,
+      archive: parsed.from,
+      rowCounts: recorded.row_counts,
+      status: parsed.dryRun ? tenant.status : 'suspended',
+      cellId: tenant.cellId,
+      steps,
+    };
+  };
+  return parsed.dryRun ? restore(deps.pool) : withTenantLock(deps.pool, id, (client) => restore(client));
 }

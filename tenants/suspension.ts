@@ -1,31 +1,37 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import type { EnvironmentConfig } from '../config/environments.ts';
 import { checkAuditText } from './audit.ts';
+import type { Cell, CellDirectory } from './cells.ts';
 import { TenantNotFoundError } from './errors.ts';
+import type { TenantCluster } from './kubernetes/cluster.ts';
+import { STOP_TASKS_ANNOTATION } from './kubernetes/names.ts';
+import { clusterQuotaStep, deleteRunningJobsStep } from './kubernetes/stop-work-steps.ts';
 import { manifestsPath, renderTenantYaml, writeCreatingDir } from './lifecycle/manifests.ts';
-import { inTenantTransaction } from './lifecycle/session.ts';
+import { inClientTransaction, inTenantTransaction } from './lifecycle/session.ts';
 import { canTransition, type TenantStatus } from './lifecycle/status.ts';
 import { runSteps, type Step, type StepObserver, type StepResult } from './lifecycle/steps.ts';
 import { LIFECYCLE_CHANNEL, transition } from './lifecycle/transition.ts';
 import { getTier } from './tiers.ts';
 
-const run = promisify(execFile);
-
-export { LIFECYCLE_CHANNEL };
-/** With a kube context, the namespace carries this annotation while the tenant's work is stopped. */
-export const STOP_TASKS_ANNOTATION = 'agent-platform.io/stop-tasks';
+export { LIFECYCLE_CHANNEL, STOP_TASKS_ANNOTATION };
 
 export interface SuspensionDeps {
+  /** The catalog database: status, saved settings, audit and NOTIFY. */
   readonly pool: pg.Pool;
+  /** The cells: the tenant role is blocked and restored on its cell's server. */
+  readonly cells: CellDirectory;
   readonly env: EnvironmentConfig;
   /** Where the tenant's manifests live (`<dir>/<tenant>.yaml`). @default - no manifests written */
   readonly manifestsDir?: string;
-  /** kubectl context to apply the manifests to. @default - nothing applied to a cluster */
-  readonly kubeContext?: string;
+  /** The cluster whose quota, annotation and Jobs change (tenants/kubernetes). @default - no cluster touched */
+  readonly kube?: TenantCluster;
   /** Watches the steps (progress, or a simulated crash in tests). @default - none */
   readonly observer?: StepObserver;
+  /**
+   * A catalog session that already holds the tenant's lock (a move): the status change runs on it, since
+   * a second connection would wait for that lock forever. @default - a connection from `pool`
+   */
+  readonly session?: pg.PoolClient;
 }
 
 export interface SuspensionOptions {
@@ -38,7 +44,7 @@ export interface SuspensionOptions {
   readonly dryRun?: boolean;
 }
 
-export type SuspensionStep = 'settings' | 'role' | 'status' | 'manifests';
+export type SuspensionStep = 'settings' | 'role' | 'status' | 'manifests' | 'cluster' | 'jobs';
 
 export interface SuspensionResult {
   readonly tenantId: string;
@@ -62,11 +68,14 @@ interface TenantRow {
   id: string;
   tier: string;
   status: TenantStatus;
+  cell_id: string;
 }
 
 interface Ctx {
   readonly deps: SuspensionDeps;
+  /** The catalog session holding the tenant's lock and row. */
   readonly client: pg.PoolClient;
+  readonly cell: Cell;
   readonly row: TenantRow;
   readonly to: TenantStatus;
   readonly action: string;
@@ -75,8 +84,8 @@ interface Ctx {
 
 type RoleSettings = NonNullable<SavedSettings['role']>;
 
-async function readRole(client: pg.PoolClient, tenantId: string): Promise<RoleSettings | null> {
-  const { rows } = await client.query<{ rolconnlimit: number; rolcanlogin: boolean }>(
+async function readRole(cell: Cell, tenantId: string): Promise<RoleSettings | null> {
+  const { rows } = await cell.pool.query<{ rolconnlimit: number; rolcanlogin: boolean }>(
     'SELECT rolconnlimit, rolcanlogin FROM pg_roles WHERE rolname = $1',
     [tenantId],
   );
@@ -101,15 +110,27 @@ async function savedSettings(client: pg.PoolClient, tenantId: string): Promise<S
 
 const loginWord = (role: RoleSettings) => (role.canLogin ? 'LOGIN' : 'NOLOGIN');
 
+/**
+ * The role's settings to keep. The role is blocked on the cell before the catalog commits, so a role found
+ * blocked while the tenant is not suspended was left by a run whose catalog commit failed: resume then
+ * gives back the tier's settings rather than the block.
+ */
+async function settingsToSave(ctx: Ctx): Promise<RoleSettings | null> {
+  const role = await readRole(ctx.cell, ctx.row.id);
+  if (role && role.connectionLimit === 0 && !role.canLogin)
+    return { connectionLimit: getTier(ctx.row.tier).database.connectionLimit, canLogin: true };
+  return role;
+}
+
 /** Suspension keeps the role's settings before it blocks the role. */
 const saveStep: Step<Ctx, SuspensionStep> = {
   name: 'settings',
   async plan(ctx) {
-    const role = await readRole(ctx.client, ctx.row.id);
+    const role = await settingsToSave(ctx);
     return [`save previous settings (status ${ctx.row.status}, role ${JSON.stringify(role)})`];
   },
   async apply(ctx, planned) {
-    const role = await readRole(ctx.client, ctx.row.id);
+    const role = await settingsToSave(ctx);
     await saveSettings(ctx.client, ctx.row.id, {
       previousStatus: ctx.row.status,
       role,
@@ -122,13 +143,11 @@ const saveStep: Step<Ctx, SuspensionStep> = {
 const blockRoleStep: Step<Ctx, SuspensionStep> = {
   name: 'role',
   async plan(ctx) {
-    return (await readRole(ctx.client, ctx.row.id))
-      ? ['role CONNECTION LIMIT 0 NOLOGIN, sessions ended']
-      : [];
+    return (await readRole(ctx.cell, ctx.row.id)) ? ['role CONNECTION LIMIT 0 NOLOGIN, sessions ended'] : [];
   },
   async apply(ctx, planned) {
-    await ctx.client.query(`ALTER ROLE ${pg.escapeIdentifier(ctx.row.id)} CONNECTION LIMIT 0 NOLOGIN`);
-    await ctx.client.query(
+    await ctx.cell.pool.query(`ALTER ROLE ${pg.escapeIdentifier(ctx.row.id)} CONNECTION LIMIT 0 NOLOGIN`);
+    await ctx.cell.pool.query(
       'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
       [ctx.row.id],
     );
@@ -138,7 +157,7 @@ const blockRoleStep: Step<Ctx, SuspensionStep> = {
 
 /** Resume puts back the saved role settings; without any (suspended by hand) the tier's are the best known. */
 async function roleToRestore(ctx: Ctx): Promise<{ role: RoleSettings; source: string } | null> {
-  if (ctx.row.status !== 'suspended' || !(await readRole(ctx.client, ctx.row.id))) return null;
+  if (ctx.row.status !== 'suspended' || !(await readRole(ctx.cell, ctx.row.id))) return null;
   const saved = await savedSettings(ctx.client, ctx.row.id);
   if (saved) return saved.role ? { role: saved.role, source: 'saved' } : null;
   return {
@@ -157,7 +176,7 @@ const restoreRoleStep: Step<Ctx, SuspensionStep> = {
   },
   async apply(ctx, planned) {
     const target = (await roleToRestore(ctx))!;
-    await ctx.client.query(
+    await ctx.cell.pool.query(
       `ALTER ROLE ${pg.escapeIdentifier(ctx.row.id)} CONNECTION LIMIT ${Number(target.role.connectionLimit)} ${loginWord(target.role)}`,
     );
     await saveSettings(ctx.client, ctx.row.id, null);
@@ -190,38 +209,28 @@ const statusStep: Step<Ctx, SuspensionStep> = {
   },
 };
 
-/** Re-renders the tenant chart (pods/jobs 0 while work is stopped) and applies it when a context is given. */
+/** Re-renders the tenant chart file (pods/jobs 0 while work is stopped): the path for runs outside a cluster. */
 const manifestsStep: Step<Ctx, SuspensionStep> = {
   name: 'manifests',
   async plan(ctx) {
-    const { manifestsDir, kubeContext } = ctx.deps;
+    const { manifestsDir } = ctx.deps;
     if (!manifestsDir) return null;
     const stop = ctx.to !== 'active';
-    const changes = [
-      `write ${manifestsPath(manifestsDir, ctx.row.id)} (${stop ? 'pods/jobs 0' : 'tier quota'})`,
-    ];
-    if (kubeContext) changes.push(`apply to ${kubeContext}, ${stop ? 'annotate' : 'unannotate'} namespace`);
-    return changes;
+    return [`write ${manifestsPath(manifestsDir, ctx.row.id)} (${stop ? 'pods/jobs 0' : 'tier quota'})`];
   },
   async apply(ctx, planned) {
-    const { manifestsDir, kubeContext, env } = ctx.deps;
+    const { manifestsDir, env } = ctx.deps;
     const stop = ctx.to !== 'active';
     const file = manifestsPath(manifestsDir, ctx.row.id);
     await writeCreatingDir(file, renderTenantYaml(env, ctx.row.id, getTier(ctx.row.tier), stop));
-    if (kubeContext) {
-      const context = ['--context', kubeContext];
-      await run('kubectl', [...context, 'apply', '--server-side', '-f', file]);
-      const annotation = stop ? `${STOP_TASKS_ANNOTATION}=true` : `${STOP_TASKS_ANNOTATION}-`;
-      await run('kubectl', [...context, 'annotate', 'namespace', ctx.row.id, annotation, '--overwrite']);
-    }
     return planned;
   },
 };
 
 const STEPS: Record<'limited' | 'suspended' | 'active', readonly Step<Ctx, SuspensionStep>[]> = {
-  limited: [statusStep, manifestsStep],
-  suspended: [saveStep, blockRoleStep, statusStep, manifestsStep],
-  active: [restoreRoleStep, statusStep, manifestsStep],
+  limited: [statusStep, manifestsStep, clusterQuotaStep],
+  suspended: [saveStep, blockRoleStep, statusStep, manifestsStep, clusterQuotaStep, deleteRunningJobsStep],
+  active: [restoreRoleStep, statusStep, manifestsStep, clusterQuotaStep],
 };
 
 async function changeStatus(
@@ -234,9 +243,13 @@ async function changeStatus(
   // Before any work: ending the role's sessions cannot be rolled back if the audit write then fails.
   checkAuditText('actor', options.actor);
   checkAuditText('reason', options.reason);
-  return inTenantTransaction(deps.pool, tenantId, async (client) => {
+  const locked = (work: (client: pg.PoolClient) => Promise<SuspensionResult>) =>
+    deps.session
+      ? inClientTransaction(deps.session, () => work(deps.session!))
+      : inTenantTransaction(deps.pool, tenantId, work);
+  return locked(async (client) => {
     const { rows } = await client.query<TenantRow>(
-      'SELECT id, tier, status::text AS status FROM control.tenants WHERE id = $1 FOR UPDATE',
+      'SELECT id, tier, status::text AS status, cell_id FROM control.tenants WHERE id = $1 FOR UPDATE',
       [tenantId],
     );
     const row = rows[0];
@@ -246,9 +259,10 @@ async function changeStatus(
     if (!applies)
       return { tenantId, changed: false, fromStatus: row.status, toStatus: row.status, steps: [] };
     const dryRun = options.dryRun ?? false;
+    const cell = deps.cells.cell(row.cell_id);
     const steps = await runSteps(
       STEPS[to],
-      { deps, client, row, to, action, options },
+      { deps, client, cell, row, to, action, options },
       {
         dryRun,
         ...(deps.observer ? { observer: deps.observer } : {}),

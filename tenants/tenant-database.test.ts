@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { cellDirectory } from './cells.ts';
 import { backendsPastLimit, enforceDatabaseLimits, watchDatabaseLimits } from './db-limits-watchdog.ts';
 import { expectedFailure } from './format.ts';
 import { createTenant, getTenant } from './provisioner.ts';
@@ -22,7 +23,7 @@ const QUERY_CANCELED = '57014';
 
 /** A session logged in as the role itself (trust auth), never SET ROLE from a superuser session. */
 async function connectAs(role: string): Promise<pg.Client> {
-  const url = new URL(fx.database.url);
+  const url = new URL(fx.cellUrl);
   url.username = role;
   const client = new pg.Client({ connectionString: url.toString() });
   client.on('error', () => {});
@@ -40,10 +41,10 @@ async function sqlState(client: pg.Client, sql: string): Promise<string> {
   }
 }
 
-/** A pool on the test database that keeps every statement text it sends. */
+/** A pool on the test cell that keeps every statement text it sends. */
 function capturingPool(): { pool: pg.Pool; statements: string[] } {
   const statements: string[] = [];
-  const pool = new pg.Pool({ connectionString: fx.database.url, max: 4 });
+  const pool = new pg.Pool({ connectionString: fx.cellUrl, max: 4 });
   pool.on('connect', (client) => {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
@@ -79,7 +80,7 @@ describe('a role of the tenant name made before onboarding', () => {
       `role '${id}' already exists and was not created by onboarding: drop or rename it, then run create again`,
     );
     expect(await getTenant(fx.pool, id)).toBeNull();
-    const state = await inspectTenantDatabase(fx.pool, id);
+    const state = await inspectTenantDatabase(fx.cell.pool, id, null);
     expect(state.schemaExists).toBe(false);
     expect(state.inGroup).toBe(false);
   });
@@ -104,16 +105,16 @@ describe('a role onboarding created and someone changed since', () => {
     await asTenant.query(`ALTER ROLE ${role} SET idle_in_transaction_session_timeout = 0`);
     await asTenant.query(`ALTER ROLE ${role} SET work_mem = '1GB'`);
     await asTenant.query(
-      `ALTER ROLE ${role} IN DATABASE ${pg.escapeIdentifier(fx.database.name)} SET statement_timeout = 0`,
+      `ALTER ROLE ${role} IN DATABASE ${pg.escapeIdentifier(fx.cell.connection.database)} SET statement_timeout = 0`,
     );
-    expect(await sqlState(asTenant, 'SELECT count(*) FROM control.api_keys')).toBe('allowed');
+    expect(await sqlState(asTenant, 'SELECT count(*) FROM cell.tenant_schemas')).toBe('allowed');
     // The tier's connection limit leaves no room for this session and the readiness probe together.
     await asTenant.end();
 
     const rerun = await createTenant(fx.deps, { id, tier: 'free', actor: 'test' });
     expect(rerun.changed).toBe(true);
 
-    const state = await inspectTenantDatabase(fx.pool, id);
+    const state = await inspectTenantDatabase(fx.cell.pool, id, rerun.tenant!.roleOid);
     expect(state.roleIsOurs).toBe(true);
     expect(state.elevated).toEqual([]);
     expect(state.foreignMemberships).toEqual([]);
@@ -125,7 +126,7 @@ describe('a role onboarding created and someone changed since', () => {
     expect(rows[0].rolpassword).toBeNull();
 
     const fresh = await connectAs(id);
-    expect(await sqlState(fresh, 'SELECT count(*) FROM control.api_keys')).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(await sqlState(fresh, 'SELECT count(*) FROM cell.tenant_schemas')).toBe(INSUFFICIENT_PRIVILEGE);
     expect((await fresh.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe('5s');
     expect((await fresh.query('SHOW work_mem')).rows[0].work_mem).not.toBe('1GB');
 
@@ -140,7 +141,7 @@ describe('tenant roles and passwords', () => {
     const { pool, statements } = capturingPool();
     try {
       const result = await createTenant(
-        { ...fx.deps, pool, aws: { enabled: true } },
+        { ...fx.deps, cells: cellDirectory([{ ...fx.cell, pool }]), aws: { enabled: true } },
         { id, tier: 'free', actor: 'test' },
       );
       expect(result.ready).toBe(true);
@@ -157,16 +158,19 @@ describe('tenant roles and passwords', () => {
 
   test('a failed provisioning batch carries no password in its statement or its error', async () => {
     const id = fx.tenantId('failbatch');
-    await createTenant(fx.deps, { id, tier: 'free', actor: 'test' });
+    const created = await createTenant(fx.deps, { id, tier: 'free', actor: 'test' });
     const { pool, statements } = capturingPool();
     const client = await pool.connect();
     try {
-      const state = await inspectTenantDatabase(client, id);
+      const state = await inspectTenantDatabase(client, id, created.tenant!.roleOid);
       // A stale view of the database (the role looks missing) makes CREATE ROLE fail inside the batch.
-      const error = await applyTenantDatabase(client, id, getTier('free'), {
-        ...state,
-        roleExists: false,
-      }).catch((e: unknown) => e as Error);
+      const error = await applyTenantDatabase(
+        client,
+        id,
+        getTier('free'),
+        { ...state, roleExists: false },
+        { record: async () => {} },
+      ).catch((e: unknown) => e as Error);
       expect((error as pg.DatabaseError).code).toBe('42710');
       expect(String((error as Error).message)).not.toMatch(/password/i);
     } finally {
@@ -189,7 +193,7 @@ describe('large objects', () => {
     await createTenant(fx.deps, { id, tier: 'free', actor: 'test' });
     const asTenant = await connectAs(id);
     expect(await sqlState(asTenant, sql)).toBe(INSUFFICIENT_PRIVILEGE);
-    const { rows } = await fx.pool.query(
+    const { rows } = await fx.cell.pool.query(
       'SELECT count(*)::int AS n FROM pg_largeobject_metadata WHERE lomowner = (SELECT oid FROM pg_roles WHERE rolname = $1)',
       [id],
     );
@@ -211,12 +215,15 @@ describe('database limits watchdog', () => {
 
     const stop = new AbortController();
     const passes: number[] = [];
-    const watching = watchDatabaseLimits(fx.pool, {
-      intervalMs: 100,
-      graceMs: 200,
-      signal: stop.signal,
-      onPass: (actions) => passes.push(actions.filter((a) => a.tenant === id && a.signalled).length),
-    });
+    const watching = watchDatabaseLimits(
+      { catalog: fx.pool, cell: fx.cell.pool },
+      {
+        intervalMs: 100,
+        graceMs: 200,
+        signal: stop.signal,
+        onPass: (actions) => passes.push(actions.filter((a) => a.tenant === id && a.signalled).length),
+      },
+    );
     const started = Date.now();
     const outcome = await asTenant
       .query(`SELECT pg_sleep(${(limitMs * 3) / 1000})`)
@@ -243,7 +250,10 @@ describe('database limits watchdog', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     // A negative grace puts a 300 ms old statement past a 5 s limit without waiting 5 s.
     const limitMs = getTier('free').database.statementTimeoutMs;
-    const actions = await enforceDatabaseLimits(fx.pool, { dryRun: true, graceMs: -limitMs });
+    const actions = await enforceDatabaseLimits(
+      { catalog: fx.pool, cell: fx.cell.pool },
+      { dryRun: true, graceMs: -limitMs },
+    );
     expect(actions.filter((a) => a.tenant === id)).toMatchObject([
       { tenant: id, tier: 'free', action: 'cancel', signalled: false, limitMs },
     ]);

@@ -1,10 +1,8 @@
 import pg from 'pg';
+import { CELL_SCHEMA, cellGroupRole } from './cells.ts';
 import { latestVersion, migrationSql, shippedMigrations } from './migrations/files.ts';
 import { TENANT_SCHEMA_VERSION, TENANT_TABLES, tenantSchemaStatements } from './tenant-schema.ts';
 import type { Tier } from './tiers.ts';
-
-/** Group role holding CONNECT on the database; every tenant role is a member (see the migration). */
-export const TENANT_GROUP_ROLE = 'agent_platform_tenants';
 
 /**
  * RDS's role for IAM database authentication: tenants log in with an IAM token through RDS Proxy, never a
@@ -80,6 +78,8 @@ export interface TenantDatabaseState {
   readonly roleExists: boolean;
   /** True when the role is the one onboarding created (its oid is recorded in control.tenant_roles). */
   readonly roleIsOurs: boolean;
+  /** The role's oid on the cell's server; null when it does not exist. */
+  readonly roleOid: number | null;
   readonly canLogin: boolean;
   readonly connectionLimit: number | null;
   /** Attributes the role holds that a tenant must not, e.g. `NOBYPASSRLS` for rolbypassrls. */
@@ -88,10 +88,12 @@ export interface TenantDatabaseState {
   readonly settings: Record<string, string>;
   /** The database inspected (the tenant's cell). */
   readonly database: string;
+  /** The cell's group role (CONNECT on the cell only). */
+  readonly group: string;
   /** Settings of the role in this database only (ALTER ROLE … IN DATABASE), which win over the global ones. */
   readonly databaseSettings: string[];
   readonly inGroup: boolean;
-  /** Roles this role is a member of, other than the group and rds_iam. */
+  /** Roles this role is a member of, other than its cell's group and rds_iam. */
   readonly foreignMemberships: string[];
   /** Roles that are members of this role (they could act as the tenant). */
   readonly members: string[];
@@ -103,18 +105,23 @@ export interface TenantDatabaseState {
   /** The schema's ACL, e.g. `{acme=UC/acme}`. */
   readonly schemaAcl: string[];
   readonly tables: string[];
+  /** The schema's version as the cell recorded it (cell.tenant_schemas); null when not recorded. */
+  readonly cellVersion: number | null;
 }
 
-/** One round trip: the role, its attributes, settings and memberships, the schema, its ACL and its tables. */
+/**
+ * One round trip to the tenant's cell: the role, its attributes, settings and memberships, the schema, its
+ * ACL, its tables and its recorded version. `recordedRoleOid` is the catalog's control.tenant_roles entry.
+ */
 export async function inspectTenantDatabase(
-  db: pg.ClientBase | pg.Pool,
+  cell: pg.ClientBase | pg.Pool,
   tenantId: string,
+  recordedRoleOid: number | null,
 ): Promise<TenantDatabaseState> {
-  const { rows } = await db.query<
+  const { rows } = await cell.query<
     {
       database: string;
-      role_exists: boolean;
-      role_is_ours: boolean;
+      role_oid: number | null;
       rolcanlogin: boolean | null;
       rolconnlimit: number | null;
       config: string[];
@@ -126,11 +133,11 @@ export async function inspectTenantDatabase(
       schema_owned: boolean | null;
       schema_acl: string[] | null;
       tables: string[];
+      cell_version: number | null;
     } & Record<ElevatedAttribute, boolean | null>
   >(
-    `SELECT current_database() AS database, r.oid IS NOT NULL AS role_exists,
-            EXISTS (SELECT 1 FROM control.tenant_roles tr WHERE tr.tenant_id = x.id AND tr.role_oid = r.oid)
-              AS role_is_ours,
+    `SELECT current_database() AS database, r.oid::int8 AS role_oid,
+            (SELECT t.version FROM ${CELL_SCHEMA}.tenant_schemas t WHERE t.tenant_id = x.id) AS cell_version,
             r.rolcanlogin, r.rolconnlimit, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolbypassrls,
             r.rolreplication,
             coalesce(r.rolconfig, '{}') AS config,
@@ -154,11 +161,15 @@ export async function inspectTenantDatabase(
     [tenantId, TENANT_TABLES, RDS_IAM_ROLE],
   );
   const row = rows[0]!;
-  const ours = new Set([TENANT_GROUP_ROLE, RDS_IAM_ROLE]);
+  const group = cellGroupRole(row.database);
+  const ours = new Set([group, RDS_IAM_ROLE]);
+  const roleOid = row.role_oid === null ? null : Number(row.role_oid);
   return {
     database: row.database,
-    roleExists: row.role_exists,
-    roleIsOurs: row.role_is_ours,
+    group,
+    roleExists: roleOid !== null,
+    roleIsOurs: roleOid !== null && roleOid === recordedRoleOid,
+    roleOid,
     canLogin: row.rolcanlogin === true,
     connectionLimit: row.rolconnlimit,
     elevated: (Object.keys(ELEVATED_ATTRIBUTES) as ElevatedAttribute[])
@@ -171,7 +182,7 @@ export async function inspectTenantDatabase(
       }),
     ),
     databaseSettings: row.database_config,
-    inGroup: row.member_of.includes(TENANT_GROUP_ROLE),
+    inGroup: row.member_of.includes(group),
     foreignMemberships: row.member_of.filter((name) => !ours.has(name)),
     members: row.members,
     iamRoleExists: row.iam_role_exists,
@@ -180,6 +191,7 @@ export async function inspectTenantDatabase(
     schemaOwnedByRole: row.schema_owned === true,
     schemaAcl: row.schema_acl ?? [],
     tables: row.tables,
+    cellVersion: row.cell_version,
   };
 }
 
@@ -204,7 +216,7 @@ export function databaseChanges(state: TenantDatabaseState, tenantId: string, ti
       changes.push(`role: connection limit ${state.connectionLimit} -> ${tier.database.connectionLimit}`);
     }
     if (state.elevated.length > 0) changes.push(`role: ${state.elevated.join(' ')}`);
-    if (!state.inGroup) changes.push(`role: join ${TENANT_GROUP_ROLE}`);
+    if (!state.inGroup) changes.push(`role: join ${state.group}`);
     if (state.iamRoleExists && !state.hasIamRole) changes.push(`role: join ${RDS_IAM_ROLE}`);
     for (const name of state.foreignMemberships) changes.push(`role: leave ${name}`);
     for (const name of state.members) changes.push(`role: remove member ${name}`);
@@ -224,6 +236,7 @@ export function databaseChanges(state: TenantDatabaseState, tenantId: string, ti
   }
   const missing = TENANT_TABLES.filter((t) => !state.tables.includes(t));
   if (missing.length > 0) changes.push(`create tables ${missing.join(', ')}`);
+  if (state.schemaExists && state.cellVersion === null) changes.push('record the schema version in the cell');
   return changes;
 }
 
@@ -237,7 +250,7 @@ function resetRoleStatements(role: string, state: TenantDatabaseState, tier: Tie
     `ALTER ROLE ${role} LOGIN CONNECTION LIMIT ${tier.database.connectionLimit}${attributes} PASSWORD NULL`,
     ...state.foreignMemberships.map((name) => `REVOKE ${pg.escapeIdentifier(name)} FROM ${role}`),
     ...state.members.map((name) => `REVOKE ${role} FROM ${pg.escapeIdentifier(name)}`),
-    `GRANT ${pg.escapeIdentifier(TENANT_GROUP_ROLE)} TO ${role}`,
+    `GRANT ${pg.escapeIdentifier(state.group)} TO ${role}`,
     ...Object.keys(state.settings)
       .filter((name) => !(name in wanted))
       .map((name) => `ALTER ROLE ${role} RESET ${pg.escapeIdentifier(name)}`),
@@ -247,32 +260,47 @@ function resetRoleStatements(role: string, state: TenantDatabaseState, tier: Tie
   ];
 }
 
+/** What the catalog records once the cell's transaction has done its work. */
+export interface CellRecord {
+  /** The tenant role's oid on the cell's server (control.tenant_roles). */
+  readonly roleOid: number;
+  /** The tenant schema's version (control.tenants.schema_version). */
+  readonly version: number;
+}
+
 /**
- * Brings role, settings, schema and tables to the tier in ONE transaction, sent as one round trip.
- * A new role is recorded in control.tenant_roles so later runs know it as ours; an existing one is reset to
- * a plain tenant role on every run. The role has no password: on RDS it logs in with IAM (rds_iam), locally
- * with trust auth, so no secret ever reaches the server or its log.
+ * Brings role, settings, schema and tables to the tier in ONE transaction on the cell, sent as one round
+ * trip. Before it commits, `record` writes the role's oid and the schema version to the catalog: a crash
+ * after that leaves the catalog naming a role the cell rolled back, and the rerun creates it again and
+ * records the new oid; the reverse order would leave a role the catalog does not know as ours.
+ * An existing role is reset to a plain tenant role on every run. The role has no password: on RDS it logs in
+ * with IAM (rds_iam), locally with trust auth, so no secret ever reaches the server or its log.
  * The tables are created as the tenant role, so it owns them and their sequences.
  */
 export async function applyTenantDatabase(
-  client: pg.ClientBase,
+  cell: pg.ClientBase,
   tenantId: string,
   tier: Tier,
   state: TenantDatabaseState,
+  options: {
+    /** The version the catalog knows for an existing schema. @default 1 */
+    readonly knownVersion?: number;
+    readonly record: (record: CellRecord) => Promise<void>;
+  },
 ): Promise<void> {
   assertRoleIsOurs(state, tenantId);
   const role = pg.escapeIdentifier(tenantId);
   const id = pg.escapeLiteral(tenantId);
+  const version = state.schemaExists
+    ? Math.max(options.knownVersion ?? TENANT_SCHEMA_VERSION, state.cellVersion ?? 0, TENANT_SCHEMA_VERSION)
+    : latestVersion(shippedMigrations());
   const statements = [
     'BEGIN',
     ...(state.roleExists
       ? resetRoleStatements(role, state, tier)
       : [
           `CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION
-             CONNECTION LIMIT ${tier.database.connectionLimit} IN ROLE ${pg.escapeIdentifier(TENANT_GROUP_ROLE)}`,
-          `INSERT INTO control.tenant_roles (tenant_id, role_oid)
-             SELECT ${id}, oid FROM pg_roles WHERE rolname = ${id}
-             ON CONFLICT (tenant_id) DO UPDATE SET role_oid = EXCLUDED.role_oid, created_at = now()`,
+             CONNECTION LIMIT ${tier.database.connectionLimit} IN ROLE ${pg.escapeIdentifier(state.group)}`,
         ]),
     ...(state.iamRoleExists && !state.hasIamRole
       ? [`GRANT ${pg.escapeIdentifier(RDS_IAM_ROLE)} TO ${role}`]
@@ -288,14 +316,33 @@ export async function applyTenantDatabase(
     // A new schema starts at the latest version; an existing one is brought forward by `tenant migrate`.
     ...(state.schemaExists ? [] : shippedMigrations().map((m) => migrationSql(m, tenantId))),
     'RESET ROLE',
-    `UPDATE control.tenants SET schema_version = GREATEST(schema_version, ${state.schemaExists ? TENANT_SCHEMA_VERSION : latestVersion(shippedMigrations())}), updated_at = now()
-      WHERE id = ${id}`,
-    'COMMIT',
+    `INSERT INTO ${CELL_SCHEMA}.tenant_schemas (tenant_id, version) VALUES (${id}, ${version})
+       ON CONFLICT (tenant_id) DO UPDATE SET version = GREATEST(${CELL_SCHEMA}.tenant_schemas.version, EXCLUDED.version),
+         updated_at = now()`,
+    `SELECT (SELECT oid::int8 FROM pg_roles WHERE rolname = ${id}) AS role_oid,
+            (SELECT version FROM ${CELL_SCHEMA}.tenant_schemas WHERE tenant_id = ${id}) AS version`,
   ];
   try {
-    await client.query(statements.join(';\n'));
+    const results = (await cell.query(statements.join(';\n'))) as unknown as pg.QueryResult[];
+    const row = results[results.length - 1]!.rows[0] as { role_oid: string; version: number };
+    await options.record({ roleOid: Number(row.role_oid), version: row.version });
+    await cell.query('COMMIT');
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
+    await cell.query('ROLLBACK').catch(() => {});
     throw error;
   }
+}
+
+/** The catalog side of applyTenantDatabase: the role's oid and the schema version. */
+export function recordInCatalog(catalog: pg.ClientBase, tenantId: string) {
+  return async ({ roleOid, version }: CellRecord) => {
+    await catalog.query(
+      `WITH role AS (
+         INSERT INTO control.tenant_roles (tenant_id, role_oid) VALUES ($1, $2)
+         ON CONFLICT (tenant_id) DO UPDATE SET role_oid = EXCLUDED.role_oid, created_at = now()
+           WHERE control.tenant_roles.role_oid IS DISTINCT FROM EXCLUDED.role_oid)
+       UPDATE control.tenants SET schema_version = GREATEST(schema_version, $3), updated_at = now() WHERE id = $1`,
+      [tenantId, roleOid, version],
+    );
+  };
 }

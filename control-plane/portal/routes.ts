@@ -7,7 +7,7 @@ import { type SessionStore, sessionCookie, type TenantSession } from '../console
 import { apiKeysOf, dailyUsage } from '../console/tenant-detail.ts';
 import type { ControlPlaneContext } from '../context.ts';
 import { HttpError, parseInput } from '../errors.ts';
-import { billingMonth } from '../tenant-cache.ts';
+import { tenantStanding } from '../routes/usage-view.ts';
 import { portalPage, portalSignInPage } from './pages.ts';
 import type { RateLimitHits } from './rate-limit-hits.ts';
 
@@ -82,10 +82,9 @@ export async function portalRoutes(
           portalSignInPage('This tenant no longer exists.'),
         );
       }
-      const month = billingMonth();
-      const [usage, activeTasks, daily, keys, hitsByDay] = await Promise.all([
-        ctx.store.monthUsage(tenant.id, month),
-        ctx.leases.activeLeases(tenant.id),
+      const [standing, leases, daily, keys, hitsByDay] = await Promise.all([
+        tenantStanding(ctx, tenant),
+        ctx.leases.liveLeases(tenant.id),
         dailyUsage(ctx.pool, tenant.id, 30),
         apiKeysOf(ctx.pool, tenant.id),
         hits.byDay(tenant.id),
@@ -99,7 +98,7 @@ export async function portalRoutes(
         reply,
         `Usage of ${tenant.id}`,
         session,
-        portalPage({ tenant, period: month, usage, daily, rateLimitHits, activeTasks, keys }),
+        portalPage({ tenant, standing, leases, now: (ctx.clock ?? Date.now)(), daily, rateLimitHits, keys }),
       );
     });
 

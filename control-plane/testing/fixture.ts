@@ -6,6 +6,7 @@ import type pg from 'pg';
 import pino from 'pino';
 import { loadEnvironmentConfig } from '../../config/environments.ts';
 import { issueApiKey } from '../../tenants/api-keys.ts';
+import type { CellDirectory } from '../../tenants/cells.ts';
 import {
   createCatalogDatabase,
   dropRoles,
@@ -23,6 +24,7 @@ export const REDIS_TEST_URL = 'redis://127.0.0.1:6379';
 export interface ControlPlaneFixture {
   readonly db: TestDatabase;
   readonly pool: pg.Pool;
+  readonly cells: CellDirectory;
   readonly redis: Redis;
   readonly keyPrefix: string;
   /** Builds a server on the fixture's database and Redis; env overrides config variables. */
@@ -44,7 +46,7 @@ export function testConfig(keyPrefix: string, env: Record<string, string> = {}):
 }
 
 export async function createFixture(label: string): Promise<ControlPlaneFixture> {
-  const { db, pool } = await createCatalogDatabase(label, 5);
+  const { db, pool, cells } = await createCatalogDatabase(label, 5);
   const redis = new Redis(REDIS_TEST_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
   const keyPrefix = `cptest:${label}:${randomBytes(4).toString('hex')}:`;
@@ -53,12 +55,14 @@ export async function createFixture(label: string): Promise<ControlPlaneFixture>
   return {
     db,
     pool,
+    cells,
     redis,
     keyPrefix,
     async server(env = {}, options = {}) {
       const app = await buildServer({
         config: testConfig(keyPrefix, env),
         pool,
+        cells,
         redis: options.redis === undefined ? redis : options.redis,
         environment: loadEnvironmentConfig('dev'),
         logger: pino({ level: 'silent' }),

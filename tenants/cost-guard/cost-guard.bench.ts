@@ -4,6 +4,7 @@ import pino from 'pino';
 import type { BenchFigure } from '../../bench/figure.ts';
 import { alarmTopicName, loadEnvironmentConfig } from '../../config/environments.ts';
 import { migrateCatalog } from '../catalog/migrate.ts';
+import { cellDirectory } from '../cells.ts';
 import { startMoto } from '../testing/moto.ts';
 import { createTestDatabase } from '../testing/pg.ts';
 import { cePage, minutesForBudgetFraction, usdForBudgetFraction } from './fixtures.ts';
@@ -70,6 +71,8 @@ export default async function costGuardBench(): Promise<BenchFigure[]> {
 
     const deps = {
       pool,
+      // A dry run changes no tenant role, so no cell is opened.
+      cells: cellDirectory([]),
       env: loadEnvironmentConfig('dev'),
       now: () => NOW,
       log: pino({ level: 'silent' }),

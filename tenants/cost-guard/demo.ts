@@ -3,6 +3,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import pino from 'pino';
 import type { EnvironmentConfig } from '../../config/environments.ts';
+import type { CellDirectory } from '../cells.ts';
 import type { MotoServer } from '../testing/moto.ts';
 import { cePage, minutesForBudgetFraction, recordUsage, usdForBudgetFraction } from './fixtures.ts';
 import { formatPlan } from './format.ts';
@@ -11,6 +12,7 @@ import { runCostGuard } from './run.ts';
 
 export interface CostGuardDemoOptions {
   readonly pool: pg.Pool;
+  readonly cells: CellDirectory;
   readonly env: EnvironmentConfig;
   /** The emulated AWS the demo seeds with month-to-date costs. */
   readonly aws: MotoServer;
@@ -48,7 +50,12 @@ export async function runCostGuardDemo(options: CostGuardDemoOptions) {
     ),
   ]);
   const result = await runCostGuard(
-    { pool: options.pool, env: options.env, log: pino({ level: 'warn' }, pino.destination(2)) },
+    {
+      pool: options.pool,
+      cells: options.cells,
+      env: options.env,
+      log: pino({ level: 'warn' }, pino.destination(2)),
+    },
     { apply: false },
   );
   const report = await buildCostReport(options.pool, options.env, { runId: result.runId });

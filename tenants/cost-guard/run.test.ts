@@ -13,6 +13,7 @@ import {
   type EnvironmentConfig,
   loadEnvironmentConfig,
 } from '../../config/environments.ts';
+import type { CellDirectory } from '../cells.ts';
 import { createTenant } from '../provisioner.ts';
 import { limitTenant } from '../suspension.ts';
 import { type MotoServer, startMoto } from '../testing/moto.ts';
@@ -27,6 +28,7 @@ const TIER = 'pro';
 let moto: MotoServer;
 let db: TestDatabase;
 let pool: pg.Pool;
+let cells: CellDirectory;
 let manifestsDir: string;
 const roles: string[] = [];
 const silent = pino({ level: 'silent' });
@@ -38,7 +40,7 @@ function env(costGuard: Partial<EnvironmentConfig['costGuard']> = {}): Environme
 
 function deps(costGuard: Partial<EnvironmentConfig['costGuard']> = {}): CostGuardDeps {
   const caps = { maxActionsPerRun: 50, maxActionsPercent: 100 };
-  return { pool, env: env({ ...caps, ...costGuard }), manifestsDir, now: () => NOW, log: silent };
+  return { pool, cells, env: env({ ...caps, ...costGuard }), manifestsDir, now: () => NOW, log: silent };
 }
 
 /** Creates a tenant through the provisioner (AWS off) with usage at `fraction` of its budget. */
@@ -46,7 +48,7 @@ async function tenantAt(stem: string, fraction: number): Promise<string> {
   const id = uniqueTenantId(stem);
   roles.push(id);
   await createTenant(
-    { pool, env: env(), aws: { enabled: false }, manifestsDir },
+    { pool, cells, env: env(), aws: { enabled: false }, manifestsDir },
     { id, tier: TIER, actor: 'test' },
   );
   await recordUsage(pool, id, '2026-11-20', minutesForBudgetFraction(TIER, fraction));
@@ -88,7 +90,7 @@ async function role(id: string) {
 
 beforeAll(async () => {
   moto = await startMoto();
-  ({ db, pool } = await createCatalogDatabase('cost_guard_run', 4));
+  ({ db, pool, cells } = await createCatalogDatabase('cost_guard_run', 4));
 });
 
 afterAll(async () => {
@@ -390,7 +392,7 @@ describe('cost guard run', () => {
   /** A tenant limited in October by `by`, with the guard's state from October. */
   async function limitedLastMonth(stem: string, by: string): Promise<string> {
     const id = await tenantAt(stem, 0.1);
-    await limitTenant({ pool, env: env(), manifestsDir }, id, {
+    await limitTenant({ pool, cells, env: env(), manifestsDir }, id, {
       actor: by,
       reason: 'over budget in October',
     });

@@ -5,6 +5,8 @@ import type pg from 'pg';
 import pino from 'pino';
 import { alarmTopicArn, type EnvironmentConfig } from '../../config/environments.ts';
 import { recordAudit } from '../audit.ts';
+import type { CellDirectory } from '../cells.ts';
+import type { TenantCluster } from '../kubernetes/cluster.ts';
 import {
   limitTenant,
   resumeTenant,
@@ -21,12 +23,15 @@ import { DEFAULT_POLICY, type GuardAction, type GuardPolicy, periodOf } from './
 export { GUARD_ACTOR };
 
 export interface CostGuardDeps {
+  /** The catalog. */
   readonly pool: pg.Pool;
+  /** The cells, where a limit or suspension changes the tenant role. */
+  readonly cells: CellDirectory;
   readonly env: EnvironmentConfig;
   /** Tenant manifests directory, re-rendered with pods/jobs 0 on limit. @default - none written */
   readonly manifestsDir?: string;
-  /** kubectl context for the manifests. @default - no cluster touched */
-  readonly kubeContext?: string;
+  /** The cluster whose quotas, annotations and Jobs change (tenants/kubernetes). @default - no cluster touched */
+  readonly kube?: TenantCluster;
   /** @default - a client with SDK retries off (the guard counts and bounds its own) */
   readonly ce?: CostExplorerClient;
   /** @default - a default SNS client */

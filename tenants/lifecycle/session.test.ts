@@ -30,7 +30,9 @@ afterAll(async () => {
 const heldLocks = async () =>
   (
     await pool.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1",
+      // pg_locks is server-wide: other test files' tenant locks are in other databases.
+      `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
       [TENANT_LOCK_CLASS],
     )
   ).rows[0]!.n;

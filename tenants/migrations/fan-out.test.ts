@@ -4,8 +4,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadEnvironmentConfig } from '../../config/environments.ts';
+import { type CellDirectory, cellGroupRole } from '../cells.ts';
 import { createTenant } from '../provisioner.ts';
-import { TENANT_GROUP_ROLE } from '../tenant-database.ts';
 import { tenantSchemaStatements } from '../tenant-schema.ts';
 import { createCatalogDatabase, dropRoles, type TestDatabase, uniqueTenantId } from '../testing/pg.ts';
 import { migrateTenants } from './fan-out.ts';
@@ -13,11 +13,12 @@ import { latestVersion, loadTenantMigrations, MigrationFileError, shippedMigrati
 
 let db: TestDatabase;
 let pool: pg.Pool;
+let cells: CellDirectory;
 let manifestsDir: string;
 const roles: string[] = [];
 
 beforeAll(async () => {
-  ({ db, pool } = await createCatalogDatabase('migrations', 6));
+  ({ db, pool, cells } = await createCatalogDatabase('migrations', 6));
   manifestsDir = await mkdtemp(path.join(tmpdir(), 'migrate-manifests-'));
 }, 30_000);
 
@@ -28,16 +29,27 @@ afterAll(async () => {
   await rm(manifestsDir, { recursive: true, force: true });
 });
 
+const cell = () => cells.cell('cell-1');
+
+/** A session on cell-1 logged in as the tenant role. */
+function asTenant(id: string): pg.Client {
+  const { host, port, database } = cell().connection;
+  return new pg.Client({ host, port, database, user: id });
+}
+
 /** A tenant as onboarding made it before any migration existed: version 1. */
 async function versionOneTenant(stem: string): Promise<string> {
   const id = uniqueTenantId(stem);
   roles.push(id);
   const s = pg.escapeIdentifier(id);
   await pool.query(
+    `INSERT INTO control.tenants (id, tier, status, cell_id, schema_version) VALUES ($1, 'free', 'active', 'cell-1', 1)`,
+    [id],
+  );
+  await cell().pool.query(
     [
       'BEGIN',
-      `INSERT INTO control.tenants (id, tier, status, cell_id, schema_version) VALUES (${pg.escapeLiteral(id)}, 'free', 'active', 'cell-1', 1)`,
-      `CREATE ROLE ${s} LOGIN IN ROLE ${pg.escapeIdentifier(TENANT_GROUP_ROLE)}`,
+      `CREATE ROLE ${s} LOGIN IN ROLE ${pg.escapeIdentifier(cellGroupRole(cell().connection.database))}`,
       `CREATE SCHEMA ${s} AUTHORIZATION ${s}`,
       `SET LOCAL ROLE ${s}`,
       ...tenantSchemaStatements(id),
@@ -67,7 +79,7 @@ async function versions(ids: readonly string[]): Promise<Record<string, number>>
 }
 
 async function tableOwner(schema: string, table: string): Promise<string | undefined> {
-  const { rows } = await pool.query<{ owner: string }>(
+  const { rows } = await cell().pool.query<{ owner: string }>(
     'SELECT tableowner AS owner FROM pg_tables WHERE schemaname = $1 AND tablename = $2',
     [schema, table],
   );
@@ -76,7 +88,7 @@ async function tableOwner(schema: string, table: string): Promise<string | undef
 
 /** Leaves the catalog with every live tenant at `version`, so a test starts from a known fleet. */
 async function settle(migrations: Awaited<ReturnType<typeof migrationsDir>>) {
-  await migrateTenants({ catalog: pool }, { migrations });
+  await migrateTenants({ catalog: pool, cells }, { migrations });
 }
 
 describe('tenant migrate', () => {
@@ -92,7 +104,7 @@ describe('tenant migrate', () => {
     });
     const progress: number[] = [];
     const result = await migrateTenants(
-      { catalog: pool },
+      { catalog: pool, cells },
       { migrations, concurrency: 2, onProgress: (p) => progress.push(p.done) },
     );
     expect(result.failed).toEqual([]);
@@ -102,7 +114,7 @@ describe('tenant migrate', () => {
     for (const id of ids) expect(await tableOwner(id, 'notes')).toBe(id);
     expect(progress.at(-1)).toBe(result.migrated);
 
-    const again = await migrateTenants({ catalog: pool }, { migrations });
+    const again = await migrateTenants({ catalog: pool, cells }, { migrations });
     expect(again).toMatchObject({ migrated: 0, failed: [], behindByVersion: {} });
   });
 
@@ -125,7 +137,7 @@ describe('tenant migrate', () => {
       return connect(...args);
     }) as typeof counted.connect;
     try {
-      const result = await migrateTenants({ catalog: counted }, { migrations });
+      const result = await migrateTenants({ catalog: counted, cells }, { migrations });
       expect(result.migrated).toBe(0);
       expect({ queries, connects }).toEqual({ queries: 1, connects: 0 });
     } finally {
@@ -139,12 +151,12 @@ describe('tenant migrate', () => {
       '0003_notes.sql': ADD_NOTES,
     });
     const id = await versionOneTenant('mig-to');
-    await migrateTenants({ catalog: pool }, { migrations, to: 2 });
+    await migrateTenants({ catalog: pool, cells }, { migrations, to: 2 });
     expect((await versions([id]))[id]).toBe(2);
     expect(await tableOwner(id, 'notes')).toBeUndefined();
-    await migrateTenants({ catalog: pool }, { migrations });
+    await migrateTenants({ catalog: pool, cells }, { migrations });
     expect((await versions([id]))[id]).toBe(3);
-    await expect(migrateTenants({ catalog: pool }, { migrations, to: 4 })).rejects.toThrow(
+    await expect(migrateTenants({ catalog: pool, cells }, { migrations, to: 4 })).rejects.toThrow(
       /--to 4 is past the latest migration \(version 3\)/,
     );
   });
@@ -158,19 +170,17 @@ describe('tenant migrate', () => {
     const ok = await versionOneTenant('mig-ok');
     const bad = await versionOneTenant('mig-bad');
     // The tenant made a table of that name itself: 0003 cannot create it.
-    const tenant = new pg.Client({
-      connectionString: Object.assign(new URL(db.url), { username: bad }).toString(),
-    });
+    const tenant = asTenant(bad);
     await tenant.connect();
     await tenant.query(`CREATE TABLE ${pg.escapeIdentifier(bad)}.notes (x int)`);
 
-    const result = await migrateTenants({ catalog: pool }, { migrations, concurrency: 2 });
+    const result = await migrateTenants({ catalog: pool, cells }, { migrations, concurrency: 2 });
     expect(result.failed).toEqual([
       { tenantId: bad, cellId: 'cell-1', version: 1, error: 'relation "notes" already exists' },
     ]);
     expect(await versions([ok, bad])).toEqual({ [ok]: 3, [bad]: 1 });
     // All or nothing per tenant: 0002 rolled back with 0003.
-    const labels = await pool.query(
+    const labels = await cell().pool.query(
       "SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'agents' AND column_name = 'labels'",
       [bad],
     );
@@ -183,7 +193,7 @@ describe('tenant migrate', () => {
 
     await tenant.query(`DROP TABLE ${pg.escapeIdentifier(bad)}.notes`);
     await tenant.end();
-    const resumed = await migrateTenants({ catalog: pool }, { migrations });
+    const resumed = await migrateTenants({ catalog: pool, cells }, { migrations });
     expect(resumed).toMatchObject({ migrated: 1, failed: [], behindByVersion: { 1: 1 } });
     expect(await versions([bad])).toEqual({ [bad]: 3 });
     const cleared = await pool.query('SELECT 1 FROM control.tenant_migration_failures WHERE tenant_id = $1', [
@@ -200,19 +210,21 @@ describe('tenant migrate', () => {
       '0002_agent-labels.sql': ADD_LABELS,
       '0003_notes.sql': 'CREATE TABEL :"schema".notes (id int);',
     });
-    await expect(migrateTenants({ catalog: pool }, { migrations: broken })).rejects.toThrow(
+    await expect(migrateTenants({ catalog: pool, cells }, { migrations: broken })).rejects.toThrow(
       MigrationFileError,
     );
-    await expect(migrateTenants({ catalog: pool }, { migrations: broken })).rejects.toThrow(
+    await expect(migrateTenants({ catalog: pool, cells }, { migrations: broken })).rejects.toThrow(
       /^migration 0003_notes.sql does not apply: syntax error at or near "TABEL" \(character \d+\); no tenant was changed$/,
     );
     expect((await versions([id]))[id]).toBe(1);
-    const labels = await pool.query(
+    const labels = await cell().pool.query(
       "SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND column_name = 'labels'",
       [id],
     );
     expect(labels.rowCount).toBe(0);
-    const scratch = await pool.query("SELECT 1 FROM pg_namespace WHERE nspname LIKE 'migration_check_%'");
+    const scratch = await cell().pool.query(
+      "SELECT 1 FROM pg_namespace WHERE nspname LIKE 'migration_check_%'",
+    );
     expect(scratch.rowCount).toBe(0);
   });
 
@@ -220,7 +232,7 @@ describe('tenant migrate', () => {
     const migrations = await migrationsDir({ '0002_agent-labels.sql': ADD_LABELS });
     await settle(migrations);
     const id = await versionOneTenant('mig-dry');
-    const plan = await migrateTenants({ catalog: pool }, { migrations, dryRun: true });
+    const plan = await migrateTenants({ catalog: pool, cells }, { migrations, dryRun: true });
     expect(plan).toMatchObject({
       dryRun: true,
       migrated: 0,
@@ -228,6 +240,26 @@ describe('tenant migrate', () => {
       files: ['0002_agent-labels.sql'],
     });
     expect((await versions([id]))[id]).toBe(1);
+  });
+
+  test('a crash after the cell committed and before the catalog did: the rerun only moves the catalog', async () => {
+    const migrations = await migrationsDir({
+      '0002_agent-labels.sql': ADD_LABELS,
+      '0003_notes.sql': ADD_NOTES,
+    });
+    await settle(migrations);
+    const id = await versionOneTenant('mig-half');
+    await migrateTenants({ catalog: pool, cells }, { migrations });
+    // As if the process died between the cell's commit and the catalog's: the catalog still says 1.
+    await pool.query('UPDATE control.tenants SET schema_version = 1 WHERE id = $1', [id]);
+    const rerun = await migrateTenants({ catalog: pool, cells }, { migrations });
+    // Running 0003 again would fail (notes exists): the cell's own record says it is done.
+    expect(rerun).toMatchObject({ migrated: 1, failed: [] });
+    expect(await versions([id])).toEqual({ [id]: 3 });
+    const { rows } = await cell().pool.query('SELECT version FROM cell.tenant_schemas WHERE tenant_id = $1', [
+      id,
+    ]);
+    expect(rows).toEqual([{ version: 3 }]);
   });
 
   test.each([
@@ -247,12 +279,12 @@ describe('tenant migrate', () => {
     const id = uniqueTenantId('mig-new');
     roles.push(id);
     const result = await createTenant(
-      { pool, env: loadEnvironmentConfig('dev'), manifestsDir, aws: { enabled: false } },
+      { pool, cells, env: loadEnvironmentConfig('dev'), manifestsDir, aws: { enabled: false } },
       { id, tier: 'free', actor: 'test' },
     );
     expect(result.tenant?.schemaVersion).toBe(latestVersion(shippedMigrations()));
     expect(latestVersion(shippedMigrations())).toBeGreaterThan(1);
-    const index = await pool.query(
+    const index = await cell().pool.query(
       "SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = 'events_at_idx'",
       [id],
     );

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { z } from 'zod';
-import { TENANT_LOCK_CLASS } from '../lifecycle/session.ts';
+import { CELL_SCHEMA, type CellDirectory } from '../cells.ts';
+import { inClientTransaction, TENANT_LOCK_CLASS, withConnection } from '../lifecycle/session.ts';
 import { tenantSchemaStatements } from '../tenant-schema.ts';
-import { type CellDirectory, singleDatabaseCells } from './cells.ts';
 import {
   latestVersion,
   loadTenantMigrations,
@@ -74,8 +74,8 @@ export interface MigrationResult {
 export interface MigrateDeps {
   /** The catalog database (control schema). */
   readonly catalog: pg.Pool;
-  /** @default - the catalog database is the only cell */
-  readonly cells?: CellDirectory;
+  /** The cells holding the tenant schemas. */
+  readonly cells: CellDirectory;
 }
 
 interface Behind {
@@ -128,58 +128,71 @@ function interleaveByCell(tenants: readonly Behind[]): Behind[] {
 type Outcome = 'migrated' | 'skipped';
 
 /**
- * One tenant, one transaction: the files from its version to the target run as the tenant role (it owns
- * what they create), and the catalog version moves in the same commit. Any error rolls all of it back.
- * The catalog row is updated inside the cell's transaction, so a cell must be the catalog's database.
+ * One tenant: under its lock and row in the catalog, the files from its version to the target run in one
+ * transaction on its cell, as the tenant role (it owns what they create), and the cell records the new
+ * version in the same commit (cell.tenant_schemas). The catalog's version moves only after the cell
+ * committed; a crash between the two leaves the catalog behind, and the rerun finds the cell already at the
+ * target and only moves the catalog. Any error in the cell rolls all of the tenant's files back.
  */
 async function migrateOne(
-  pool: pg.Pool,
+  catalog: pg.Pool,
+  cells: CellDirectory,
   tenant: Behind,
   migrations: readonly TenantMigration[],
   target: number,
   lockTimeoutMs: number,
 ): Promise<Outcome> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    try {
-      await client.query(`SET LOCAL lock_timeout = ${lockTimeoutMs}`);
-      // Waits for a provisioning, offboarding or another migrate of this tenant to finish.
-      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [TENANT_LOCK_CLASS, tenant.id]);
-      const { rows } = await client.query<{ schema_version: number; status: string }>(
-        'SELECT schema_version, status::text AS status FROM control.tenants WHERE id = $1 FOR UPDATE',
-        [tenant.id],
-      );
-      const now = rows[0];
-      if (!now || now.status === 'archived' || now.schema_version >= target || now.schema_version < 1) {
-        await client.query('ROLLBACK');
-        return 'skipped';
-      }
-      const pending = migrations.filter((m) => m.version > now.schema_version && m.version <= target);
-      await client.query(
-        [
-          `SET LOCAL ROLE ${pg.escapeIdentifier(tenant.id)}`,
-          ...pending.map((m) => migrationSql(m, tenant.id)),
-          'RESET ROLE',
-        ].join(';\n'),
-      );
-      await client.query(`UPDATE control.tenants SET schema_version = $2, updated_at = now() WHERE id = $1`, [
-        tenant.id,
-        target,
-      ]);
-      await client.query('DELETE FROM control.tenant_migration_failures WHERE tenant_id = $1', [tenant.id]);
-      await client.query('COMMIT');
-      return 'migrated';
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
-      throw error;
-    }
-  } finally {
-    client.release(broken);
-  }
+  return withConnection(catalog, (client, spoil) =>
+    inClientTransaction(
+      client,
+      async () => {
+        await client.query(`SET LOCAL lock_timeout = ${lockTimeoutMs}`);
+        // Waits for a provisioning, offboarding, move or another migrate of this tenant to finish.
+        await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [TENANT_LOCK_CLASS, tenant.id]);
+        const { rows } = await client.query<{ schema_version: number; status: string; cell_id: string }>(
+          'SELECT schema_version, status::text AS status, cell_id FROM control.tenants WHERE id = $1 FOR UPDATE',
+          [tenant.id],
+        );
+        const now = rows[0];
+        if (!now || now.status === 'archived' || now.schema_version >= target || now.schema_version < 1) {
+          return 'skipped';
+        }
+        const cell = cells.cell(now.cell_id);
+        await withConnection(cell.pool, (cellClient, spoilCell) =>
+          inClientTransaction(
+            cellClient,
+            async () => {
+              await cellClient.query(`SET LOCAL lock_timeout = ${lockTimeoutMs}`);
+              const recorded = await cellClient.query<{ version: number }>(
+                `SELECT version FROM ${CELL_SCHEMA}.tenant_schemas WHERE tenant_id = $1 FOR UPDATE`,
+                [tenant.id],
+              );
+              const from = recorded.rows[0]?.version ?? now.schema_version;
+              if (from >= target) return;
+              const pending = migrations.filter((m) => m.version > from && m.version <= target);
+              await cellClient.query(
+                [
+                  `SET LOCAL ROLE ${pg.escapeIdentifier(tenant.id)}`,
+                  ...pending.map((m) => migrationSql(m, tenant.id)),
+                  'RESET ROLE',
+                  `INSERT INTO ${CELL_SCHEMA}.tenant_schemas (tenant_id, version) VALUES (${pg.escapeLiteral(tenant.id)}, ${target})
+                     ON CONFLICT (tenant_id) DO UPDATE SET version = EXCLUDED.version, updated_at = now()`,
+                ].join(';\n'),
+              );
+            },
+            spoilCell,
+          ),
+        );
+        await client.query(
+          'UPDATE control.tenants SET schema_version = $2, updated_at = now() WHERE id = $1',
+          [tenant.id, target],
+        );
+        await client.query('DELETE FROM control.tenant_migration_failures WHERE tenant_id = $1', [tenant.id]);
+        return 'migrated';
+      },
+      spoil,
+    ),
+  );
 }
 
 /**
@@ -225,7 +238,7 @@ export async function migrateTenants(
   });
   if (behind.length === 0) return result(0, 0, []);
 
-  const cells = deps.cells ?? singleDatabaseCells(deps.catalog);
+  const { cells } = deps;
   const cellIds = [...new Set(behind.map((t) => t.cell_id))];
   for (const id of cellIds) await checkFiles(cells.cell(id).pool, pending);
   if (parsed.dryRun) return result(0, 0, []);
@@ -247,7 +260,8 @@ export async function migrateTenants(
         const tenant = queue[next++]!;
         try {
           const outcome = await migrateOne(
-            cells.cell(tenant.cell_id).pool,
+            deps.catalog,
+            cells,
             tenant,
             migrations,
             target,

@@ -4,9 +4,10 @@ import path from 'node:path';
 import pg from 'pg';
 import type { BenchFigure } from '../../bench/figure.ts';
 import { loadEnvironmentConfig } from '../../config/environments.ts';
+import type { CellDirectory } from '../cells.ts';
 import { offboardTenant } from '../offboarding.ts';
 import { createTenant, type ProvisionerDeps } from '../provisioner.ts';
-import { applyTenantDatabase, inspectTenantDatabase } from '../tenant-database.ts';
+import { applyTenantDatabase, inspectTenantDatabase, recordInCatalog } from '../tenant-database.ts';
 import { createCatalogDatabase, dropRoles } from '../testing/pg.ts';
 import { getTier } from '../tiers.ts';
 import { migrateTenants } from './fan-out.ts';
@@ -14,28 +15,36 @@ import { loadTenantMigrations, shippedMigrations, TENANT_MIGRATIONS_DIR } from '
 
 const FLEET = Number(process.env.BENCH_FLEET_TENANTS ?? 1000);
 const STREAMS = 4;
+/** Two cells on the local server: the fan-out interleaves them. */
+const CELLS = 2;
 
 const seconds = (ms: number) => Number((ms / 1000).toFixed(2));
 
 /** The fleet: real catalog rows, roles, schemas and tables at the shipped version, as onboarding leaves them. */
-async function fill(pool: pg.Pool, ids: readonly string[]): Promise<void> {
+async function fill(pool: pg.Pool, cells: CellDirectory, ids: readonly string[]): Promise<void> {
   const tier = getTier('free');
   let next = 0;
   await Promise.all(
-    Array.from({ length: STREAMS }, async () => {
+    Array.from({ length: STREAMS }, async (_, stream) => {
+      // Each stream fills one cell, as placement spreads a fleet over the cells.
+      const cellId = cells.ids[stream % cells.ids.length]!;
       const client = await pool.connect();
+      const cell = await cells.cell(cellId).pool.connect();
       try {
-        await client.query('SET synchronous_commit = off');
+        for (const c of [client, cell]) await c.query('SET synchronous_commit = off');
         while (next < ids.length) {
           const id = ids[next++]!;
           await client.query(
-            `INSERT INTO control.tenants (id, tier, status, cell_id, hostname) VALUES ($1, $2, 'active', 'cell-1', $1 || '.bench')`,
-            [id, tier.name],
+            `INSERT INTO control.tenants (id, tier, status, cell_id, hostname) VALUES ($1, $2, 'active', $3, $1 || '.bench')`,
+            [id, tier.name, cellId],
           );
-          await applyTenantDatabase(client, id, tier, await inspectTenantDatabase(client, id));
+          await applyTenantDatabase(cell, id, tier, await inspectTenantDatabase(cell, id, null), {
+            record: recordInCatalog(client, id),
+          });
         }
       } finally {
         client.release();
+        cell.release();
       }
     }),
   );
@@ -63,24 +72,24 @@ export default async function fleetBench(): Promise<BenchFigure[]> {
   const run = Math.random().toString(36).slice(2, 7);
   const ids = Array.from({ length: FLEET }, (_, i) => `f${run}-t${i}`);
   const leaving = `f${run}-leaving`;
-  const { db, pool } = await createCatalogDatabase('bench_fleet', STREAMS * 2);
+  const { db, pool, cells } = await createCatalogDatabase('bench_fleet', STREAMS * 2, { cells: CELLS });
   const scratch = await mkdtemp(path.join(tmpdir(), 'bench-fleet-'));
   const { dir, migrations } = await withOneTableMigration();
   const figures: BenchFigure[] = [];
   try {
     const filled = performance.now();
-    await fill(pool, ids);
+    await fill(pool, cells, ids);
     console.error(`  fleet of ${FLEET} tenants in ${seconds(performance.now() - filled)} s`);
 
     const load = loadavg()[0]!;
-    const migrated = await migrateTenants({ catalog: pool }, { migrations, concurrency: STREAMS });
+    const migrated = await migrateTenants({ catalog: pool, cells }, { migrations, concurrency: STREAMS });
     if (migrated.migrated !== FLEET || migrated.failed.length > 0) {
       throw new Error(
         `migration bench migrated ${migrated.migrated} of ${FLEET}: ${migrated.failed[0]?.error}`,
       );
     }
     figures.push({
-      figure: `apply a one-table migration to ${FLEET} tenant schemas (${STREAMS} workers)`,
+      figure: `apply a one-table migration to ${FLEET} tenant schemas in ${CELLS} cells (${STREAMS} workers)`,
       value: seconds(migrated.ms),
       unit: 's',
       goal: '<= 20 s',
@@ -97,7 +106,7 @@ export default async function fleetBench(): Promise<BenchFigure[]> {
     }) as typeof counted.query;
     await counted.query('SELECT 1');
     queries = 0;
-    const idle = await migrateTenants({ catalog: counted }, { migrations });
+    const idle = await migrateTenants({ catalog: counted, cells }, { migrations });
     await counted.end();
     figures.push({
       figure: `"nothing to do" over ${FLEET} tenants`,
@@ -110,14 +119,17 @@ export default async function fleetBench(): Promise<BenchFigure[]> {
 
     const deps: ProvisionerDeps = {
       pool,
+      cells,
       env: loadEnvironmentConfig('dev'),
       manifestsDir: scratch,
       aws: { enabled: false },
     };
     await createTenant(deps, { id: leaving, tier: 'pro', actor: 'bench' });
-    await pool.query(
-      `INSERT INTO ${pg.escapeIdentifier(leaving)}.agents (name, model) SELECT 'agent-' || i, 'm' FROM generate_series(1, 1000) i`,
-    );
+    await cells
+      .cell('cell-1')
+      .pool.query(
+        `INSERT INTO ${pg.escapeIdentifier(leaving)}.agents (name, model) SELECT 'agent-' || i, 'm' FROM generate_series(1, 1000) i`,
+      );
     const started = performance.now();
     await offboardTenant(deps, leaving, {
       actor: 'bench',

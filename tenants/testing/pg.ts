@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { migrateCatalog } from '../catalog/migrate.ts';
+import { type CellDirectory, cellGroupRole, cellSpecs, openCells } from '../cells.ts';
+import { poolConnection } from '../lifecycle/session.ts';
 
 export const ADMIN_URL =
   process.env.TEST_DATABASE_ADMIN_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -29,11 +31,25 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
   return {
     name,
     url: url.toString(),
+    /** Drops the database, and the cell databases and group roles opened next to it (`<name>_cell_1`, …). */
     async drop() {
       const client = new pg.Client({ connectionString: ADMIN_URL });
       await client.connect();
       try {
-        await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+        const { rows } = await client.query<{ datname: string }>(
+          "SELECT datname FROM pg_database WHERE left(datname, length($1) + 1) = $1 || '_'",
+          [name],
+        );
+        for (const database of [name, ...rows.map((r) => r.datname)])
+          await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`);
+        const groups = await client.query<{ rolname: string }>(
+          'SELECT rolname FROM pg_roles WHERE rolname = ANY($1)',
+          [rows.map((r) => cellGroupRole(r.datname))],
+        );
+        if (groups.rows.length > 0)
+          await client.query(
+            `DROP ROLE ${groups.rows.map((g) => pg.escapeIdentifier(g.rolname)).join(', ')}`,
+          );
       } finally {
         await client.end();
       }
@@ -46,13 +62,33 @@ export function uniqueTenantId(stem: string): string {
   return `${stem}-${randomBytes(4).toString('hex')}`;
 }
 
-/** A fresh database (see createTestDatabase) with the catalog migrated, and a pool on it. */
+export interface CatalogDatabase {
+  /** The catalog database; drop() also drops its cells and their group roles. */
+  readonly db: TestDatabase;
+  /** Pool on the catalog. */
+  readonly pool: pg.Pool;
+  /** The cells (`cell-1`, `cell-2`, …), each a database of its own on the same server. */
+  readonly cells: CellDirectory;
+}
+
+export interface CatalogDatabaseOptions {
+  /** Cell databases next to the catalog. @default 1 */
+  readonly cells?: number;
+  /** Capacity of each cell in control.cells. @default 5000 */
+  readonly capacity?: number;
+}
+
+/**
+ * A fresh catalog database (see createTestDatabase), migrated, with its cells: separate databases on the
+ * same server, hardened as the platform hardens them (tenant roles connect only to their own cell).
+ */
 export async function createCatalogDatabase(
   label: string,
   max = 4,
-): Promise<{ db: TestDatabase; pool: pg.Pool }> {
-  const db = await createTestDatabase(label);
-  const pool = new pg.Pool({ connectionString: db.url, max });
+  options: CatalogDatabaseOptions = {},
+): Promise<CatalogDatabase> {
+  const catalog = await createTestDatabase(label);
+  const pool = new pg.Pool({ connectionString: catalog.url, max });
   // DROP DATABASE ... WITH (FORCE) at teardown may end a client that is still closing.
   pool.on('error', () => {});
   const client = await pool.connect();
@@ -61,7 +97,26 @@ export async function createCatalogDatabase(
   } finally {
     client.release();
   }
-  return { db, pool };
+  const count = options.cells ?? 1;
+  // The same databases the CLIs open for this catalog from the env config's cells (cell-1, cell-2, …).
+  const specs = cellSpecs(
+    {
+      cells: Array.from({ length: count }, (_, i) => ({
+        id: `cell-${i + 1}`,
+        capacity: options.capacity ?? 5000,
+      })),
+    },
+    poolConnection(pool),
+  );
+  const cells = await openCells(pool, specs, { max });
+  const db: TestDatabase = {
+    ...catalog,
+    async drop() {
+      await cells.close();
+      await catalog.drop();
+    },
+  };
+  return { db, pool, cells };
 }
 
 /** Drops the given roles where they exist; roles are server-wide, so tests drop the ones they made. */
