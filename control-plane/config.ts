@@ -62,8 +62,6 @@ const configSchema = z
     /** Failed authentications one source IP, or one key prefix, may make per minute before it is blocked. */
     AUTH_FAILURES_PER_MINUTE: int(1).default(20),
     AUTH_BLOCK_SECONDS: int(1).default(300),
-    /** A slot never released is freed after this long. */
-    ADMISSION_SLOT_TTL_SECONDS: int(1).default(86_400),
     /** How often a task's runner must heartbeat its lease. */
     LEASE_HEARTBEAT_MS: int(50).default(30_000),
     /** A lease expires, and frees its slot, after this many heartbeat intervals without one. */

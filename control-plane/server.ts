@@ -27,6 +27,7 @@ import { hostHook, hostRulesOf, operatorHostHook } from './host-tenancy.ts';
 import { type HotStore, MemoryHotStore } from './hot-store.ts';
 import { LeaseMeter } from './lease-meter.ts';
 import { type LeaseStore, MemoryLeaseStore, RedisLeaseStore } from './lease-store.ts';
+import { LifecycleListener } from './lifecycle-listener.ts';
 import { createMetrics } from './metrics.ts';
 import { createOperatorVerifier } from './operator-auth.ts';
 import { OutageLog } from './outage-log.ts';
@@ -86,10 +87,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
   const { config } = deps;
   const backend =
     deps.redis === null ? { redis: null } : { redis: deps.redis, keyPrefix: config.REDIS_KEY_PREFIX };
-  const storeOptions = {
-    idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-    slotTtlSeconds: config.ADMISSION_SLOT_TTL_SECONDS,
-  };
+  const storeOptions = { idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS };
   const store: HotStore =
     deps.redis === null
       ? new MemoryHotStore(storeOptions)
@@ -125,6 +123,8 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     deps.logger,
   );
   await invalidation.start();
+  const lifecycle = new LifecycleListener(deps.pool, tenants, deps.logger);
+  lifecycle.start();
   const ctx: ControlPlaneContext = {
     ...deps,
     store,
@@ -195,6 +195,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     await ctx.usage.close();
     await ctx.leaseMeter.close();
     await ctx.invalidation.close();
+    await lifecycle.close();
     ctx.outages.close();
   });
 

@@ -53,7 +53,7 @@ export async function startControlPlane(config: ControlPlaneConfig): Promise<Run
   try {
     if (config.REDIS_URL === undefined) {
       logger.warn(
-        'REDIS_URL unset: rate limits, idempotency keys and admission slots are in memory; run one instance only',
+        'REDIS_URL unset: rate limits, idempotency keys and task leases are in memory; run one instance only',
       );
     } else {
       redis = await connectRedis(config.REDIS_URL, logger);
