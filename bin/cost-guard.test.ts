@@ -54,6 +54,12 @@ describe('every expected failure prints one line and exits non-zero', () => {
       "error: unknown environment 'nosuch': expected one of dev, staging, prod",
     ],
     ['cost-guard.ts', ['run', '--replay', 'abc'], {}, "error: '--replay' (abc) must be a run id"],
+    [
+      'cost-guard.ts',
+      ['--kube-api', 'no-such-context', 'resume', 'nosuch-tenant', '--reason', 'test'],
+      { KUBECONFIG: '/nonexistent/kubeconfig' },
+      /^error: cannot read the kubeconfig: /,
+    ],
     ['cost-guard.ts', ['run', '--replay', '999999'], {}, 'error: cost guard run 999999 does not exist'],
     [
       'cost-guard.ts',

@@ -13,6 +13,7 @@ import {
 import { replayRun, runCostGuard } from '../tenants/cost-guard/run.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { expectedFailure, formatTable } from '../tenants/format.ts';
+import { clusterDeps } from '../tenants/kubernetes/cluster.ts';
 import { DEFAULT_MANIFESTS_DIR } from '../tenants/lifecycle/manifests.ts';
 import { stepLines } from '../tenants/lifecycle/steps.ts';
 import { resumeTenant } from '../tenants/suspension.ts';
@@ -20,8 +21,8 @@ import { parseTenantId } from '../tenants/tenant-id.ts';
 
 interface GlobalOptions {
   env: string;
-  manifestsDir: string;
-  kubeContext?: string;
+  manifestsDir?: string;
+  kubeApi?: string;
   json?: boolean;
 }
 
@@ -44,10 +45,13 @@ const program = new Command('cost-guard')
     'Enforce per-tenant cost budgets. Dry run unless --apply. The catalog is DATABASE_URL, or the embedded PostgreSQL',
   )
   .option('--env <name>', 'environment config: dev, staging or prod', 'dev')
-  .option('--manifests-dir <dir>', 'tenant manifests (<id>.yaml) re-rendered on limit', DEFAULT_MANIFESTS_DIR)
   .option(
-    '--kube-context <name>',
-    'apply re-rendered manifests with kubectl in this context (default: render only)',
+    '--manifests-dir <dir>',
+    `tenant manifests (<id>.yaml) re-rendered on limit (default: ${DEFAULT_MANIFESTS_DIR}; none in a pod)`,
+  )
+  .option(
+    '--kube-api <target>',
+    'where quotas, annotations and Jobs change: in-cluster (ServiceAccount), a kubeconfig context, or none (default: in-cluster inside a pod, otherwise none: files only)',
   )
   .option('--json', 'print JSON instead of text')
   .showHelpAfterError();
@@ -83,8 +87,7 @@ program
           pool,
           cells,
           env,
-          manifestsDir: global.manifestsDir,
-          ...(global.kubeContext ? { kubeContext: global.kubeContext } : {}),
+          ...clusterDeps(global.kubeApi, global.manifestsDir, DEFAULT_MANIFESTS_DIR),
         },
         { apply: options.apply ?? false, approveSuspend: options.approveSuspend ?? false },
       );
@@ -117,8 +120,7 @@ program
           pool,
           cells,
           env,
-          manifestsDir: global.manifestsDir,
-          ...(global.kubeContext ? { kubeContext: global.kubeContext } : {}),
+          ...clusterDeps(global.kubeApi, global.manifestsDir, DEFAULT_MANIFESTS_DIR),
         },
         id,
         { actor: actor(), reason: options.reason, dryRun: options.dryRun ?? false },

@@ -1,18 +1,20 @@
 import { Command, Option } from 'commander';
 import { ConfigError } from '../config/environments.ts';
 import { PlatformWorkloadsError } from '../constructs/platform-workloads.ts';
-import { synthK8s } from '../constructs/workloads-synth.ts';
+import { renderValidated, synthK8s, yamlStream } from '../constructs/workloads-synth.ts';
 
 const program = new Command('synth-k8s')
   .description('Render the platform workloads as plain YAML, validated against the Kubernetes OpenAPI schema')
   .addOption(new Option('--target <target>', 'destination').choices(['eks', 'self-hosted']).default('eks'))
   .option('--env <name>', 'environment config: dev, staging or prod', 'dev')
-  .requiredOption('--out <dir>', 'directory for the YAML files (earlier NN-*.yaml files there are replaced)')
+  .requiredOption(
+    '--out <dir>',
+    "directory for the YAML files (earlier NN-*.yaml files there are replaced), or '-' for one stream on stdout",
+  )
   .option('--image <uri>', 'eks: the platform image URI')
-  .option('--certificate-arn <arn>', 'eks: ACM certificate of *.app.<domain> and api.<domain>')
   .option(
     '--values <file>',
-    'self-hosted: values file (JSON or YAML): image, domain, dataNetworkCidr, tlsSecretName...',
+    "self-hosted: values file (JSON or YAML, '-' for stdin): image, domain, dataNetworkCidr, tlsSecretName...",
   )
   .option('--json', 'print JSON instead of text')
   .showHelpAfterError()
@@ -22,21 +24,24 @@ const program = new Command('synth-k8s')
       env: string;
       out: string;
       image?: string;
-      certificateArn?: string;
       values?: string;
       json?: boolean;
     }) => {
+      const synthOptions = {
+        target: options.target,
+        env: options.env,
+        image: options.image,
+        valuesFile: options.values,
+      };
       try {
-        const result = await synthK8s(
-          {
-            target: options.target,
-            env: options.env,
-            image: options.image,
-            certificateArn: options.certificateArn,
-            valuesFile: options.values,
-          },
-          options.out,
-        );
+        if (options.out === '-') {
+          const { manifests, findings } = await renderValidated(synthOptions);
+          for (const finding of findings) console.error(`synth-k8s: ${finding.manifest}: ${finding.message}`);
+          if (findings.length > 0) process.exit(1);
+          process.stdout.write(yamlStream(manifests));
+          return;
+        }
+        const result = await synthK8s(synthOptions, options.out);
         if (options.json) console.log(JSON.stringify(result, null, 2));
         for (const finding of result.findings)
           console.error(`synth-k8s: ${finding.manifest}: ${finding.message}`);

@@ -1,11 +1,14 @@
 import { createInterface } from 'node:readline/promises';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import pino from 'pino';
+import { billingDepsFor } from '../billing/customers.ts';
+import { billingFailure } from '../billing/errors.ts';
 import { loadEnvironmentConfig } from '../config/environments.ts';
+import { createLogger } from '../monitors/logger.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
 import { expectedFailure, formatCreateResult, formatTenant, formatTenantList } from '../tenants/format.ts';
+import { clusterDeps } from '../tenants/kubernetes/cluster.ts';
 import { stepLines } from '../tenants/lifecycle/steps.ts';
 import { DEFAULT_CONCURRENCY, MigrationRunError, migrateTenants } from '../tenants/migrations/fan-out.ts';
 import { MigrationFileError } from '../tenants/migrations/files.ts';
@@ -25,8 +28,8 @@ import { getTier } from '../tenants/tiers.ts';
 
 interface GlobalOptions {
   env: string;
-  kubeContext?: string;
-  manifestsDir: string;
+  kubeApi?: string;
+  manifestsDir?: string;
   aws?: boolean;
   json?: boolean;
 }
@@ -52,9 +55,8 @@ async function withDeps<T>(
       cells: db.cells,
       env,
       aws: { enabled: awsEnabled(options.aws) },
-      manifestsDir: options.manifestsDir,
-      ...(options.kubeContext ? { kubeContext: options.kubeContext } : {}),
-      logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+      ...clusterDeps(options.kubeApi, options.manifestsDir, DEFAULT_MANIFESTS_DIR),
+      logger: createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }, 2),
     });
   } finally {
     await db.close();
@@ -69,10 +71,13 @@ const program = new Command('tenant')
   )
   .option('--env <name>', 'environment config: dev, staging or prod', 'dev')
   .option(
-    '--kube-context <name>',
-    'apply manifests with kubectl apply --server-side in this context (default: render only)',
+    '--kube-api <target>',
+    'where the tenant chart is server-side applied: in-cluster (ServiceAccount), a kubeconfig context, or none (default: in-cluster inside a pod, otherwise none: files only)',
   )
-  .option('--manifests-dir <dir>', 'where <id>.yaml is written', DEFAULT_MANIFESTS_DIR)
+  .option(
+    '--manifests-dir <dir>',
+    `where <id>.yaml is written (default: ${DEFAULT_MANIFESTS_DIR}; none in a pod)`,
+  )
   .addOption(
     new Option(
       '--aws',
@@ -88,12 +93,19 @@ program
   .description('create the tenant, or converge it to its tier; safe to run again')
   .requiredOption('--tier <tier>', 'free, starter, pro or enterprise')
   .option('--dry-run', 'print the plan (desired vs actual state) and change nothing')
-  .action(async (id: string, cmd: { tier: string; dryRun?: boolean }) => {
+  .option(
+    '--stripe-customer <id>',
+    'link this existing Stripe customer (default: create one when STRIPE_API_KEY is set)',
+  )
+  .action(async (id: string, cmd: { tier: string; dryRun?: boolean; stripeCustomer?: string }) => {
     const options = program.opts<GlobalOptions>();
     parseTenantId(id);
     getTier(cmd.tier);
     const result = await withDeps(options, (deps) =>
-      createTenant(deps, { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false }),
+      createTenant(
+        { ...deps, ...billingDepsFor(deps.env, cmd.stripeCustomer) },
+        { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false },
+      ),
     );
     print(options.json, result, formatCreateResult(result));
   });
@@ -113,7 +125,10 @@ program
       process.exit(2);
     }
     const result = await withDeps(options, (deps) =>
-      changeTier(deps, { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false }),
+      changeTier(
+        { ...deps, ...billingDepsFor(deps.env) },
+        { id, tier: cmd.tier, actor: actor(), dryRun: cmd.dryRun ?? false },
+      ),
     );
     print(options.json, result, formatCreateResult(result));
   });
@@ -178,7 +193,7 @@ program
         }
       }
       const result = await withDeps(options, (deps) =>
-        offboardTenant(deps, id, {
+        offboardTenant({ ...deps, ...billingDepsFor(deps.env) }, id, {
           actor: actor(),
           reason: cmd.reason,
           dryRun: cmd.dryRun ?? false,
@@ -338,6 +353,7 @@ try {
 } catch (error) {
   const line =
     expectedFailure(error) ??
+    billingFailure(error) ??
     ([OffboardingError, MigrationFileError, MigrationRunError, RestoreError, MoveError].some(
       (kind) => error instanceof kind,
     )

@@ -60,6 +60,14 @@ export const environmentConfigSchema = z
       .max(3),
     /** Tenants live at `{tenant}.app.<domain>`. */
     domain: dnsName,
+    /**
+     * An existing public Route 53 hosted zone for `domain`. Absent, the workloads stack creates the zone, whose
+     * name servers the parent domain must then delegate to.
+     */
+    hostedZoneId: z
+      .string()
+      .regex(/^Z[0-9A-Z]{1,31}$/, 'must be a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ')
+      .optional(),
     alertEmail: z.email('must be an e-mail address'),
     costCenter: z.string().min(1),
     network: z.object({

@@ -17,6 +17,11 @@ export const workloadsConfigSchema = z
       cpu: z.object({ request: quantity, limit: quantity }),
       memory: z.object({ request: quantity, limit: quantity }),
     }),
+    /** The database limits watchdog: one small replica, mostly waiting on one query a second. */
+    dbWatchdog: z.object({
+      cpu: z.object({ request: quantity, limit: quantity }),
+      memory: z.object({ request: quantity, limit: quantity }),
+    }),
     /** The DR-drill CronJob runs only where this is set (staging). */
     drillSchedule: z
       .string()
@@ -35,6 +40,20 @@ export const workloadsConfigSchema = z
 
 export type WorkloadsConfig = z.infer<typeof workloadsConfigSchema>;
 
+/** Cost Explorer refreshes about three times a day; four runs catch each refresh without paying for idle ones. */
+export const COST_GUARD_SCHEDULE = '17 */6 * * *';
+
+/** Hourly, past the 5-minute settle time of the hour just closed (billing/export.ts). */
+export const BILLING_EXPORT_SCHEDULE = '11 * * * *';
+/** Daily, once the export has sent the last hour of the previous UTC day. */
+export const BILLING_RECONCILE_SCHEDULE = '41 3 * * *';
+
+/**
+ * How late a platform CronJob run may start and how long it may run. A successful run therefore pings its
+ * heartbeat at most their sum after its scheduled time, which is the heartbeat's grace (monitors/declared.ts).
+ */
+export const CRON_JOB_DEADLINES = { startingDeadlineSeconds: 1800, activeDeadlineSeconds: 3600 } as const;
+
 const controlPlane = (minReplicas: number, maxReplicas: number) => ({
   minReplicas,
   maxReplicas,
@@ -43,11 +62,16 @@ const controlPlane = (minReplicas: number, maxReplicas: number) => ({
   memory: { request: '256Mi', limit: '512Mi' },
 });
 
+const dbWatchdog = {
+  cpu: { request: '50m', limit: '250m' },
+  memory: { request: '96Mi', limit: '192Mi' },
+};
+
 export const WORKLOADS: Record<EnvironmentName, unknown> = {
-  dev: { controlPlane: controlPlane(2, 3), drillSchedule: null },
+  dev: { controlPlane: controlPlane(2, 3), dbWatchdog, drillSchedule: null },
   // Weekly, on a weekday morning (UTC), so that a failed drill meets people at work.
-  staging: { controlPlane: controlPlane(2, 4), drillSchedule: '30 9 * * 2' },
-  prod: { controlPlane: controlPlane(3, 12), drillSchedule: null },
+  staging: { controlPlane: controlPlane(2, 4), dbWatchdog, drillSchedule: '30 9 * * 2' },
+  prod: { controlPlane: controlPlane(3, 12), dbWatchdog, drillSchedule: null },
 };
 
 /** The validated workload sizes of one environment; throws ConfigError naming the field. */

@@ -4,26 +4,39 @@ import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import { loadWorkloadsConfig } from '../config/workloads.ts';
+import { loadControlPlaneConfig } from '../control-plane/config.ts';
+import { SCHEDULED_JOBS } from '../control-plane/console/health.ts';
 import { validateManifests } from './manifest-validation.ts';
 import {
   CONTROL_PLANE_NAME,
+  DB_WATCHDOG_NAME,
   PlatformWorkloadsError,
   type PlatformWorkloadsProps,
   renderPlatformWorkloads,
 } from './platform-workloads.ts';
 import { synthK8s } from './workloads-synth.ts';
 
-const CERT = 'arn:aws:acm:us-east-1:123456789012:certificate/abc';
 const eks = (env: 'dev' | 'staging' | 'prod' = 'prod'): PlatformWorkloadsProps => ({
   target: 'eks',
   env,
   image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/agent-platform:1',
   domain: 'agents.example.com',
   sizes: loadWorkloadsConfig(env),
-  ingressClassName: 'alb',
-  ingressNamespace: 'kube-system',
   dataNetworkCidr: '10.30.0.0/16',
-  certificateArn: CERT,
+  trustProxy: '10.30.0.0/22',
+  loadBalancerSourceCidr: '10.30.0.0/22',
+});
+const selfHosted = (): PlatformWorkloadsProps => ({
+  target: 'self-hosted',
+  env: 'prod',
+  image: 'registry.example.com/agent-platform:1.0.0',
+  domain: 'agents.customer.example',
+  sizes: loadWorkloadsConfig('prod'),
+  dataNetworkCidr: '10.50.0.0/16',
+  trustProxy: '1',
+  ingressClassName: 'nginx',
+  ingressNamespace: 'ingress-nginx',
+  tlsSecretName: 'agent-platform-tls',
 });
 
 // Rendered manifests are deep, loosely typed JSON; the assertions themselves check the shape.
@@ -42,10 +55,11 @@ describe('platform workloads chart', () => {
   const deployment = find(manifests, 'Deployment', CONTROL_PLANE_NAME);
   const pod = deployment.spec.template.spec;
 
-  test('every manifest of every environment passes the Kubernetes OpenAPI schema', async () => {
+  test('every manifest of every environment and destination passes the Kubernetes OpenAPI schema', async () => {
     for (const env of ['dev', 'staging', 'prod'] as const) {
       expect(await validateManifests(renderPlatformWorkloads(eks(env)))).toEqual([]);
     }
+    expect(await validateManifests(renderPlatformWorkloads(selfHosted()))).toEqual([]);
   });
 
   test('a manifest that breaks the schema is reported', async () => {
@@ -92,34 +106,116 @@ describe('platform workloads chart', () => {
     expect([hpa.spec.minReplicas, hpa.spec.maxReplicas]).toEqual([sizes.minReplicas, sizes.maxReplicas]);
   });
 
-  test('the ingress routes the tenant wildcard and the api host, with IP targets and the certificate', () => {
-    const ingress = find(manifests, 'Ingress', CONTROL_PLANE_NAME);
-    expect(ingress.spec.rules.map((r: Manifest) => r.host)).toEqual([
-      '*.app.agents.example.com',
-      'api.agents.example.com',
-    ]);
-    expect(ingress.metadata.annotations['alb.ingress.kubernetes.io/target-type']).toBe('ip');
-    expect(ingress.metadata.annotations['alb.ingress.kubernetes.io/certificate-arn']).toBe(CERT);
+  test('on EKS no Ingress is rendered: the stack owns the ALB and binds its target group to the Service', () => {
+    expect(manifests.some((m) => m.kind === 'Ingress')).toBe(false);
   });
 
-  test('the cost guard runs four times a day, one at a time, and pings its heartbeat', () => {
+  test('self-hosted, the ingress routes the tenant wildcard and the api host with the TLS Secret', () => {
+    const ingress = find(renderPlatformWorkloads(selfHosted()) as Manifest[], 'Ingress', CONTROL_PLANE_NAME);
+    expect(ingress.spec.ingressClassName).toBe('nginx');
+    expect(ingress.spec.rules.map((r: Manifest) => r.host)).toEqual([
+      '*.app.agents.customer.example',
+      'api.agents.customer.example',
+    ]);
+    expect(ingress.spec.rules[0].http.paths[0].backend.service).toEqual({
+      name: CONTROL_PLANE_NAME,
+      port: { name: 'http' },
+    });
+  });
+
+  test.each([
+    ['eks', eks(), ['10.30.0.0/22']],
+    ['self-hosted', selfHosted(), 1],
+  ] as const)(
+    'on %s the control plane trusts X-Forwarded-For from its proxies only, in a form its config accepts',
+    (_, props, parsed) => {
+      const container = find(renderPlatformWorkloads(props) as Manifest[], 'Deployment', CONTROL_PLANE_NAME)
+        .spec.template.spec.containers[0];
+      const env = Object.fromEntries(container.env.map((e: Manifest) => [e.name, e.value]));
+      expect(env.TRUST_PROXY).not.toBe('true');
+      const config = loadControlPlaneConfig({ ...env, JWT_SECRET: 'x'.repeat(32) });
+      expect(config.TRUST_PROXY).toEqual(parsed);
+    },
+  );
+
+  test('a trust-everything TRUST_PROXY is refused at render time', () => {
+    expect(() => renderPlatformWorkloads({ ...eks(), trustProxy: 'true' })).toThrow(
+      /'trustProxy' \('true'\)/,
+    );
+  });
+
+  test('the cost guard runs four times a day, one at a time, pings its heartbeat and records its runs', () => {
     const cron = find(manifests, 'CronJob', 'cost-guard');
     expect(cron.spec.schedule).toBe('17 */6 * * *');
     expect(cron.spec.concurrencyPolicy).toBe('Forbid');
-    expect(cron.spec.jobTemplate.spec.template.spec.containers[0].command.slice(0, 3)).toEqual([
+    expect(cron.spec.jobTemplate.spec.template.spec.containers[0].command.slice(0, 5)).toEqual([
       'node',
       'dist/bin/with-heartbeat.js',
+      '--job',
+      'cost-guard',
       '--',
     ]);
   });
 
-  test('the cost guard may get and patch quotas and patch namespaces, nothing else', () => {
-    const role = find(manifests, 'ClusterRole', 'agent-platform-cost-guard');
-    expect(role.metadata.namespace).toBeUndefined();
-    expect(role.rules).toEqual([
-      { apiGroups: [''], resources: ['resourcequotas'], verbs: ['get', 'patch'] },
-      { apiGroups: [''], resources: ['namespaces'], verbs: ['patch'] },
-    ]);
+  test.each([
+    ['billing-export', '11 * * * *', ['export']],
+    ['billing-reconcile', '41 3 * * *', ['reconcile']],
+  ])(
+    '%s runs on its schedule with its heartbeat and the Stripe key by reference only',
+    (name, schedule, args) => {
+      const cron = find(manifests, 'CronJob', name);
+      expect(cron.spec).toMatchObject({ schedule, concurrencyPolicy: 'Forbid', timeZone: 'Etc/UTC' });
+      const pod = cron.spec.jobTemplate.spec.template.spec;
+      expect(pod.serviceAccountName).toBe('cost-guard');
+      const container = pod.containers[0];
+      expect(container.command).toEqual([
+        'node',
+        'dist/bin/with-heartbeat.js',
+        '--job',
+        name,
+        '--',
+        'node',
+        'dist/bin/billing.js',
+        '--env',
+        'prod',
+        ...args,
+      ]);
+      expect(container.env).toEqual(
+        expect.arrayContaining([
+          {
+            name: 'HEARTBEAT_URL',
+            valueFrom: { secretKeyRef: { name: 'platform-heartbeats', key: name, optional: true } },
+          },
+          {
+            name: 'STRIPE_API_KEY',
+            valueFrom: { secretKeyRef: { name: 'platform-env', key: 'STRIPE_API_KEY' } },
+          },
+        ]),
+      );
+      expect(JSON.stringify(cron)).not.toMatch(/sk_(live|test)_/);
+      const policy = find(manifests, 'NetworkPolicy', name);
+      expect(policy.spec.podSelector).toEqual({ matchLabels: { 'app.kubernetes.io/name': name } });
+      expect(policy.spec.ingress).toBeUndefined();
+      // A self-hosted customer's cluster does not bill through our Stripe account.
+      const selfHostedNames = (renderPlatformWorkloads(selfHosted()) as Manifest[]).map(
+        (m) => m.metadata.name,
+      );
+      expect(selfHostedNames).not.toContain(name);
+    },
+  );
+
+  test("every CronJob of the chart records its runs under its own name, and the console's Health page lists it", () => {
+    const crons = (renderPlatformWorkloads(eks('staging')) as Manifest[]).filter((m) => m.kind === 'CronJob');
+    for (const cron of crons) {
+      const command = cron.spec.jobTemplate.spec.template.spec.containers[0].command as string[];
+      expect(command.slice(0, 4)).toEqual([
+        'node',
+        'dist/bin/with-heartbeat.js',
+        '--job',
+        cron.metadata.name,
+      ]);
+    }
+    expect(crons.map((c) => c.metadata.name).sort()).toEqual([...SCHEDULED_JOBS].sort());
   });
 
   test('the drill CronJob exists only where the config schedules it (staging)', () => {
@@ -129,17 +225,71 @@ describe('platform workloads chart', () => {
     ).toBe(loadWorkloadsConfig('staging').drillSchedule);
   });
 
-  test('the namespace denies by default and the control plane takes traffic only from the ingress controller', () => {
+  test('the namespace denies by default; on EKS the control plane takes traffic only from the ALB subnets', () => {
     const deny = find(manifests, 'NetworkPolicy', 'default-deny');
     expect(deny.spec).toEqual({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
     const cp = find(manifests, 'NetworkPolicy', 'control-plane');
     expect(cp.spec.ingress).toEqual([
+      { from: [{ ipBlock: { cidr: '10.30.0.0/22' } }], ports: [{ protocol: 'TCP', port: 8080 }] },
+    ]);
+  });
+
+  test('self-hosted, the control plane takes traffic only from the ingress controller namespace', () => {
+    const cp = find(renderPlatformWorkloads(selfHosted()) as Manifest[], 'NetworkPolicy', 'control-plane');
+    expect(cp.spec.ingress).toEqual([
       {
-        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } } }],
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } }],
         ports: [{ protocol: 'TCP', port: 8080 }],
       },
     ]);
   });
+
+  test('self-hosted has no cost guard: its billing evidence is Cost Explorer', () => {
+    const rendered = renderPlatformWorkloads(selfHosted()) as Manifest[];
+    expect(rendered.filter((m) => /cost-guard/.test(m.metadata.name)).map((m) => m.kind)).toEqual([]);
+  });
+
+  test.each([
+    ['eks', eks()],
+    ['self-hosted', selfHosted()],
+  ] as const)(
+    'on %s the db watchdog runs hardened, alone, with DATABASE_URL only and no API token',
+    (_, props) => {
+      const rendered = renderPlatformWorkloads(props) as Manifest[];
+      const watchdog = find(rendered, 'Deployment', DB_WATCHDOG_NAME);
+      expect(watchdog.spec.replicas).toBe(1);
+      const spec = watchdog.spec.template.spec;
+      expect(spec.automountServiceAccountToken).toBe(false);
+      expect(spec.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      const container = spec.containers[0];
+      expect(container.command).toEqual(['node', 'dist/bin/db-watchdog.js']);
+      expect(container.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      });
+      expect(container.envFrom).toBeUndefined();
+      expect(container.env.filter((e: Manifest) => e.valueFrom)).toEqual([
+        { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'platform-env', key: 'DATABASE_URL' } } },
+      ]);
+      expect(container.resources.limits).toEqual({
+        cpu: props.sizes.dbWatchdog.cpu.limit,
+        memory: props.sizes.dbWatchdog.memory.limit,
+      });
+      const policy = find(rendered, 'NetworkPolicy', DB_WATCHDOG_NAME);
+      expect(policy.spec).toEqual({
+        podSelector: { matchLabels: { 'app.kubernetes.io/name': DB_WATCHDOG_NAME } },
+        policyTypes: ['Ingress', 'Egress'],
+        egress: [
+          { to: [{ ipBlock: { cidr: props.dataNetworkCidr } }], ports: [{ protocol: 'TCP', port: 5432 }] },
+        ],
+      });
+    },
+  );
 
   test('no manifest carries a secret value, only references', () => {
     expect(manifests.some((m) => m.kind === 'Secret')).toBe(false);
@@ -148,13 +298,10 @@ describe('platform workloads chart', () => {
     expect(pod.containers[0].envFrom).toEqual([{ secretRef: { name: 'platform-env' } }]);
   });
 
-  test('eks without a certificate is refused with the prop named', () => {
-    expect(() => renderPlatformWorkloads({ ...eks(), certificateArn: undefined })).toThrow(
-      PlatformWorkloadsError,
-    );
-    expect(() => renderPlatformWorkloads({ ...eks(), certificateArn: undefined })).toThrow(
-      /'certificateArn'/,
-    );
+  test('eks without the load balancer CIDR is refused with the prop named', () => {
+    const props = { ...eks(), loadBalancerSourceCidr: undefined };
+    expect(() => renderPlatformWorkloads(props)).toThrow(PlatformWorkloadsError);
+    expect(() => renderPlatformWorkloads(props)).toThrow(/'loadBalancerSourceCidr'/);
   });
 });
 
@@ -185,6 +332,20 @@ describe('synth:k8s --target self-hosted', () => {
       },
     ]);
     expect(readdirSync(dir)).toContain('keep.txt');
+  });
+
+  test('a values file that trusts every proxy is refused with one line, and nothing is written', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'synth-k8s-'));
+    dirs.push(dir);
+    const values = path.join(dir, 'values.yaml');
+    writeFileSync(
+      values,
+      'image: x:1\ndomain: a.example.com\ndataNetworkCidr: 10.0.0.0/8\ntlsSecretName: t\ntrustProxy: true\n',
+    );
+    await expect(
+      synthK8s({ target: 'self-hosted', env: 'prod', valuesFile: values }, path.join(dir, 'out')),
+    ).rejects.toThrow(/'trustProxy' must be a hop count .* true would trust forged hops/);
+    expect(readdirSync(dir)).toEqual(['values.yaml']);
   });
 
   test('a values file with an unknown field is refused with one line', async () => {

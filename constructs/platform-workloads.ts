@@ -1,9 +1,8 @@
 import { ApiObject, App, Chart, type ChartProps, JsonPatch } from 'cdk8s';
 import {
   type Container,
+  type EnvVar,
   IntOrString,
-  KubeClusterRole,
-  KubeClusterRoleBinding,
   KubeCronJob,
   KubeDeployment,
   KubeHorizontalPodAutoscalerV2,
@@ -19,8 +18,16 @@ import {
 } from 'cdk8s-plus-28/lib/imports/k8s.js';
 import type { Construct } from 'constructs';
 import type { EnvironmentName } from '../config/environments.ts';
-import { WORKLOAD_IDENTITIES } from '../config/names.ts';
-import type { WorkloadsConfig } from '../config/workloads.ts';
+import { HEARTBEATS_SECRET, WORKLOAD_IDENTITIES } from '../config/names.ts';
+import {
+  BILLING_EXPORT_SCHEDULE,
+  BILLING_RECONCILE_SCHEDULE,
+  COST_GUARD_SCHEDULE,
+  CRON_JOB_DEADLINES,
+  type WorkloadsConfig,
+} from '../config/workloads.ts';
+import { addPlatformRbac } from './platform-rbac.ts';
+import { addTaskDeadlinePolicy } from './task-deadline-policy.ts';
 
 /** Thrown for props the chart cannot render; quotes the offending prop and value. */
 export class PlatformWorkloadsError extends Error {
@@ -39,14 +46,22 @@ export interface PlatformWorkloadsProps {
   /** Tenants are `{tenant}.app.<domain>`, operators use `api.<domain>`. */
   readonly domain: string;
   readonly sizes: WorkloadsConfig;
-  /** Ingress class: `alb` on EKS (AWS Load Balancer Controller), the customer's controller otherwise. */
-  readonly ingressClassName: string;
-  /** Namespace of the ingress controller's pods; the only source of traffic to the control plane. */
-  readonly ingressNamespace: string;
   /** Private CIDR where PostgreSQL (5432) and Redis (6379) live. */
   readonly dataNetworkCidr: string;
-  /** EKS only: the ACM certificate of `*.app.<domain>` and `api.<domain>`. */
-  readonly certificateArn?: string;
+  /**
+   * The control plane's TRUST_PROXY: a hop count or the proxies' CIDRs (control-plane/config.ts refuses `true`).
+   * EKS: the load balancer subnets; self-hosted: the hop count of the customer's ingress controller.
+   */
+  readonly trustProxy: string;
+  /**
+   * EKS only: the CIDR the load balancer's addresses come from (INGRESS_SOURCE). The stack's own ALB forwards to
+   * the pods as IP targets through a TargetGroupBinding, so the chart renders no Ingress there.
+   */
+  readonly loadBalancerSourceCidr?: string;
+  /** Self-hosted only: the customer's ingress class. */
+  readonly ingressClassName?: string;
+  /** Self-hosted only: namespace of the ingress controller's pods, the only source of traffic to the control plane. */
+  readonly ingressNamespace?: string;
   /** Self-hosted only: the TLS Secret (created by the customer) for both hosts. */
   readonly tlsSecretName?: string;
 }
@@ -57,12 +72,18 @@ export const CONTROL_PLANE_NAME = 'control-plane';
 export const CONTROL_PLANE_PORT = 8080;
 /** Secret the operator creates: DATABASE_URL, REDIS_URL, JWT_SECRET (or JWT_PUBLIC_KEY / JWT_JWKS_URL). */
 export const PLATFORM_ENV_SECRET = 'platform-env';
-/** Optional Secret of BetterStack heartbeat URLs, one key per CronJob (`monitors apply` prints them). */
-export const HEARTBEATS_SECRET = 'platform-heartbeats';
-/** Cost Explorer refreshes about three times a day; four runs catch each refresh without paying for idle ones. */
-export const COST_GUARD_SCHEDULE = '17 */6 * * *';
+/** Billing CronJobs and their BetterStack heartbeat keys in HEARTBEATS_SECRET. */
+export const BILLING_CRONJOBS = ['billing-export', 'billing-reconcile'] as const;
+/** The database limits watchdog's Deployment and service account. */
+export const DB_WATCHDOG_NAME = 'db-watchdog';
 
-const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
+const CLUSTER_SCOPED = new Set([
+  'Namespace',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
+]);
 const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 const RUNTIME_USER = 10001;
 
@@ -112,9 +133,10 @@ function podSpec(serviceAccountName: string, containers: Container[], extra: Par
 const tcp = (port: number) => ({ protocol: 'TCP', port: IntOrString.fromNumber(port) });
 
 /**
- * The platform's own workloads in the `platform` namespace: the control plane (Deployment, Service, HPA, PDB,
- * Ingress), the cost-guard CronJob with its RBAC, the DR-drill CronJob where the config schedules one, and the
- * namespace's NetworkPolicies. Secrets are referenced by name only; the manifests carry no secret value.
+ * The platform's own workloads in the `platform` namespace: the control plane (Deployment, Service, HPA, PDB, and
+ * self-hosted an Ingress), the database limits watchdog, on EKS the cost-guard CronJob with its RBAC and the
+ * DR-drill CronJob where the config schedules one, and the namespace's NetworkPolicies. Secrets are referenced
+ * by name only; the manifests carry no secret value.
  */
 export class PlatformWorkloadsChart extends Chart {
   constructor(scope: Construct, id: string, props: PlatformWorkloadsProps, chartProps: ChartProps = {}) {
@@ -138,7 +160,8 @@ export class PlatformWorkloadsChart extends Chart {
         automountServiceAccountToken: false,
       });
     serviceAccount(WORKLOAD_IDENTITIES.controlPlane.serviceAccount);
-    serviceAccount(WORKLOAD_IDENTITIES.costGuard.serviceAccount);
+    if (aws) serviceAccount(WORKLOAD_IDENTITIES.costGuard.serviceAccount);
+    serviceAccount(DB_WATCHDOG_NAME);
 
     const selector = { 'app.kubernetes.io/name': CONTROL_PLANE_NAME };
     new KubeDeployment(this, 'control-plane', {
@@ -159,7 +182,7 @@ export class PlatformWorkloadsChart extends Chart {
                 env: [
                   ...commonEnv,
                   { name: 'PORT', value: String(CONTROL_PLANE_PORT) },
-                  { name: 'TRUST_PROXY', value: 'true' },
+                  { name: 'TRUST_PROXY', value: props.trustProxy },
                   { name: 'PUBLIC_DOMAIN', value: props.domain },
                   { name: 'AWS_PROVISIONING', value: String(aws) },
                 ],
@@ -231,7 +254,7 @@ export class PlatformWorkloadsChart extends Chart {
       metadata: { name: CONTROL_PLANE_NAME, labels: labelsOf(CONTROL_PLANE_NAME) },
       spec: { maxUnavailable: IntOrString.fromNumber(1), selector: { matchLabels: selector } },
     });
-    this.ingress(props);
+    if (!aws) this.ingress(props);
 
     const heartbeat = (key: string) => ({
       name: 'HEARTBEAT_URL',
@@ -243,6 +266,7 @@ export class PlatformWorkloadsChart extends Chart {
       schedule: string,
       command: string[],
       key: string,
+      extraEnv: EnvVar[] = [],
     ) =>
       new KubeCronJob(this, `cron-${name}`, {
         metadata: { name, labels: labelsOf(name) },
@@ -250,13 +274,13 @@ export class PlatformWorkloadsChart extends Chart {
           schedule,
           timeZone: 'Etc/UTC',
           concurrencyPolicy: 'Forbid',
-          startingDeadlineSeconds: 1800,
+          startingDeadlineSeconds: CRON_JOB_DEADLINES.startingDeadlineSeconds,
           successfulJobsHistoryLimit: 3,
           failedJobsHistoryLimit: 5,
           jobTemplate: {
             spec: {
               backoffLimit: 0,
-              activeDeadlineSeconds: 3600,
+              activeDeadlineSeconds: CRON_JOB_DEADLINES.activeDeadlineSeconds,
               template: {
                 metadata: { labels: labelsOf(name) },
                 spec: podSpec(
@@ -265,8 +289,16 @@ export class PlatformWorkloadsChart extends Chart {
                     {
                       name,
                       image: props.image,
-                      command: ['node', 'dist/bin/with-heartbeat.js', '--', 'node', ...command],
-                      env: [...commonEnv, heartbeat(key)],
+                      command: [
+                        'node',
+                        'dist/bin/with-heartbeat.js',
+                        '--job',
+                        name,
+                        '--',
+                        'node',
+                        ...command,
+                      ],
+                      env: [...commonEnv, heartbeat(key), ...extraEnv],
                       envFrom,
                       resources: {
                         requests: { cpu: Quantity.fromString('250m'), memory: Quantity.fromString('512Mi') },
@@ -281,14 +313,41 @@ export class PlatformWorkloadsChart extends Chart {
           },
         },
       });
-    cronJob(
-      'cost-guard',
-      WORKLOAD_IDENTITIES.costGuard.serviceAccount,
-      COST_GUARD_SCHEDULE,
-      ['dist/bin/cost-guard.js', 'run', '--apply', '--env', props.env],
-      'cost-guard',
-    );
-    this.costGuardRbac();
+    // The guard's billing evidence is Cost Explorer (tenants/cost-guard/README.md): AWS only.
+    if (aws) {
+      cronJob(
+        'cost-guard',
+        WORKLOAD_IDENTITIES.costGuard.serviceAccount,
+        COST_GUARD_SCHEDULE,
+        ['dist/bin/cost-guard.js', 'run', '--apply', '--env', props.env],
+        'cost-guard',
+      );
+      // Billing is ours, so it runs on EKS only, under the cost guard's identity: its only AWS call is
+      // publishing to the alarm topic, which that role grants. The Stripe key comes from the platform Secret by reference; a missing key fails the pod.
+      const stripeKey = {
+        name: 'STRIPE_API_KEY',
+        valueFrom: { secretKeyRef: { name: PLATFORM_ENV_SECRET, key: 'STRIPE_API_KEY' } },
+      };
+      cronJob(
+        'billing-export',
+        WORKLOAD_IDENTITIES.costGuard.serviceAccount,
+        BILLING_EXPORT_SCHEDULE,
+        ['dist/bin/billing.js', '--env', props.env, 'export'],
+        'billing-export',
+        [stripeKey],
+      );
+      cronJob(
+        'billing-reconcile',
+        WORKLOAD_IDENTITIES.costGuard.serviceAccount,
+        BILLING_RECONCILE_SCHEDULE,
+        ['dist/bin/billing.js', '--env', props.env, 'reconcile'],
+        'billing-reconcile',
+        [stripeKey],
+      );
+    }
+    addPlatformRbac(this, labelsOf, { costGuard: aws });
+    addTaskDeadlinePolicy(this, labelsOf('platform'));
+    this.dbWatchdog(props);
     if (aws && props.sizes.drillSchedule !== null) {
       serviceAccount(WORKLOAD_IDENTITIES.drills.serviceAccount);
       cronJob(
@@ -307,53 +366,69 @@ export class PlatformWorkloadsChart extends Chart {
     }
   }
 
+  /** Self-hosted: the customer's ingress controller terminates TLS for both hosts with their Secret. */
   private ingress(props: PlatformWorkloadsProps): void {
     const backend = { service: { name: CONTROL_PLANE_NAME, port: { name: 'http' } } };
     const rule = (host: string) => ({ host, http: { paths: [{ path: '/', pathType: 'Prefix', backend }] } });
     const hosts = [`*.app.${props.domain}`, `api.${props.domain}`];
-    // AWS Load Balancer Controller annotations (kubernetes-sigs.github.io/aws-load-balancer-controller, guide/ingress/annotations).
-    const annotations: Record<string, string> =
-      props.target === 'eks'
-        ? {
-            'alb.ingress.kubernetes.io/scheme': 'internet-facing',
-            'alb.ingress.kubernetes.io/target-type': 'ip',
-            'alb.ingress.kubernetes.io/listen-ports': '[{"HTTPS":443}]',
-            'alb.ingress.kubernetes.io/certificate-arn': props.certificateArn!,
-            'alb.ingress.kubernetes.io/ssl-policy': 'ELBSecurityPolicy-TLS13-1-2-2021-06',
-            'alb.ingress.kubernetes.io/healthcheck-path': '/healthz',
-            'alb.ingress.kubernetes.io/load-balancer-name': `agent-platform-${props.env}`,
-          }
-        : {};
     new KubeIngress(this, 'ingress', {
-      metadata: { name: CONTROL_PLANE_NAME, labels: labelsOf(CONTROL_PLANE_NAME), annotations },
+      metadata: { name: CONTROL_PLANE_NAME, labels: labelsOf(CONTROL_PLANE_NAME) },
       spec: {
-        ingressClassName: props.ingressClassName,
+        ingressClassName: props.ingressClassName!,
         rules: hosts.map(rule),
-        ...(props.tlsSecretName === undefined ? {} : { tls: [{ hosts, secretName: props.tlsSecretName }] }),
+        tls: [{ hosts, secretName: props.tlsSecretName! }],
       },
     });
   }
 
-  /** Get and patch ResourceQuotas, patch Namespaces; nothing else (labels are checked by the guard's own query). */
-  private costGuardRbac(): void {
-    const name = 'agent-platform-cost-guard';
-    new KubeClusterRole(this, 'cost-guard-role', {
-      metadata: { name, labels: labelsOf('cost-guard') },
-      rules: [
-        { apiGroups: [''], resources: ['resourcequotas'], verbs: ['get', 'patch'] },
-        { apiGroups: [''], resources: ['namespaces'], verbs: ['patch'] },
-      ],
-    });
-    new KubeClusterRoleBinding(this, 'cost-guard-binding', {
-      metadata: { name, labels: labelsOf('cost-guard') },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-      subjects: [
-        {
-          kind: 'ServiceAccount',
-          name: WORKLOAD_IDENTITIES.costGuard.serviceAccount,
-          namespace: PLATFORM_NAMESPACE,
+  /**
+   * The database limits watchdog (bin/db-watchdog.ts): one replica that cancels tenant statements past their tier's
+   * limits. It reads only DATABASE_URL and talks only to PostgreSQL; it needs no Kubernetes API token.
+   */
+  private dbWatchdog(props: PlatformWorkloadsProps): void {
+    const sizes = props.sizes.dbWatchdog;
+    const selector = { 'app.kubernetes.io/name': DB_WATCHDOG_NAME };
+    new KubeDeployment(this, 'db-watchdog', {
+      metadata: { name: DB_WATCHDOG_NAME, labels: labelsOf(DB_WATCHDOG_NAME) },
+      spec: {
+        replicas: 1,
+        // Two watchdogs would only signal the same backends twice; one at a time is enough.
+        strategy: { type: 'Recreate' },
+        selector: { matchLabels: selector },
+        template: {
+          metadata: { labels: labelsOf(DB_WATCHDOG_NAME) },
+          spec: podSpec(
+            DB_WATCHDOG_NAME,
+            [
+              {
+                name: DB_WATCHDOG_NAME,
+                image: props.image,
+                command: ['node', 'dist/bin/db-watchdog.js'],
+                env: [
+                  { name: 'ENV', value: props.env },
+                  { name: 'HOME', value: '/tmp' },
+                  { name: 'NODE_ENV', value: 'production' },
+                  {
+                    name: 'DATABASE_URL',
+                    valueFrom: { secretKeyRef: { name: PLATFORM_ENV_SECRET, key: 'DATABASE_URL' } },
+                  },
+                ],
+                resources: {
+                  requests: {
+                    cpu: Quantity.fromString(sizes.cpu.request),
+                    memory: Quantity.fromString(sizes.memory.request),
+                  },
+                  limits: {
+                    cpu: Quantity.fromString(sizes.cpu.limit),
+                    memory: Quantity.fromString(sizes.memory.limit),
+                  },
+                },
+              },
+            ],
+            { automountServiceAccountToken: false, terminationGracePeriodSeconds: 15 },
+          ),
         },
-      ],
+      },
     });
   }
 
@@ -377,21 +452,35 @@ export class PlatformWorkloadsChart extends Chart {
     policy('deny-all', 'default-deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
     policy('dns', 'allow-dns', { podSelector: {}, policyTypes: ['Egress'], egress: [dns] });
     const app = (name: string) => ({ matchLabels: { 'app.kubernetes.io/name': name } });
+    // With IP targets the ALB connects to the pods from its own addresses in the public subnets, not from a pod.
+    const ingressPeer = aws
+      ? { ipBlock: { cidr: props.loadBalancerSourceCidr! } }
+      : { namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: props.ingressNamespace! } } };
     policy('control-plane', 'control-plane', {
       podSelector: app(CONTROL_PLANE_NAME),
       policyTypes: ['Ingress', 'Egress'],
-      ingress: [
-        {
-          from: [{ namespaceSelector: { matchLabels: { [NAMESPACE_NAME_LABEL]: props.ingressNamespace } } }],
-          ports: [tcp(CONTROL_PLANE_PORT)],
-        },
-      ],
+      ingress: [{ from: [ingressPeer], ports: [tcp(CONTROL_PLANE_PORT)] }],
       egress: [{ to: [data], ports: [tcp(5432), tcp(6379)] }, https],
     });
-    policy('cost-guard', 'cost-guard', {
-      podSelector: app('cost-guard'),
+    if (aws) {
+      policy('cost-guard', 'cost-guard', {
+        podSelector: app('cost-guard'),
+        policyTypes: ['Ingress', 'Egress'],
+        egress: [{ to: [data], ports: [tcp(5432)] }, https],
+      });
+      // The catalog, and HTTPS to Stripe, SNS and BetterStack.
+      for (const name of BILLING_CRONJOBS) {
+        policy(name, name, {
+          podSelector: app(name),
+          policyTypes: ['Ingress', 'Egress'],
+          egress: [{ to: [data], ports: [tcp(5432)] }, https],
+        });
+      }
+    }
+    policy('db-watchdog', DB_WATCHDOG_NAME, {
+      podSelector: app(DB_WATCHDOG_NAME),
       policyTypes: ['Ingress', 'Egress'],
-      egress: [{ to: [data], ports: [tcp(5432)] }, https],
+      egress: [{ to: [data], ports: [tcp(5432)] }],
     });
     if (aws && props.sizes.drillSchedule !== null) {
       policy('dr-drill', 'dr-drill', {
@@ -407,16 +496,27 @@ function validate(props: PlatformWorkloadsProps): void {
   if (props.image.trim() === '' || /\s/.test(props.image)) {
     throw new PlatformWorkloadsError(`'image' ('${props.image}') must be an image reference`);
   }
-  if (
-    props.target === 'eks' &&
-    !/^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate\/.+$/.test(props.certificateArn ?? '')
-  ) {
+  const cidr = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
+  if (!cidr.test(props.dataNetworkCidr)) {
+    throw new PlatformWorkloadsError(`'dataNetworkCidr' ('${props.dataNetworkCidr}') must be an IPv4 CIDR`);
+  }
+  const trust = props.trustProxy.split(',').map((e) => e.trim());
+  if (!(/^[1-9]\d?$/.test(props.trustProxy) || trust.every((e) => cidr.test(e)))) {
     throw new PlatformWorkloadsError(
-      `'certificateArn' ('${props.certificateArn ?? ''}') must be an ACM certificate ARN on eks`,
+      `'trustProxy' ('${props.trustProxy}') must be a hop count or a comma-separated list of IPv4 CIDRs`,
     );
   }
-  if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(props.dataNetworkCidr)) {
-    throw new PlatformWorkloadsError(`'dataNetworkCidr' ('${props.dataNetworkCidr}') must be an IPv4 CIDR`);
+  const required =
+    props.target === 'eks'
+      ? (['loadBalancerSourceCidr'] as const)
+      : (['ingressClassName', 'ingressNamespace', 'tlsSecretName'] as const);
+  for (const key of required) {
+    if (!props[key]) throw new PlatformWorkloadsError(`'${key}' (missing) is required on ${props.target}`);
+  }
+  if (props.target === 'eks' && !cidr.test(props.loadBalancerSourceCidr!)) {
+    throw new PlatformWorkloadsError(
+      `'loadBalancerSourceCidr' ('${props.loadBalancerSourceCidr}') must be an IPv4 CIDR`,
+    );
   }
 }
 

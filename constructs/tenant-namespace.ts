@@ -8,8 +8,10 @@ import {
   Quantity,
 } from 'cdk8s-plus-28/lib/imports/k8s.js';
 import type { Construct } from 'constructs';
+import { TENANT_QUOTA_NAME } from '../tenants/kubernetes/names.ts';
 import type { Tier } from '../tenants/tiers.ts';
 import { loadBalancerSourceCidr } from './ingress-source.ts';
+import { MAX_TASK_SECONDS_LABEL, maxTaskSeconds } from './task-deadline-policy.ts';
 
 /** Thrown for props the chart cannot render; names the tenant and the offending prop. */
 export class TenantNamespaceError extends Error {
@@ -77,13 +79,14 @@ export class TenantNamespaceChart extends Chart {
           ...labels,
           // Tenant code runs under the restricted Pod Security Standard.
           'pod-security.kubernetes.io/enforce': 'restricted',
+          [MAX_TASK_SECONDS_LABEL]: String(maxTaskSeconds(props.tier)),
         },
         annotations: { 'agent-platform.io/hostname': props.hostname },
       },
     });
 
     new KubeResourceQuota(this, 'quota', {
-      metadata: { name: 'tenant-quota', namespace },
+      metadata: { name: TENANT_QUOTA_NAME, namespace },
       spec: {
         hard: {
           'requests.cpu': Quantity.fromString(k8s.requestsCpu),

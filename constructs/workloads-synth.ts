@@ -4,6 +4,7 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, loadEnvironmentConfig } from '../config/environments.ts';
 import { loadWorkloadsConfig } from '../config/workloads.ts';
+import { loadBalancerSourceCidr } from './ingress-source.ts';
 import { type ManifestFinding, manifestName, validateManifests } from './manifest-validation.ts';
 import {
   type PlatformWorkloadsProps,
@@ -24,6 +25,20 @@ export const selfHostedValuesSchema = z
     dataNetworkCidr: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 CIDR'),
     /** TLS Secret in the platform namespace for `*.app.<domain>` and `api.<domain>`. */
     tlsSecretName: z.string().min(1),
+    /**
+     * Proxies in front of the control plane whose X-Forwarded-For it trusts: a hop count (1 behind one ingress
+     * controller) or their CIDRs. `true` is refused: it would trust a forged hop.
+     */
+    trustProxy: z
+      .union(
+        [
+          z.number().int().min(1).max(10),
+          z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}(\s*,\s*\d{1,3}(\.\d{1,3}){3}\/\d{1,2})*$/),
+        ],
+        { error: "must be a hop count (1 to 10) or the proxies' CIDRs; true would trust forged hops" },
+      )
+      .default(1)
+      .transform(String),
   })
   .strict();
 
@@ -32,10 +47,8 @@ const RENDERED_FILE = /^\d{2}-[a-z0-9-]+\.yaml$/;
 export interface SynthK8sOptions {
   readonly target: WorkloadsTarget;
   readonly env: string;
-  /** eks: the image URI (the cluster stack passes its DockerImageAsset). */
+  /** eks: the image URI (the workloads stack passes its DockerImageAsset). */
   readonly image?: string;
-  /** eks: the certificate ARN (the workloads stack passes its own). */
-  readonly certificateArn?: string;
   /** self-hosted: the values file. */
   readonly valuesFile?: string;
 }
@@ -49,7 +62,8 @@ function selfHostedProps(env: ReturnType<typeof loadEnvironmentConfig>, file: st
   if (file === undefined) throw new ConfigError('--target self-hosted needs --values <file>');
   let raw: unknown;
   try {
-    const text = readFileSync(file, 'utf8');
+    // '-' is standard input, for `kubectl run -i` and `docker run -i` where no file can be mounted.
+    const text = readFileSync(file === '-' ? 0 : file, 'utf8');
     raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
     throw new ConfigError(
@@ -67,24 +81,49 @@ function selfHostedProps(env: ReturnType<typeof loadEnvironmentConfig>, file: st
 /** The chart props of one destination, from the env config (eks) or the customer's values (self-hosted). */
 export function workloadsProps(options: SynthK8sOptions): PlatformWorkloadsProps {
   const env = loadEnvironmentConfig(options.env);
-  const sizes = loadWorkloadsConfig(env.name);
   if (options.target === 'self-hosted') {
-    return { target: 'self-hosted', sizes, ...selfHostedProps(env, options.valuesFile) };
+    return {
+      target: 'self-hosted',
+      sizes: loadWorkloadsConfig(env.name),
+      ...selfHostedProps(env, options.valuesFile),
+    };
   }
   if (options.image === undefined) throw new ConfigError('--target eks needs --image <uri>');
-  if (options.certificateArn === undefined)
-    throw new ConfigError('--target eks needs --certificate-arn <arn>');
+  return eksWorkloadsProps(env, options.image);
+}
+
+/**
+ * EKS: the ALB lives in the public subnets, the first /22 of the VPC (constructs/ingress-source.ts). It is the one
+ * proxy in front of the pods, so the control plane trusts X-Forwarded-For from that block alone.
+ */
+export function eksWorkloadsProps(
+  env: ReturnType<typeof loadEnvironmentConfig>,
+  image: string,
+): PlatformWorkloadsProps {
+  const loadBalancerCidr = loadBalancerSourceCidr(env.network.cidr);
   return {
     target: 'eks',
     env: env.name,
-    image: options.image,
+    image,
     domain: env.domain,
-    sizes,
-    ingressClassName: 'alb',
-    ingressNamespace: 'kube-system',
+    sizes: loadWorkloadsConfig(env.name),
     dataNetworkCidr: env.network.cidr,
-    certificateArn: options.certificateArn,
+    trustProxy: loadBalancerCidr,
+    loadBalancerSourceCidr: loadBalancerCidr,
   };
+}
+
+/** The rendered manifests and their schema findings, written nowhere. */
+export async function renderValidated(
+  options: SynthK8sOptions,
+): Promise<{ manifests: Record<string, unknown>[]; findings: ManifestFinding[] }> {
+  const manifests = renderPlatformWorkloads(workloadsProps(options));
+  return { manifests, findings: await validateManifests(manifests) };
+}
+
+/** Every manifest as one multi-document YAML stream, for `kubectl apply -f -`. */
+export function yamlStream(manifests: readonly Record<string, unknown>[]): string {
+  return manifests.map((m) => stringify(m)).join('---\n');
 }
 
 /**
@@ -93,8 +132,7 @@ export function workloadsProps(options: SynthK8sOptions): PlatformWorkloadsProps
  * in the directory is touched, and nothing is written when a manifest fails.
  */
 export async function synthK8s(options: SynthK8sOptions, outDir: string): Promise<SynthK8sResult> {
-  const manifests = renderPlatformWorkloads(workloadsProps(options));
-  const findings = await validateManifests(manifests);
+  const { manifests, findings } = await renderValidated(options);
   if (findings.length > 0) return { files: [], findings };
   mkdirSync(outDir, { recursive: true });
   for (const stale of readdirSync(outDir).filter((f) => RENDERED_FILE.test(f))) {

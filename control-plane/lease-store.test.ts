@@ -68,4 +68,30 @@ describe.each(stores)('%s lease store', (kind, make) => {
     expect(await store.leasedMinutes(id, '2026-11')).toBeCloseTo((2 * TTL_MS) / 60_000, 6);
     expect((await store.heartbeat(id, '2026-11', 'x')).live).toBe(false);
   });
+
+  test("a tenant's live leases list start, last heartbeat and expiry; ended and expired ones drop out", async () => {
+    const store = make();
+    const id = `${tenant}-list`;
+    const other = `${tenant}-other`;
+    const started = now;
+    await store.grant(id, '2026-11', 'first', limits);
+    now += 1_000;
+    await store.grant(id, '2026-11', 'second', limits);
+    await store.grant(other, '2026-11', 'not-mine', limits);
+    now += 20_000;
+    await store.heartbeat(id, '2026-11', 'first');
+    expect(await store.liveLeases(id)).toEqual([
+      { taskId: 'first', startedAt: started, lastBeatAt: now, expiresAt: now + TTL_MS },
+      {
+        taskId: 'second',
+        startedAt: started + 1_000,
+        lastBeatAt: started + 1_000,
+        expiresAt: started + 1_000 + TTL_MS,
+      },
+    ]);
+    await store.end(id, '2026-11', 'first');
+    expect((await store.liveLeases(id)).map((l) => l.taskId)).toEqual(['second']);
+    now = started + 1_000 + TTL_MS;
+    expect(await store.liveLeases(id)).toEqual([]);
+  });
 });

@@ -1,6 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ENVIRONMENT_NAMES, loadEnvironmentConfig } from '../config/environments.ts';
+import { PLATFORM_NAMESPACE, renderPlatformWorkloads } from '../constructs/platform-workloads.ts';
+import { eksWorkloadsProps } from '../constructs/workloads-synth.ts';
 
 /** The runbooks the team contract names; stacks link their alarms to these files. */
 export const RUNBOOK_FILES = [
@@ -422,4 +425,99 @@ export function accessPathProblems(commands: readonly RunbookCommand[], markdown
 export function readScripts(root: string): Record<string, string> {
   return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
     .scripts;
+}
+
+/** What the platform chart and the env config name, over every environment: what a runbook may refer to. */
+export interface PlatformNames {
+  /** Object names by kind in the chart's namespace, e.g. `Deployment` -> control-plane, db-watchdog. */
+  readonly byKind: ReadonlyMap<string, ReadonlySet<string>>;
+  /** `api.<domain>` of every environment. */
+  readonly apiHosts: ReadonlySet<string>;
+}
+
+export function platformNames(): PlatformNames {
+  const byKind = new Map<string, Set<string>>();
+  const apiHosts = new Set<string>();
+  for (const env of ENVIRONMENT_NAMES) {
+    const config = loadEnvironmentConfig(env);
+    apiHosts.add(`api.${config.domain}`);
+    for (const manifest of renderPlatformWorkloads(eksWorkloadsProps(config, 'image'))) {
+      const metadata = manifest.metadata as { name: string; namespace?: string };
+      if (metadata.namespace !== PLATFORM_NAMESPACE) continue;
+      const kind = String(manifest.kind);
+      byKind.set(kind, (byKind.get(kind) ?? new Set()).add(metadata.name));
+    }
+  }
+  return { byKind, apiHosts };
+}
+
+/** kubectl resource words (`deploy`, `cronjob`...) -> the kind they name. A Job is named after its CronJob. */
+const KUBECTL_KINDS: Record<string, string> = {
+  deployment: 'Deployment',
+  deployments: 'Deployment',
+  deploy: 'Deployment',
+  cronjob: 'CronJob',
+  cronjobs: 'CronJob',
+  cj: 'CronJob',
+  job: 'Job',
+  service: 'Service',
+  svc: 'Service',
+  hpa: 'HorizontalPodAutoscaler',
+  pdb: 'PodDisruptionBudget',
+  networkpolicy: 'NetworkPolicy',
+  netpol: 'NetworkPolicy',
+  ingress: 'Ingress',
+  serviceaccount: 'ServiceAccount',
+  sa: 'ServiceAccount',
+};
+
+function namespaceOf(words: readonly string[]): string | undefined {
+  for (const [i, word] of words.entries()) {
+    if (word === '-n' || word === '--namespace') return words[i + 1];
+    if (word.startsWith('--namespace=')) return word.slice('--namespace='.length);
+  }
+  return undefined;
+}
+
+/** Kind and name of every `kind/name` or `<verb> kind name` reference of a kubectl command. */
+function kubectlReferences(words: readonly string[]): [string, string][] {
+  const refs: [string, string][] = [];
+  for (const [i, word] of words.entries()) {
+    const slash = /^([a-z]+)\/([a-z0-9$][a-z0-9-]*)$/.exec(word);
+    if (slash && KUBECTL_KINDS[slash[1]!]) refs.push([KUBECTL_KINDS[slash[1]!]!, slash[2]!]);
+    const next = words[i + 1];
+    if (KUBECTL_KINDS[word] && next !== undefined && /^[a-z][a-z0-9-]*$/.test(next) && i > 1) {
+      refs.push([KUBECTL_KINDS[word]!, next]);
+    }
+  }
+  return refs;
+}
+
+/**
+ * Names in one command that the platform does not define: a literal namespace other than the chart's, an object
+ * of the chart's namespace that the chart does not render, or an api host of no environment.
+ */
+export function platformNameProblems(words: readonly string[], names: PlatformNames): string[] {
+  const problems: string[] = [];
+  for (const word of words) {
+    const host = /https?:\/\/(api\.[^/\s"']+)/.exec(word)?.[1];
+    if (host && !names.apiHosts.has(host)) {
+      problems.push(`'${host}' is no environment's api host (${[...names.apiHosts].join(', ')})`);
+    }
+  }
+  if (words[0] !== 'kubectl') return problems;
+  const namespace = namespaceOf(words);
+  if (namespace === undefined || namespace.startsWith('$')) return problems;
+  if (namespace !== PLATFORM_NAMESPACE) {
+    return [...problems, `namespace '${namespace}' is not the platform chart's (${PLATFORM_NAMESPACE})`];
+  }
+  for (const [kind, name] of kubectlReferences(words)) {
+    if (name.startsWith('$')) continue;
+    const known =
+      kind === 'Job'
+        ? [...(names.byKind.get('CronJob') ?? [])].some((cron) => new RegExp(`^${cron}-\\d+$`).test(name))
+        : (names.byKind.get(kind)?.has(name) ?? false);
+    if (!known) problems.push(`the platform chart renders no ${kind} '${name}' in ${PLATFORM_NAMESPACE}`);
+  }
+  return problems;
 }

@@ -8,6 +8,8 @@ import {
   checkCommand,
   HelpCache,
   headings,
+  platformNameProblems,
+  platformNames,
   RUNBOOK_FILES,
   RUNBOOK_HEADINGS,
   readScripts,
@@ -65,6 +67,39 @@ describe('every runbook reaches the cluster the one documented way', () => {
     ]);
     expect(check('aws eks update-kubeconfig --name agent-platform-$ENV\nkubectl get pods')).toEqual([]);
     expect(check('# open a bastion first\nkubectl get pods')[1]).toMatch(/mentions 'bastion'/);
+  });
+});
+
+describe('every runbook uses the names the charts and the config define', () => {
+  const names = platformNames();
+
+  it.each(RUNBOOK_FILES)('%s', (file) => {
+    const problems = runbookCommands(file, read(file)).flatMap((c) =>
+      platformNameProblems(c.words, names).map((p) => `${c.text}: ${p}`),
+    );
+    expect(problems).toEqual([]);
+  });
+
+  it.each([
+    ['kubectl -n platform rollout status deployment/control-plan', "no Deployment 'control-plan'"],
+    ['kubectl -n platform get cronjob cost-gaurd', "no CronJob 'cost-gaurd'"],
+    ['kubectl -n platform logs job/billing-29000000', "no Job 'billing-29000000'"],
+    ['kubectl -n agent-platform get pods', "namespace 'agent-platform' is not the platform chart's"],
+    [
+      'curl -fsS https://api.prod.agents.example.com/readyz',
+      "'api.prod.agents.example.com' is no environment's",
+    ],
+  ])('flags `%s`', (command, problem) => {
+    expect(platformNameProblems(splitCommands(command)[0]!, names).join('\n')).toContain(problem);
+  });
+
+  it.each([
+    'kubectl -n platform rollout status deployment/db-watchdog --timeout=300s',
+    'kubectl -n platform logs job/cost-guard-29000000 --tail=200',
+    'kubectl -n $TENANT get resourcequota',
+    'curl -fsS https://api.agents.example.com/readyz',
+  ])('accepts `%s`', (command) => {
+    expect(platformNameProblems(splitCommands(command)[0]!, names)).toEqual([]);
   });
 });
 

@@ -137,6 +137,12 @@ describe.each(ENVIRONMENT_NAMES)('cluster stack in %s', (env) => {
     for (const s of statements.filter((s) => actions(s).some((a) => a.startsWith('secretsmanager:')))) {
       expect(JSON.stringify(s.Resource)).toContain(`:secret:agent-platform/${env}/tenants/`);
     }
+    // The console's Health page reads the platform database's automated snapshots, and nothing else of RDS.
+    const backups = statements.filter((s) => actions(s).some((a) => a.startsWith('rds:')));
+    expect(backups.map(actions)).toEqual([['rds:DescribeDBSnapshots']]);
+    expect(JSON.stringify(backups[0]!.Resource)).toMatch(
+      new RegExp(`:db:agent-platform-${env}-db".*:snapshot:rds:agent-platform-${env}-db-\\*"`),
+    );
   });
 
   test('cost guard publishes to the alarm topic and may encrypt with its key through SNS only', () => {

@@ -1,3 +1,4 @@
+import { KubectlV35Layer } from '@aws-cdk/lambda-layer-kubectl-v35';
 import { ArnFormat, CfnOutput, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as eks from 'aws-cdk-lib/aws-eks-v2';
@@ -6,7 +7,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
-import { alarmTopicArn, type EnvironmentConfig } from '../config/environments.ts';
+import { alarmTopicArn, ConfigError, type EnvironmentConfig } from '../config/environments.ts';
 import {
   APP_NAME,
   alarmTopicKeyAlias,
@@ -65,8 +66,21 @@ export function amiTypeFor(instanceTypes: readonly string[]): eks.NodegroupAmiTy
     : eks.NodegroupAmiType.AL2023_X86_64_STANDARD;
 }
 
+/** Kubernetes minor of the kubectl and helm in the kubectl handler's layer (@aws-cdk/lambda-layer-kubectl-v35). */
+export const KUBECTL_LAYER_MINOR = 35;
+
+/** kubectl supports one minor of skew against the API server (Kubernetes version skew policy). */
+export function checkKubectlSkew(kubernetesVersion: string): void {
+  const minor = Number(kubernetesVersion.split('.')[1]);
+  if (Math.abs(minor - KUBECTL_LAYER_MINOR) > 1) {
+    throw new ConfigError(
+      `'cluster.kubernetesVersion' (${kubernetesVersion}) is more than one minor from the kubectl layer (1.${KUBECTL_LAYER_MINOR}): move @aws-cdk/lambda-layer-kubectl-v${KUBECTL_LAYER_MINOR} with it`,
+    );
+  }
+}
+
 /** A role that EKS Pod Identity lets one service account assume. */
-function podIdentityRole(scope: Construct, id: string, description: string): iam.Role {
+export function podIdentityRole(scope: Construct, id: string, description: string): iam.Role {
   const role = new iam.Role(scope, id, {
     description,
     assumedBy: new iam.ServicePrincipal('pods.eks.amazonaws.com'),
@@ -86,8 +100,9 @@ function platformResourceTags(config: EnvironmentConfig, key: 'aws:ResourceTag' 
 }
 
 /**
- * EKS on aws-eks-v2 with managed node groups. The v2 module talks to AWS::EKS::Cluster directly, so there is no
- * kubectl Lambda (and no kubectl layer) to deploy; access entries, add-ons and pod identities are all native.
+ * EKS on aws-eks-v2 with managed node groups. Access entries, add-ons and pod identities are native CloudFormation
+ * resources; the kubectl handler (a Lambda in the private subnets, reaching the private endpoint) exists only to
+ * apply the platform charts and the load balancer controller from the workloads stack (stacks/workloads.ts).
  */
 export class ClusterStack extends PlatformStack {
   readonly cluster: eks.Cluster;
@@ -113,6 +128,7 @@ export class ClusterStack extends PlatformStack {
       removalPolicy: logRemovalPolicy(config),
     });
 
+    checkKubectlSkew(config.cluster.kubernetesVersion);
     this.cluster = new eks.Cluster(this, 'Cluster', {
       clusterName: clusterName(config),
       version: eks.KubernetesVersion.of(config.cluster.kubernetesVersion),
@@ -135,6 +151,9 @@ export class ClusterStack extends PlatformStack {
       bootstrapClusterCreatorAdminPermissions: false,
       // The core add-ons below are EKS-managed so that they are versioned and upgraded by EKS.
       bootstrapSelfManagedAddons: false,
+      // With the private endpoint on, aws-eks-v2 places the handler in the cluster's private subnets, with the
+      // cluster security group, and gives its role cluster-admin through an access entry.
+      kubectlProviderOptions: { kubectlLayer: new KubectlV35Layer(this, 'KubectlLayer') },
     });
     this.cluster.node.addDependency(controlPlaneLogs);
     new ssm.StringParameter(this, 'ClusterSecurityGroupParameter', {
@@ -155,6 +174,8 @@ export class ClusterStack extends PlatformStack {
       id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonEKSClusterPolicy]',
       reason: 'EKS requires the AWS-managed AmazonEKSClusterPolicy on the cluster service role.',
     });
+
+    this.acknowledgeKubectlProvider();
 
     for (const [i, roleArn] of config.cluster.adminPrincipalArns.entries()) {
       this.cluster.grantAccess(`Admin${i}`, roleArn, [
@@ -255,6 +276,42 @@ export class ClusterStack extends PlatformStack {
     }
   }
 
+  /** The kubectl handler and its custom-resource framework are aws-cdk-lib's own functions and roles. */
+  private acknowledgeKubectlProvider(): void {
+    const provider = this.cluster.node.findChild('KubectlProvider');
+    const managed = (policy: string, why: string) =>
+      Validations.of(provider).acknowledge({
+        id: `AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/${policy}]`,
+        reason: why,
+      });
+    managed(
+      'service-role/AWSLambdaBasicExecutionRole',
+      'aws-eks-v2 gives the kubectl handler and its framework function the AWS-managed basic role to write their logs.',
+    );
+    managed(
+      'service-role/AWSLambdaVPCAccessExecutionRole',
+      'The kubectl handler runs in the private subnets to reach the private endpoint; Lambda needs this role to attach its ENIs.',
+    );
+    managed(
+      'AmazonEC2ContainerRegistryReadOnly',
+      'aws-eks-v2 lets the kubectl handler pull Helm charts from ECR; read-only access to registries.',
+    );
+    Validations.of(provider).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::{"Fn::If":["ClusterKubectlProviderHandlerHasEcrPublic69E09706",{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":iam::aws:policy/AmazonElasticContainerRegistryPublicReadOnly"]]},{"Ref":"AWS::NoValue"}]}]',
+      reason:
+        'aws-eks-v2 adds read-only ECR Public access in the aws partition, for Helm charts published there.',
+    });
+    Validations.of(provider).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        "aws-eks-v2 picks the kubectl handler's Python runtime for the handler code it ships; a newer one is not tested with it.",
+    });
+    Validations.of(provider).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::<ClusterKubectlProviderHandler2E05C68A.Arn>:*]',
+      reason: 'The custom-resource framework invokes the kubectl handler, any version of that one function.',
+    });
+  }
+
   /** Tenant budgets are named `agent-platform-<env>-tenant-<id>` (tenants/tenant-aws.ts). */
   private tenantBudgetsArn(config: EnvironmentConfig): string {
     return `arn:${this.partition}:budgets::${config.account}:budget/${resourcePrefix(config)}-tenant-*`;
@@ -284,10 +341,36 @@ export class ClusterStack extends PlatformStack {
   private controlPlaneRole(config: EnvironmentConfig): iam.Role {
     const role = podIdentityRole(this, 'ControlPlaneRole', 'Control plane workload');
     this.addTenantReconcileStatements(role, 'controlPlane', config);
-    acknowledgeWildcards(role, this.tenantReconcileFindings(config), {
-      Resource:
-        'Tenant budgets and secrets are created at run time, one per tenant, under the environment prefix; Secrets Manager appends a random suffix to secret ARNs.',
-    });
+    // The Health page's backup row: the platform instance and its automated snapshots (`rds:<id>-<time>`).
+    const instance = databaseInstanceId(config);
+    const rdsArn = (type: string, name: string) =>
+      this.formatArn({
+        service: 'rds',
+        resource: type,
+        resourceName: name,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadDatabaseBackups',
+        actions: listed('controlPlane', 'rds:DescribeDBSnapshots'),
+        resources: [rdsArn('db', instance), rdsArn('snapshot', `rds:${instance}-*`)],
+      }),
+    );
+    acknowledgeWildcards(
+      role,
+      [
+        ...this.tenantReconcileFindings(config),
+        [
+          'Resource',
+          `arn:<AWS::Partition>:rds:${config.region}:${config.account}:snapshot:rds:${instance}-*`,
+        ],
+      ],
+      {
+        Resource:
+          'Tenant budgets and secrets are created at run time, one per tenant, under the environment prefix; Secrets Manager appends a random suffix to secret ARNs. Automated snapshots of the platform database are named by RDS with their time.',
+      },
+    );
     return role;
   }
 

@@ -10,7 +10,7 @@ beforeAll(async () => {
   synth = await synthesizedAll();
 });
 
-const PARTS = ['Network', 'Cluster', 'Data', 'Cache', 'Observability', 'Cost'];
+const PARTS = ['Network', 'Cluster', 'Data', 'Cache', 'Observability', 'Cost', 'Workloads'];
 
 describe.each(ENVIRONMENT_NAMES)('deploy target of %s', (env) => {
   const config = fixtureConfig(env);

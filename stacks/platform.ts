@@ -11,6 +11,7 @@ import { DataStack } from './data.ts';
 import { GitHubStack, needsGitHubStack } from './github.ts';
 import { NetworkStack } from './network.ts';
 import { ObservabilityStack } from './observability.ts';
+import { WorkloadsStack } from './workloads.ts';
 
 /** The stacks of one environment, in deployment order. */
 export interface PlatformStacks {
@@ -20,6 +21,8 @@ export interface PlatformStacks {
   readonly cache: CacheStack;
   readonly observability: ObservabilityStack;
   readonly cost: CostStack;
+  /** The platform image, charts, load balancer controller and tenant DNS and TLS. */
+  readonly workloads: WorkloadsStack;
   /** Roles for GitHub Actions; absent where the config names no GitHub Environment. */
   readonly github?: GitHubStack;
 }
@@ -54,6 +57,14 @@ export function createPlatform(app: App, config: EnvironmentConfig): PlatformSta
   observability.addStackDependency(cluster);
   const cost = new CostStack(app, stackId(config, 'Cost'), base);
   cost.addStackDependency(observability);
+  const workloads = new WorkloadsStack(app, stackId(config, 'Workloads'), {
+    ...base,
+    vpc: network.vpc,
+    cluster: cluster.cluster,
+  });
+  // The pods start against the database and the cache, and the ALB reaches them through the cluster security group.
+  workloads.addStackDependency(data);
+  workloads.addStackDependency(cache);
   const github = needsGitHubStack(config)
     ? new GitHubStack(app, stackId(config, 'GitHub'), { ...base, drillAccess: cluster.drillAccess })
     : undefined;
@@ -62,5 +73,5 @@ export function createPlatform(app: App, config: EnvironmentConfig): PlatformSta
     Tags.of(app).add(key, value, { excludeResourceTypes: [...UNTAGGABLE_TYPES] });
   }
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new PlatformChecks(app));
-  return { network, cluster, data, cache, observability, cost, ...(github ? { github } : {}) };
+  return { network, cluster, data, cache, observability, cost, workloads, ...(github ? { github } : {}) };
 }

@@ -24,7 +24,8 @@ const same = (service: string, operation: string) => ({ actions: [`${service}:${
 const TENANT_BUDGET_CALLS = {
   'client-budgets:DescribeBudget': VIEW_BUDGET,
   'client-budgets:DescribeNotificationsForBudget': VIEW_BUDGET,
-  'client-budgets:CreateBudget': MODIFY_BUDGET,
+  // Created with the tenant's tags (ResourceTags), which needs the tagging action as well.
+  'client-budgets:CreateBudget': { actions: ['budgets:ModifyBudget', 'budgets:TagResource'] },
   'client-budgets:UpdateBudget': MODIFY_BUDGET,
   'client-budgets:CreateNotification': MODIFY_BUDGET,
 } as const;
@@ -45,10 +46,12 @@ export const WORKLOAD_ACTIONS: Record<Workload, WorkloadActions> = {
       ...TENANT_BUDGET_CALLS,
       'client-cost-explorer:GetCostAndUsage': { actions: [], notGranted: CONSOLE_READS_GUARD_RUNS },
       'client-sesv2:SendEmail': { actions: [], notGranted: CONSOLE_READS_GUARD_RUNS },
+      // The console's Health page: the latest automated snapshot of the database (console/backups.ts).
+      'client-rds:DescribeDBSnapshots': same('rds', 'DescribeDBSnapshots'),
     },
   },
   costGuard: {
-    entryPoints: ['bin/cost-guard.ts', 'bin/cost-report.ts'],
+    entryPoints: ['bin/cost-guard.ts', 'bin/cost-report.ts', 'bin/billing.ts'],
     calls: {
       'client-cost-explorer:GetCostAndUsage': same('ce', 'GetCostAndUsage'),
       // The alarm topic is encrypted with a customer-managed key: publishing also encrypts with it.

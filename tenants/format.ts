@@ -4,8 +4,9 @@ import { ApiKeyNotFoundError } from './api-keys.ts';
 import { AuditTextError } from './audit.ts';
 import { CellConfigError, UnknownCellError } from './cells.ts';
 import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
+import { KubeApiError } from './kubernetes/config.ts';
 import type { CreateTenantResult, TenantDetails, TenantRecord } from './provisioner.ts';
-import { KubectlError, ReadinessError, TenantStateError } from './provisioner.ts';
+import { ReadinessError, TenantStateError } from './provisioner.ts';
 import { AwsServiceError, AwsUnavailableError } from './tenant-aws.ts';
 import { TenantRoleConflictError } from './tenant-database.ts';
 import { TenantIdError } from './tenant-id.ts';
@@ -21,7 +22,7 @@ const EXPECTED = [
   AwsUnavailableError,
   AwsServiceError,
   ReadinessError,
-  KubectlError,
+  KubeApiError,
   ConfigError,
   AuditTextError,
   TenantRoleConflictError,

@@ -138,6 +138,7 @@ test('dry run prints the plan and changes nothing', async () => {
     ['drop', 'planned'],
     ['manifests', 'planned'],
     ['aws', 'skipped'],
+    ['billing', 'skipped'],
     ['archived', 'planned'],
   ]);
   expect(await state(id)).toEqual(before);

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat, unlink } from 'node:fs/promises';
@@ -6,12 +6,12 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { promisify } from 'node:util';
 import { createGunzip, createGzip } from 'node:zlib';
 import { DeleteBudgetCommand } from '@aws-sdk/client-budgets';
 import { DeleteSecretCommand, DescribeSecretCommand } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import { z } from 'zod';
+import { billingCloseStep } from '../billing/customers.ts';
 import type { EnvironmentConfig } from '../config/environments.ts';
 import { revokeApiKey } from './api-keys.ts';
 import { checkAuditText } from './audit.ts';
@@ -39,8 +39,6 @@ import {
   tenantSecretName,
 } from './tenant-aws.ts';
 import { parseTenantId } from './tenant-id.ts';
-
-const run = promisify(execFile);
 
 export const DEFAULT_ARCHIVE_DIR = path.join('out', 'archives');
 
@@ -75,6 +73,7 @@ export const OFFBOARDING_STEPS = [
   'drop',
   'manifests',
   'aws',
+  'billing',
   'archived',
 ] as const;
 export type OffboardingStep = (typeof OFFBOARDING_STEPS)[number];
@@ -514,7 +513,7 @@ const manifestsStep: Step<Ctx, OffboardingStep> = {
     const file = manifestsPath(ctx.deps.manifestsDir, ctx.id);
     const changes: string[] = [];
     if (await stat(file).catch(() => null)) changes.push(`delete ${file}`);
-    if (ctx.deps.kubeContext) changes.push(`kubectl delete namespace ${ctx.id} in ${ctx.deps.kubeContext}`);
+    if (ctx.deps.kube) changes.push(`delete namespace ${ctx.id} (${ctx.deps.kube.where})`);
     return changes;
   },
   async apply(ctx, planned) {
@@ -523,17 +522,7 @@ const manifestsStep: Step<Ctx, OffboardingStep> = {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
-    if (ctx.deps.kubeContext) {
-      await run('kubectl', [
-        '--context',
-        ctx.deps.kubeContext,
-        'delete',
-        'namespace',
-        ctx.id,
-        '--ignore-not-found',
-        '--wait=false',
-      ]);
-    }
+    await ctx.deps.kube?.deleteNamespace(ctx.id);
     return planned;
   },
 };
@@ -589,7 +578,16 @@ const archivedStep: Step<Ctx, OffboardingStep> = {
   },
 };
 
-const STEPS = [blockStep, archiveStep, verifyStep, dropStep, manifestsStep, awsStep, archivedStep];
+const STEPS = [
+  blockStep,
+  archiveStep,
+  verifyStep,
+  dropStep,
+  manifestsStep,
+  awsStep,
+  billingCloseStep,
+  archivedStep,
+];
 
 function refuse(id: string, status: TenantStatus): never {
   if (status === 'provisioning') {

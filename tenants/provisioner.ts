@@ -1,12 +1,13 @@
-import { spawn } from 'node:child_process';
 import pg from 'pg';
 import pino from 'pino';
 import { z } from 'zod';
+import { type BillingDeps, billingCustomerStep } from '../billing/customers.ts';
 import { type EnvironmentConfig, tenantHostname } from '../config/environments.ts';
 import { apiKeyInsertStatement } from './api-keys.ts';
 import { auditInsertStatement, checkAuditText, recordAudit } from './audit.ts';
 import type { Cell, CellDirectory } from './cells.ts';
 import { DatabaseUnavailableError, TenantNotFoundError } from './errors.ts';
+import { manifestObjects, type TenantCluster } from './kubernetes/cluster.ts';
 import {
   DEFAULT_MANIFESTS_DIR,
   manifestsPath,
@@ -55,7 +56,15 @@ import { TENANT_TABLES } from './tenant-schema.ts';
 import { getTier, type Tier } from './tiers.ts';
 
 /** Provisioning steps, in the order they report. */
-export const STEP_NAMES = ['catalog', 'budget', 'database', 'manifests', 'readiness', 'activate'] as const;
+export const STEP_NAMES = [
+  'catalog',
+  'budget',
+  'database',
+  'manifests',
+  'readiness',
+  'billing',
+  'activate',
+] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
 export interface ProvisionerDeps {
@@ -66,14 +75,16 @@ export interface ProvisionerDeps {
   readonly env: EnvironmentConfig;
   /** @default - the AWS step (budget) is skipped */
   readonly aws?: { readonly enabled: boolean };
-  /** Where `<id>.yaml` is written. @default 'out/manifests' */
+  /** Where `<id>.yaml` is written. @default 'out/manifests', or no file when `kube` is given */
   readonly manifestsDir?: string;
-  /** Applies the manifests with `kubectl apply --server-side` in this context. @default - not applied */
-  readonly kubeContext?: string;
+  /** Server-side applies the tenant chart through the Kubernetes API. @default - not applied */
+  readonly kube?: TenantCluster;
   /** @default - silent */
   readonly logger?: pino.Logger;
   /** Watches the steps (progress, or a simulated crash in tests). @default - none */
   readonly observer?: StepObserver;
+  /** Stripe, for the billing step (customer link, subscription). @default - the billing step is skipped */
+  readonly billing?: BillingDeps;
 }
 
 export { DEFAULT_MANIFESTS_DIR, TenantStateError };
@@ -81,11 +92,6 @@ export { DEFAULT_MANIFESTS_DIR, TenantStateError };
 /** The tenant was provisioned but does not work yet; it stays `provisioning` and a rerun retries. */
 export class ReadinessError extends Error {
   override readonly name = 'ReadinessError';
-}
-
-/** kubectl failed; the tenant stays `provisioning`. */
-export class KubectlError extends Error {
-  override readonly name = 'KubectlError';
 }
 
 export interface TenantRecord {
@@ -167,35 +173,6 @@ function toRecord(row: TenantRow): TenantRecord {
 async function readTenant(db: pg.Pool | pg.ClientBase, id: string): Promise<TenantRecord | null> {
   const { rows } = await db.query<TenantRow>(`${TENANT_SELECT} WHERE t.id = $1`, [id]);
   return rows[0] ? toRecord(rows[0]) : null;
-}
-
-async function kubectlApply(context: string, file: string): Promise<void> {
-  const args = [
-    '--context',
-    context,
-    'apply',
-    '--server-side',
-    '--field-manager=agent-platform-tenants',
-    '-f',
-    file,
-  ];
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('kubectl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', (error) => reject(new KubectlError(`kubectl could not start: ${error.message}`)));
-    child.on('close', (code) => {
-      if (code === 0) resolve();
-      else
-        reject(
-          new KubectlError(
-            `kubectl apply in context '${context}' failed (exit ${code}): ${stderr.trim().split('\n')[0]}`,
-          ),
-        );
-    });
-  });
 }
 
 /** Logs in as the tenant role, writes and reads its schema in a rolled-back transaction, checks settings. */
@@ -344,22 +321,27 @@ const databaseStep: Step<Ctx, StepName> = {
   },
 };
 
+/** A file is written outside a cluster, or where a directory is named; in a pod the API alone is used. */
+const writesFile = (deps: ProvisionerDeps) => deps.manifestsDir !== undefined || deps.kube === undefined;
+
+// Only active or provisioning tenants get here (see refuse), so the chart carries the tier's quota.
+const tenantYaml = (ctx: Ctx) => renderTenantYaml(ctx.deps.env, ctx.id, ctx.tier);
+
 // The manifests do not depend on the database, so they render while PostgreSQL runs the DDL.
 const manifestsStep: Step<Ctx, StepName> = {
   name: 'manifests',
   async plan(ctx) {
-    const file = manifestsPath(ctx.deps.manifestsDir, ctx.id);
     const changes: string[] = [];
-    if ((await readIfExists(file)) !== renderTenantYaml(ctx.deps.env, ctx.id, ctx.tier))
-      changes.push(`write ${file}`);
-    if (ctx.deps.kubeContext) changes.push(`kubectl apply --server-side (context ${ctx.deps.kubeContext})`);
+    const file = manifestsPath(ctx.deps.manifestsDir, ctx.id);
+    if (writesFile(ctx.deps) && (await readIfExists(file)) !== tenantYaml(ctx)) changes.push(`write ${file}`);
+    if (ctx.deps.kube) changes.push(`server-side apply the tenant chart (${ctx.deps.kube.where})`);
     return changes;
   },
   async apply(ctx, planned) {
     const file = manifestsPath(ctx.deps.manifestsDir, ctx.id);
-    if (planned.includes(`write ${file}`))
-      await writeCreatingDir(file, renderTenantYaml(ctx.deps.env, ctx.id, ctx.tier));
-    if (ctx.deps.kubeContext) await kubectlApply(ctx.deps.kubeContext, file);
+    const yaml = tenantYaml(ctx);
+    if (planned.includes(`write ${file}`)) await writeCreatingDir(file, yaml);
+    if (ctx.deps.kube) await ctx.deps.kube.apply(ctx.id, manifestObjects(yaml));
     return planned;
   },
 };
@@ -471,7 +453,14 @@ const activateStep: Step<Ctx, StepName> = {
   },
 };
 
-const STEPS = [catalogStep, budgetStep, [databaseStep, manifestsStep], readinessStep, activateStep] as const;
+const STEPS = [
+  catalogStep,
+  budgetStep,
+  [databaseStep, manifestsStep],
+  readinessStep,
+  billingCustomerStep,
+  activateStep,
+] as const;
 
 /** Records where provisioning stopped, so `show` and the runbook can point at the failed step. */
 async function recordFailure(ctx: Ctx, failure: StepFailure<StepName>): Promise<void> {

@@ -1,10 +1,11 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import type { EnvironmentConfig } from '../config/environments.ts';
 import { checkAuditText } from './audit.ts';
 import type { Cell, CellDirectory } from './cells.ts';
 import { TenantNotFoundError } from './errors.ts';
+import type { TenantCluster } from './kubernetes/cluster.ts';
+import { STOP_TASKS_ANNOTATION } from './kubernetes/names.ts';
+import { clusterQuotaStep, deleteRunningJobsStep } from './kubernetes/stop-work-steps.ts';
 import { manifestsPath, renderTenantYaml, writeCreatingDir } from './lifecycle/manifests.ts';
 import { inClientTransaction, inTenantTransaction } from './lifecycle/session.ts';
 import { canTransition, type TenantStatus } from './lifecycle/status.ts';
@@ -12,11 +13,7 @@ import { runSteps, type Step, type StepObserver, type StepResult } from './lifec
 import { LIFECYCLE_CHANNEL, transition } from './lifecycle/transition.ts';
 import { getTier } from './tiers.ts';
 
-const run = promisify(execFile);
-
-export { LIFECYCLE_CHANNEL };
-/** With a kube context, the namespace carries this annotation while the tenant's work is stopped. */
-export const STOP_TASKS_ANNOTATION = 'agent-platform.io/stop-tasks';
+export { LIFECYCLE_CHANNEL, STOP_TASKS_ANNOTATION };
 
 export interface SuspensionDeps {
   /** The catalog database: status, saved settings, audit and NOTIFY. */
@@ -26,8 +23,8 @@ export interface SuspensionDeps {
   readonly env: EnvironmentConfig;
   /** Where the tenant's manifests live (`<dir>/<tenant>.yaml`). @default - no manifests written */
   readonly manifestsDir?: string;
-  /** kubectl context to apply the manifests to. @default - nothing applied to a cluster */
-  readonly kubeContext?: string;
+  /** The cluster whose quota, annotation and Jobs change (tenants/kubernetes). @default - no cluster touched */
+  readonly kube?: TenantCluster;
   /** Watches the steps (progress, or a simulated crash in tests). @default - none */
   readonly observer?: StepObserver;
   /**
@@ -47,7 +44,7 @@ export interface SuspensionOptions {
   readonly dryRun?: boolean;
 }
 
-export type SuspensionStep = 'settings' | 'role' | 'status' | 'manifests';
+export type SuspensionStep = 'settings' | 'role' | 'status' | 'manifests' | 'cluster' | 'jobs';
 
 export interface SuspensionResult {
   readonly tenantId: string;
@@ -212,38 +209,28 @@ const statusStep: Step<Ctx, SuspensionStep> = {
   },
 };
 
-/** Re-renders the tenant chart (pods/jobs 0 while work is stopped) and applies it when a context is given. */
+/** Re-renders the tenant chart file (pods/jobs 0 while work is stopped): the path for runs outside a cluster. */
 const manifestsStep: Step<Ctx, SuspensionStep> = {
   name: 'manifests',
   async plan(ctx) {
-    const { manifestsDir, kubeContext } = ctx.deps;
+    const { manifestsDir } = ctx.deps;
     if (!manifestsDir) return null;
     const stop = ctx.to !== 'active';
-    const changes = [
-      `write ${manifestsPath(manifestsDir, ctx.row.id)} (${stop ? 'pods/jobs 0' : 'tier quota'})`,
-    ];
-    if (kubeContext) changes.push(`apply to ${kubeContext}, ${stop ? 'annotate' : 'unannotate'} namespace`);
-    return changes;
+    return [`write ${manifestsPath(manifestsDir, ctx.row.id)} (${stop ? 'pods/jobs 0' : 'tier quota'})`];
   },
   async apply(ctx, planned) {
-    const { manifestsDir, kubeContext, env } = ctx.deps;
+    const { manifestsDir, env } = ctx.deps;
     const stop = ctx.to !== 'active';
     const file = manifestsPath(manifestsDir, ctx.row.id);
     await writeCreatingDir(file, renderTenantYaml(env, ctx.row.id, getTier(ctx.row.tier), stop));
-    if (kubeContext) {
-      const context = ['--context', kubeContext];
-      await run('kubectl', [...context, 'apply', '--server-side', '-f', file]);
-      const annotation = stop ? `${STOP_TASKS_ANNOTATION}=true` : `${STOP_TASKS_ANNOTATION}-`;
-      await run('kubectl', [...context, 'annotate', 'namespace', ctx.row.id, annotation, '--overwrite']);
-    }
     return planned;
   },
 };
 
 const STEPS: Record<'limited' | 'suspended' | 'active', readonly Step<Ctx, SuspensionStep>[]> = {
-  limited: [statusStep, manifestsStep],
-  suspended: [saveStep, blockRoleStep, statusStep, manifestsStep],
-  active: [restoreRoleStep, statusStep, manifestsStep],
+  limited: [statusStep, manifestsStep, clusterQuotaStep],
+  suspended: [saveStep, blockRoleStep, statusStep, manifestsStep, clusterQuotaStep, deleteRunningJobsStep],
+  active: [restoreRoleStep, statusStep, manifestsStep, clusterQuotaStep],
 };
 
 async function changeStatus(

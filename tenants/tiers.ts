@@ -18,6 +18,8 @@ export const tierSchema = z.object({
   monthlyCostBudgetUsd: z.number().positive(),
   agentMinutesPerMonth: z.number().int().positive(),
   apiCallsPerMonth: z.number().int().positive(),
+  /** Price of usage past the included amounts, USD per unit; Stripe bills it through the metered prices. */
+  overageUsd: z.object({ agentMinute: z.number().min(0), apiCall: z.number().min(0) }),
   rateLimit: z.object({
     /** Sustained requests per second. */
     requestsPerSecond: z.number().int().positive(),
@@ -77,6 +79,7 @@ const RAW_CATALOG = {
       monthlyCostBudgetUsd: 0.6,
       agentMinutesPerMonth: 60,
       apiCallsPerMonth: 10_000,
+      overageUsd: { agentMinute: 0, apiCall: 0 },
       rateLimit: { requestsPerSecond: 5, burst: 5 },
       concurrentTasks: 1,
       maxTaskMinutes: 10,
@@ -108,6 +111,7 @@ const RAW_CATALOG = {
       monthlyCostBudgetUsd: 1.2,
       agentMinutesPerMonth: 600,
       apiCallsPerMonth: 100_000,
+      overageUsd: { agentMinute: 0.02, apiCall: 0.0001 },
       rateLimit: { requestsPerSecond: 20, burst: 20 },
       concurrentTasks: 3,
       maxTaskMinutes: 30,
@@ -139,6 +143,7 @@ const RAW_CATALOG = {
       monthlyCostBudgetUsd: 7,
       agentMinutesPerMonth: 5_000,
       apiCallsPerMonth: 1_000_000,
+      overageUsd: { agentMinute: 0.012, apiCall: 0.00006 },
       rateLimit: { requestsPerSecond: 100, burst: 100 },
       concurrentTasks: 10,
       maxTaskMinutes: 120,
@@ -170,6 +175,7 @@ const RAW_CATALOG = {
       monthlyCostBudgetUsd: 22,
       agentMinutesPerMonth: 15_000,
       apiCallsPerMonth: 5_000_000,
+      overageUsd: { agentMinute: 0.01, apiCall: 0.00004 },
       rateLimit: { requestsPerSecond: 500, burst: 500 },
       concurrentTasks: 50,
       maxTaskMinutes: 480,

@@ -9,6 +9,7 @@ export { REQUIRED_TAGS };
 export const UNTAGGABLE_TYPES: readonly string[] = [
   'AWS::RDS::DBProxyTargetGroup',
   'AWS::CloudWatch::Dashboard',
+  'AWS::ElasticLoadBalancingV2::Listener',
 ];
 
 /**

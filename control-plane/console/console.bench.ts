@@ -15,17 +15,23 @@ import {
   TEST_CLIENT_SECRET,
 } from './testing/oidc-provider.ts';
 
-const TENANTS = 10_000;
+/** The issue's figure; CONSOLE_BENCH_TENANTS sets another scale for a quick look. */
+const TENANTS = Number(process.env.CONSOLE_BENCH_TENANTS ?? 10_000);
 const REQUESTS_PER_VIEW = 60;
 const BROWSER_LOADS = 10;
+// Default, sort by usage, a filtered page two thirds in (pro and active are 15% of the tenants), and
+// the page before the last by guard state: pages 1, 1, 20 and 199 at 10,000 tenants.
 const VIEWS = [
   'sort=id&order=asc&page=1&size=50',
   'sort=agent-minutes&order=desc&page=1&size=50',
-  'tier=pro&status=active&sort=cell&order=asc&page=20&size=50',
-  'sort=guard&order=desc&page=199&size=50',
+  `tier=pro&status=active&sort=cell&order=asc&page=${Math.max(1, Math.floor(((TENANTS * 0.15) / 50) * (2 / 3)))}&size=50`,
+  `sort=guard&order=desc&page=${Math.max(1, Math.ceil(TENANTS / 50) - 1)}&size=50`,
 ];
 
-/** 10,000 tenants across tiers and statuses, with three days of usage each and a guard state. */
+/**
+ * 10,000 tenants across tiers and statuses with a guard state, a full month of usage each (the
+ * end-of-month volume, hourly and daily, plus the month before), and a stored guard run billing every tenant.
+ */
 async function seed(pool: import('pg').Pool): Promise<void> {
   await pool.query(`UPDATE control.cells SET capacity = 20000`);
   await pool.query(
@@ -37,10 +43,30 @@ async function seed(pool: import('pg').Pool): Promise<void> {
        FROM generate_series(1, $1) AS i`,
     [TENANTS],
   );
+  // The current month as the ingest writes it (hourly rows beside the daily ones; four reports a day),
+  // the month before as daily rows only, as written before hourly metering.
+  await pool.query(
+    `INSERT INTO control.usage_hourly (tenant_id, hour, agent_minutes, api_calls)
+     SELECT t.id, date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + make_interval(hours => h * 6),
+            (random() * 5)::numeric(14, 3), (random() * 200)::bigint
+       FROM control.tenants t, generate_series(0, 31 * 4 - 1) AS h
+      WHERE h * 6 < extract(day FROM (date_trunc('month', now()) + interval '1 month' - interval '1 day')) * 24`,
+  );
   await pool.query(
     `INSERT INTO control.usage (tenant_id, day, agent_minutes, api_calls)
-     SELECT t.id, current_date - d, (random() * 500)::numeric(14, 3), (random() * 20000)::bigint
-       FROM control.tenants t, generate_series(0, 2) AS d`,
+     SELECT tenant_id, (hour AT TIME ZONE 'UTC')::date, sum(agent_minutes), sum(api_calls)
+       FROM control.usage_hourly GROUP BY 1, 2
+     UNION ALL
+     SELECT t.id, (date_trunc('month', current_date) - interval '1 month')::date + d,
+            (random() * 20)::numeric(14, 3), (random() * 700)::bigint
+       FROM control.tenants t, generate_series(0, 30) AS d
+      WHERE (date_trunc('month', current_date) - interval '1 month')::date + d < date_trunc('month', current_date)`,
+  );
+  await pool.query(
+    `INSERT INTO control.cost_guard_runs (period, mode, inputs)
+     SELECT to_char(now(), 'YYYY-MM'), 'dry-run',
+            jsonb_build_object('costs', jsonb_build_object('byTenant', jsonb_object_agg(id, round((random() * 40)::numeric, 2))))
+       FROM control.tenants`,
   );
   await pool.query(
     `INSERT INTO control.quota_state (tenant_id, guard_state, period)
@@ -114,6 +140,12 @@ export default async function consoleBench(): Promise<BenchFigure[]> {
       await page.locator('#tenants tbody tr').first().waitFor();
       if (i > 0) loads.push(performance.now() - started);
     }
+    // The browser's own navigation timing of the last load: where the time goes.
+    const timing = (await page.evaluate(`(() => {
+      const n = performance.getEntriesByType('navigation')[0];
+      return { responseStart: n.responseStart, responseEnd: n.responseEnd,
+               domContentLoaded: n.domContentLoadedEventEnd, load: n.loadEventEnd };
+    })()`)) as Record<string, number>;
     const serverP95 = percentile(samples, 95);
     const usableP95 = percentile(loads, 95);
     return [
@@ -136,7 +168,13 @@ export default async function consoleBench(): Promise<BenchFigure[]> {
         unit: 'ms',
         goal: '<= 1000 ms',
         pass: usableP95 <= 1000,
-        detail: { p50: percentile(loads, 50), max: Math.max(...loads) },
+        detail: {
+          p50: percentile(loads, 50),
+          max: Math.max(...loads),
+          lastNavigationMs: Object.fromEntries(
+            Object.entries(timing).map(([k, v]) => [k, Number(v.toFixed(1))]),
+          ),
+        },
       },
     ];
   } finally {

@@ -4,8 +4,12 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { loadEnvironmentConfig } from '../../config/environments.ts';
+import { runRecorded } from '../../monitors/job-runs.ts';
 import { issueApiKey } from '../../tenants/api-keys.ts';
 import { recordAudit } from '../../tenants/audit.ts';
+import { storeRunInputs } from '../../tenants/cost-guard/inputs.ts';
+import { DEFAULT_POLICY } from '../../tenants/cost-guard/rules.ts';
 import { bearer, type ControlPlaneFixture, createFixture } from '../testing/fixture.ts';
 import { launchChromium, signInToConsole } from './testing/browser.ts';
 import {
@@ -95,6 +99,30 @@ describe('operator console in Chromium', () => {
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-tenants.png'), fullPage: true });
   });
 
+  test("the tenant detail lists the tenant's running tasks with their leases, and the usage route's figures", async () => {
+    const key = await issueApiKey(fx.pool, provisioned);
+    const granted = await app.inject({
+      method: 'POST',
+      url: '/v1/admission',
+      headers: bearer(key.key),
+      payload: { taskId: 'nightly-index-7' },
+    });
+    expect(granted.json()).toMatchObject({ decision: 'allow' });
+    await page.goto(`${base}/console/tenants/${provisioned}`);
+    const task = page.locator('#tasks').getByRole('row', { name: /nightly-index-7/ });
+    await expect.poll(() => task.textContent()).toMatch(/ago/);
+    expect(await page.locator('#tasks caption').textContent()).toMatch(/^Tasks running: 1 of \d+ allowed/);
+    const usage = (
+      await app.inject({
+        method: 'GET',
+        url: `/v1/tenants/${provisioned}/usage`,
+        headers: bearer(await fx.token('viewer')),
+      })
+    ).json();
+    const projected = `$${usage.usage.cost.projectedMonthEndUsd.toFixed(2)}`;
+    expect(await page.getByRole('row', { name: /Projected month end/ }).textContent()).toContain(projected);
+  });
+
   test('an admin issues a key (shown once) and revokes it through the operator routes', async () => {
     await page.goto(`${base}/console/tenants/${provisioned}`);
     await page.getByRole('button', { name: 'Issue key' }).click();
@@ -173,24 +201,90 @@ describe('operator console in Chromium', () => {
   });
 
   test('a POST without the CSRF token is refused, even with the session cookie', async () => {
+    const activeKeys = async () =>
+      (
+        await fx.pool.query(
+          `SELECT count(*)::int AS n FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL`,
+          [provisioned],
+        )
+      ).rows[0].n;
+    const before = await activeKeys();
     const response = await page.request.post(`${base}/console/api/v1/tenants/${provisioned}/api-keys`, {
       headers: { 'content-type': 'application/json' },
       data: {},
     });
     expect(response.status()).toBe(403);
-    const { rows } = await fx.pool.query(
-      `SELECT count(*)::int AS n FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL`,
-      [provisioned],
-    );
-    expect(rows[0].n).toBe(1);
+    expect(await activeKeys()).toBe(before);
   });
 
-  test('the costs and health pages render', async () => {
+  test("the costs page shows the daily report's projection chart, and the health page each CronJob's last run", async () => {
+    const now = new Date();
+    await storeRunInputs(
+      fx.pool,
+      {
+        version: 2,
+        now: now.toISOString(),
+        period: now.toISOString().slice(0, 7),
+        costs: {
+          start: `${now.toISOString().slice(0, 7)}-01`,
+          end: now.toISOString().slice(0, 10),
+          fetchedAt: now.toISOString(),
+          problem: null,
+          estimated: true,
+          latestCostDay: now.toISOString().slice(0, 10),
+          dataTime: now.toISOString(),
+          pages: 1,
+          requests: 1,
+          byTenant: { [provisioned]: 0.05 },
+          untaggedUsd: 1.5,
+        },
+        tenants: [
+          {
+            id: provisioned,
+            tier: 'starter',
+            status: 'active',
+            guardState: 'ok',
+            statePeriod: now.toISOString().slice(0, 7),
+            pendingState: null,
+            pendingRuns: 0,
+            agentMinutes: 120,
+            apiCalls: 3400,
+            overrideExpiresAt: null,
+            statusActor: null,
+          },
+        ],
+        config: { ...loadEnvironmentConfig('dev').costGuard, approveSuspend: false, policy: DEFAULT_POLICY },
+      },
+      'dry-run',
+    );
     await page.goto(`${base}/console/costs`);
     await page.getByRole('heading', { name: 'Costs' }).waitFor();
+    expect(
+      await page
+        .getByRole('img', { name: new RegExp(`projected month-end cost of ${provisioned} by day`) })
+        .count(),
+    ).toBe(1);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-costs.png'), fullPage: true });
+    // A drill run as its CronJob runs it, through the wrapper, failing with exit code 2.
+    const drill = await runRecorded({
+      job: 'dr-drill',
+      command: process.execPath,
+      args: ['-e', 'process.exit(2)'],
+      heartbeatUrl: undefined,
+      databaseUrl: fx.db.url,
+    });
+    expect(drill).toMatchObject({ exitCode: 2, record: 'recorded' });
     await page.goto(`${base}/console/health`);
     await expect.poll(() => page.getByRole('row', { name: /catalog/ }).textContent()).toMatch(/ready/);
+    expect(await page.getByRole('row', { name: /^dr-drill/ }).textContent()).toMatch(
+      /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.*failed with exit code 2/,
+    );
+    expect(await page.getByRole('row', { name: /^database backups/ }).textContent()).toMatch(
+      /not checked: AWS_PROVISIONING is off/,
+    );
+    expect(await page.getByRole('row', { name: /^cost-guard/ }).textContent()).toMatch(
+      /no run recorded; guard run at .*: dry-run/,
+    );
     await page.screenshot({ path: path.join(SCREENSHOTS, 'console-health.png'), fullPage: true });
   });
 
@@ -234,7 +328,17 @@ describe('customer portal in Chromium', () => {
     await portal.getByLabel('API key').fill(key.key);
     await portal.getByRole('button', { name: 'Sign in' }).click();
     await portal.getByRole('heading', { name: `Usage of ${provisioned}` }).waitFor();
+    // The lease granted earlier, with its heartbeat and expiry; the other tenant's task is not listed.
+    await app.inject({
+      method: 'POST',
+      url: '/v1/admission',
+      headers: bearer(other.key),
+      payload: { taskId: 'other-task' },
+    });
+    await portal.reload();
+    expect(await portal.getByRole('row', { name: /nightly-index-7/ }).textContent()).toMatch(/ago.*in /s);
     const body = await portal.content();
+    expect(body).not.toContain('other-task');
     expect(body).toContain(key.prefix);
     expect(body).not.toContain(key.key);
     expect(body).not.toContain(other.id);

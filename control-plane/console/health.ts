@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { latestJobRuns } from '../../monitors/job-runs.ts';
 import type { HotStore } from '../hot-store.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -102,8 +103,13 @@ export interface Readiness {
 export interface ScheduledRun {
   readonly job: string;
   readonly lastRunAt: Date | null;
+  readonly finishedAt: Date | null;
+  readonly exitCode: number | null;
   readonly detail: string;
 }
+
+/** The platform chart's CronJobs (constructs/platform-workloads.ts); shown even before their first run. */
+export const SCHEDULED_JOBS = ['cost-guard', 'billing-export', 'billing-reconcile', 'dr-drill'] as const;
 
 const PROBE_TIMEOUT_MS = 1_000;
 
@@ -154,18 +160,42 @@ export async function readiness(pool: pg.Pool, store: HotStore): Promise<Readine
   ]);
 }
 
-/** Last run of each scheduled job that records its runs in the catalog. */
+/**
+ * The last run of each CronJob, as bin/with-heartbeat.ts records it (start, end, exit code), and for the
+ * cost guard also its own record of the run (mode and outcome). A job the chart does not schedule in
+ * this environment, or one that never ran, says so.
+ */
 export async function scheduledRuns(pool: pg.Pool): Promise<ScheduledRun[]> {
-  const { rows } = await pool.query<{ mode: string | null; started_at: Date | null; outcome: string | null }>(
-    `SELECT mode, started_at, outcome FROM control.cost_guard_runs ORDER BY started_at DESC, id DESC LIMIT 1`,
-  );
-  const run = rows[0];
-  return [
-    {
-      job: 'cost-guard',
-      lastRunAt: run?.started_at ?? null,
-      detail:
-        run === undefined ? 'never ran' : `${run.mode}${run.outcome === null ? '' : `: ${run.outcome}`}`,
-    },
-  ];
+  const [recorded, guard] = await Promise.all([
+    latestJobRuns(pool),
+    pool.query<{ mode: string; started_at: Date; outcome: string | null }>(
+      `SELECT mode, started_at, outcome FROM control.cost_guard_runs ORDER BY started_at DESC, id DESC LIMIT 1`,
+    ),
+  ]);
+  const byJob = new Map(recorded.map((r) => [r.job, r]));
+  const jobs = [...new Set<string>([...SCHEDULED_JOBS, ...byJob.keys()])];
+  const guardRun = guard.rows[0];
+  return jobs.map((job) => {
+    const run = byJob.get(job);
+    const own =
+      job === 'cost-guard' && guardRun !== undefined
+        ? `; guard run at ${guardRun.started_at.toISOString()}: ${guardRun.mode}${guardRun.outcome === null ? '' : `, ${guardRun.outcome}`}`
+        : '';
+    if (run === undefined) {
+      return { job, lastRunAt: null, finishedAt: null, exitCode: null, detail: `no run recorded${own}` };
+    }
+    const result =
+      run.exitCode === null
+        ? 'started, no end recorded (running, or killed)'
+        : run.exitCode === 0
+          ? 'succeeded'
+          : `failed with exit code ${run.exitCode}`;
+    return {
+      job,
+      lastRunAt: run.startedAt,
+      finishedAt: run.finishedAt,
+      exitCode: run.exitCode,
+      detail: `${result}${own}`,
+    };
+  });
 }

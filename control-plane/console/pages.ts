@@ -1,5 +1,9 @@
+import { BUDGET_LINES } from '../../tenants/budget-lines.ts';
+import type { UsageStanding } from '../../tenants/cost-guard/projection.ts';
 import { budgetChartSvg, type CostReport, REPORT_TOP_TENANTS } from '../../tenants/cost-guard/report.ts';
+import { projectionTrendSvg } from '../../tenants/cost-guard/trend.ts';
 import { TIER_NAMES } from '../../tenants/tiers.ts';
+import type { LiveLease } from '../lease-store.ts';
 import type { OperatorRole } from '../operator-auth.ts';
 import { dailyBarsSvg } from './charts.ts';
 import type { GuardRunRow } from './costs.ts';
@@ -12,12 +16,56 @@ export const CONSOLE_API = '/console/api';
 
 const money = (n: number | null) => (n === null ? '-' : `$${n.toFixed(2)}`);
 const percent = (n: number | null) => (n === null ? '-' : `${(n * 100).toFixed(1)}%`);
-const count = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 1 });
+// One formatter for the page: toLocaleString builds a new one per call, which dominated rendering time.
+const COUNT_FORMAT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
+const count = (n: number) => COUNT_FORMAT.format(n);
 const when = (d: Date | null) => (d === null ? '-' : d.toISOString().replace('T', ' ').slice(0, 19));
 
 /** A labelled meter of used against allowed; the figures are in the text too, not only in the bar. */
 export function usageMeter(label: string, used: number, quota: number): SafeHtml {
   return html`<meter min="0" max="${quota}" low="${quota * 0.9}" high="${quota}" optimum="0" value="${Math.min(used, quota)}" aria-label="${label}"></meter> ${count(used)} / ${count(quota)}`;
+}
+
+/** Metered cost against the budget: the figure the cost guard acts on. */
+export function costMeter(label: string, usd: number, budgetUsd: number): SafeHtml {
+  return html`<meter min="0" max="${budgetUsd}" low="${budgetUsd * BUDGET_LINES.warning}" high="${budgetUsd}" optimum="0" value="${Math.min(usd, budgetUsd)}" aria-label="${label}"></meter> ${money(usd)} / ${money(budgetUsd)}`;
+}
+
+const seconds = (ms: number) => {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
+};
+
+/**
+ * The month so far from GET /v1/usage's figures: quota use (the largest of reported, leased and billable
+ * agent-minutes), metered cost against budget and the projected month end.
+ */
+export function standingTable(standing: UsageStanding, caption: string): SafeHtml {
+  const { agentMinutes, apiCalls, cost } = standing;
+  return html`<table><caption>${caption}</caption>
+<thead><tr><th scope="col">Meter</th><th scope="col">Used / quota</th></tr></thead><tbody>
+<tr><th scope="row">Agent-minutes</th><td>${usageMeter('agent-minutes', agentMinutes.used, agentMinutes.quota)} (reported ${count(agentMinutes.reported)}, leased ${count(agentMinutes.leased)}, billable by hour ${count(agentMinutes.billed)}: the largest counts)</td></tr>
+<tr><th scope="row">API calls</th><td>${usageMeter('API calls', apiCalls.used, apiCalls.quota)}</td></tr>
+<tr><th scope="row">Metered cost / budget</th><td>${costMeter('metered cost', cost.meteredUsd, cost.budgetUsd)}</td></tr>
+<tr><th scope="row">Projected month end</th><td>${money(cost.projectedMonthEndUsd)} (${percent(cost.projectedRatio)} of budget)${cost.limitReachedOn === null ? '' : html`; <span class="bad">budget reached on ${cost.limitReachedOn} at this rate</span>`}</td></tr>
+</tbody></table>`;
+}
+
+/** Running tasks and their leases: when each started, its last heartbeat and when its lease runs out. */
+export function leasesTable(
+  leases: readonly LiveLease[],
+  options: { readonly now: number; readonly concurrentTasks: number; readonly maxTaskMinutes: number },
+): SafeHtml {
+  return html`<table><caption>Tasks running: ${leases.length} of ${options.concurrentTasks} allowed at once; each stops after ${options.maxTaskMinutes} min</caption>
+<thead><tr><th scope="col">Task</th><th scope="col">Started</th><th scope="col">Running for</th><th scope="col">Last heartbeat</th><th scope="col">Lease expires</th></tr></thead>
+<tbody>${
+    leases.length === 0
+      ? html`<tr><td colspan="5">no task running</td></tr>`
+      : leases.map(
+          (l) =>
+            html`<tr><th scope="row"><code>${l.taskId}</code></th><td>${when(new Date(l.startedAt))}</td><td>${seconds(options.now - l.startedAt)}</td><td>${seconds(options.now - l.lastBeatAt)} ago</td><td>${when(new Date(l.expiresAt))} (in ${seconds(l.expiresAt - options.now)})</td></tr>`,
+        )
+  }</tbody></table>`;
 }
 
 function queryString(query: TenantQuery, changes: Partial<TenantQuery>): string {
@@ -63,14 +111,14 @@ export function tenantsPage(data: TenantPage, query: TenantQuery): SafeHtml {
 <caption>Tenants</caption>
 <thead><tr>${header('id', 'Tenant')}${header('status', 'Status')}${header('tier', 'Tier')}${header('cell', 'Cell')}
 ${header('agent-minutes', 'Agent-minutes vs quota')}${header('api-calls', 'API calls vs quota')}
-<th scope="col">Cost vs budget (month to date)</th><th scope="col">Projected month end</th>${header('guard', 'Cost guard')}</tr></thead>
+<th scope="col">Metered cost vs budget (month to date)</th><th scope="col">Projected month end</th>${header('guard', 'Cost guard')}</tr></thead>
 <tbody>${data.rows.map(
     (r) => html`<tr>
 <th scope="row"><a href="/console/tenants/${r.id}">${r.id}</a></th><td>${r.status}</td><td>${r.tier}</td><td>${r.cell}</td>
-<td>${usageMeter(`${r.id} agent-minutes`, r.agentMinutes, r.agentMinutesQuota)}</td>
-<td>${usageMeter(`${r.id} API calls`, r.apiCalls, r.apiCallsQuota)}</td>
-<td><meter min="0" max="${r.budgetUsd}" value="${Math.min(r.costUsd, r.budgetUsd)}" aria-label="${r.id} cost"></meter> ${money(r.costUsd)} / ${money(r.budgetUsd)}</td>
-<td>${money(r.projectedUsd)}</td><td>${r.guardState}</td></tr>`,
+<td>${usageMeter(`${r.id} agent-minutes`, r.standing.agentMinutes.used, r.standing.agentMinutes.quota)}</td>
+<td>${usageMeter(`${r.id} API calls`, r.standing.apiCalls.used, r.standing.apiCalls.quota)}</td>
+<td>${costMeter(`${r.id} cost`, r.standing.cost.meteredUsd, r.standing.cost.budgetUsd)}${r.billedUsd === null ? '' : html`<br>billed ${money(r.billedUsd)}`}</td>
+<td>${money(r.standing.cost.projectedMonthEndUsd)}${r.standing.cost.limitReachedOn === null ? '' : html`<br><span class="bad">reaches the budget on ${r.standing.cost.limitReachedOn}</span>`}</td><td>${r.guardState}</td></tr>`,
   )}</tbody></table>
 <nav aria-label="pages" class="inline">
 ${query.page > 1 ? html`<a href="${queryString(query, { page: 1 })}">First</a> <a rel="prev" href="${queryString(query, { page: query.page - 1 })}">Previous</a>` : ''}
@@ -121,7 +169,14 @@ function keyRow(tenantId: string, key: ApiKeyRow, readOnly: boolean): SafeHtml {
 const reasonField = (id: string) =>
   html`<label for="${id}">Reason</label> <input id="${id}" name="reason" required maxlength="500">`;
 
-export function tenantDetailPage(view: TenantDetailView, role: OperatorRole): SafeHtml {
+/** The tenant's month and its running tasks, read from the control plane's own stores. */
+export interface TenantLiveView {
+  readonly standing: UsageStanding;
+  readonly leases: readonly LiveLease[];
+  readonly now: number;
+}
+
+export function tenantDetailPage(view: TenantDetailView, live: TenantLiveView, role: OperatorRole): SafeHtml {
   const t = view.tenant;
   const limits = t.limits;
   const readOnly = role === 'viewer';
@@ -130,6 +185,11 @@ ${readOnly ? html`<p>Signed in as a viewer: you can see everything and change no
 <section id="summary" data-live aria-label="summary">
 <dl><dt>Status</dt><dd>${t.status}</dd><dt>Tier</dt><dd>${t.tier}</dd><dt>Cell</dt><dd>${t.cellId}</dd>
 <dt>Cost guard</dt><dd>${view.guardState}</dd><dt>Active API keys</dt><dd>${t.activeApiKeys}</dd></dl>
+${standingTable(live.standing, `This month (${live.standing.period}): the figures of GET /v1/tenants/${t.id}/usage`)}
+</section>
+<h2>Tasks running</h2>
+<section id="tasks" data-live aria-label="tasks running">
+${leasesTable(live.leases, { now: live.now, concurrentTasks: limits.concurrentTasks, maxTaskMinutes: limits.maxTaskMinutes })}
 </section>
 <h2>Limits of tier ${limits.name}</h2>
 <table><caption>Tier limits</caption><thead><tr><th scope="col">Limit</th><th scope="col">Value</th></tr></thead><tbody>
@@ -198,6 +258,13 @@ ${trusted(budgetChartSvg(report.tenants.slice(0, REPORT_TOP_TENANTS)))}
     (t) =>
       html`<tr><th scope="row">${t.tier}</th><td>${t.tenants}</td><td>${money(t.revenueUsd)}</td><td>${money(t.costUsd)}</td><td>${percent(t.margin)}</td></tr>`,
   )}</tbody></table>
+<h2>Projected month end (metered, at the rate so far)</h2>
+<table><caption>Projection per tenant, with its trend by day (the daily report's chart)</caption>
+<thead><tr><th scope="col">Tenant</th><th scope="col">Spent</th><th scope="col">Projected</th><th scope="col">Budget</th><th scope="col">Budget reached</th><th scope="col">Trend</th></tr></thead>
+<tbody>${report.projections.map((p) => {
+    const last = p.points.at(-1);
+    return html`<tr><th scope="row"><a href="/console/tenants/${p.tenantId}">${p.tenantId}</a></th><td>${money(last?.spentUsd ?? 0)}</td><td>${money(last?.projectedUsd ?? 0)}</td><td>${money(p.budgetUsd)}</td><td${p.limitReachedOn === null ? '' : trusted(' class="bad"')}>${p.limitReachedOn ?? '-'}</td><td>${trusted(projectionTrendSvg(p))}</td></tr>`;
+  })}</tbody></table>
 <p>Untagged cost: ${money(report.untaggedUsd)}. Cost guard this period: ${report.guard.runs} run(s), ${report.guard.ceRequests} Cost Explorer request(s), ${money(report.guard.ceCostUsd)}.</p>
 <table><caption>Per tenant, by share of budget (${shown.length} of ${report.tenants.length})</caption>
 <thead><tr><th scope="col">Tenant</th><th scope="col">Tier</th><th scope="col">Billed</th><th scope="col">Metered</th><th scope="col">Budget</th><th scope="col">Used</th><th scope="col">Guard state</th></tr></thead>
@@ -239,8 +306,8 @@ export function healthPage(
 <tr><th scope="row">Error rate (5xx)</th><td>${percent(traffic.errorRate)}</td></tr>
 <tr><th scope="row">p95 latency (bucket bound)</th><td>${traffic.p95Seconds === null ? '-' : `≤ ${(traffic.p95Seconds * 1000).toFixed(1)} ms`}</td></tr>
 </tbody></table>
-<table><caption>Scheduled jobs</caption><thead><tr><th scope="col">CronJob</th><th scope="col">Last run</th><th scope="col">Result</th></tr></thead>
-<tbody>${runs.map((r) => html`<tr><th scope="row">${r.job}</th><td>${when(r.lastRunAt)}</td><td>${r.detail}</td></tr>`)}</tbody></table>
+<table><caption>Scheduled jobs (CronJobs), as bin/with-heartbeat.ts records each run</caption><thead><tr><th scope="col">CronJob</th><th scope="col">Last run started</th><th scope="col">Ended</th><th scope="col">Result</th></tr></thead>
+<tbody>${runs.map((r) => html`<tr><th scope="row">${r.job}</th><td>${when(r.lastRunAt)}</td><td>${when(r.finishedAt)}</td><td class="${r.exitCode === null ? '' : r.exitCode === 0 ? 'good' : 'bad'}">${r.detail}</td></tr>`)}</tbody></table>
 </section>`;
 }
 

@@ -1,11 +1,16 @@
+import { RDSClient } from '@aws-sdk/client-rds';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { databaseInstanceId } from '../../config/names.ts';
 import { parseTenantId } from '../../tenants/tenant-id.ts';
 import type { ControlPlaneContext } from '../context.ts';
 import { HttpError, parseInput } from '../errors.ts';
+import { operatorHostHook } from '../host-tenancy.ts';
 import { canWrite } from '../operator-auth.ts';
 import { operatorKeyRoutes } from '../routes/operator-keys.ts';
 import { operatorStatusRoutes } from '../routes/operator-status.ts';
 import { operatorTenantRoutes } from '../routes/operator-tenants.ts';
+import { tenantStanding } from '../routes/usage-view.ts';
+import { RdsBackupWatch } from './backups.ts';
 import { guardRuns, latestCostReport } from './costs.ts';
 import { readiness, scheduledRuns, TrafficSampler } from './health.ts';
 import { html, page, type SafeHtml } from './html.ts';
@@ -20,6 +25,13 @@ export const CONSOLE_COOKIE = '__Host-console';
 const LOGIN_COOKIE = '__Host-console-login';
 const LOGIN_TTL_SECONDS = 600;
 const ASSETS = '/console/assets';
+const NO_BACKUP_CHECK = {
+  job: 'database backups',
+  lastRunAt: null,
+  finishedAt: null,
+  exitCode: null,
+  detail: 'not checked: AWS_PROVISIONING is off, so the database is not the platform RDS instance',
+};
 const NAV = [
   { href: '/console/tenants', label: 'Tenants' },
   { href: '/console/costs', label: 'Costs' },
@@ -38,10 +50,15 @@ export async function consoleRoutes(app: FastifyInstance, ctx: ControlPlaneConte
       ? null
       : new OidcSignIn({ ...config, OIDC_ISSUER_URL: config.OIDC_ISSUER_URL });
   const traffic = new TrafficSampler(ctx.metrics);
+  // On the platform's AWS account (the EKS chart sets AWS_PROVISIONING) the database is the RDS instance.
+  const backups = config.AWS_PROVISIONING
+    ? new RdsBackupWatch(new RDSClient({ maxAttempts: 2 }), databaseInstanceId(ctx.environment))
+    : null;
   app.addHook('onClose', async () => traffic.close());
   const https = config.CONSOLE_PUBLIC_URL?.startsWith('https://') ?? true;
 
   await app.register(async (scope) => {
+    scope.addHook('onRequest', operatorHostHook(ctx.hostRules));
     await registerBrowserSecurity(scope, { https });
     registerAssets(scope, ASSETS);
 
@@ -154,7 +171,7 @@ export async function consoleRoutes(app: FastifyInstance, ctx: ControlPlaneConte
       '/console/tenants',
       signedIn(async (request, reply, session) => {
         const query = parseInput(tenantQuerySchema, request.query, 'query');
-        const data = await tenantPage(ctx.pool, query);
+        const data = await tenantPage(ctx.pool, ctx.leases, query);
         return render(reply, 'Tenants', '/console/tenants', session, tenantsPage(data, query));
       }),
     );
@@ -163,14 +180,19 @@ export async function consoleRoutes(app: FastifyInstance, ctx: ControlPlaneConte
       '/console/tenants/:id',
       signedIn(async (request, reply, session) => {
         const id = parseTenantId((request.params as { id: string }).id);
-        const view = await tenantDetail(ctx.pool, id);
-        if (view === null) throw new HttpError(404, `tenant '${id}' does not exist`);
+        const [view, state, leases] = await Promise.all([
+          tenantDetail(ctx.pool, id),
+          ctx.tenants.get(id),
+          ctx.leases.liveLeases(id),
+        ]);
+        if (view === null || state === null) throw new HttpError(404, `tenant '${id}' does not exist`);
+        const { usage } = await tenantStanding(ctx, state);
         return render(
           reply,
           `Tenant ${id}`,
           '/console/tenants',
           session,
-          tenantDetailPage(view, session.role),
+          tenantDetailPage(view, { standing: usage, leases, now: (ctx.clock ?? Date.now)() }, session.role),
         );
       }),
     );
@@ -189,12 +211,19 @@ export async function consoleRoutes(app: FastifyInstance, ctx: ControlPlaneConte
     scope.get(
       '/console/health',
       signedIn(async (_request, reply, session) => {
-        const [checks, figures, runs] = await Promise.all([
+        const [checks, figures, runs, backup] = await Promise.all([
           readiness(ctx.pool, ctx.store),
           traffic.figures(),
           scheduledRuns(ctx.pool),
+          backups?.latest() ?? NO_BACKUP_CHECK,
         ]);
-        return render(reply, 'Health', '/console/health', session, healthPage(checks, figures, runs));
+        return render(
+          reply,
+          'Health',
+          '/console/health',
+          session,
+          healthPage(checks, figures, [...runs, backup]),
+        );
       }),
     );
 

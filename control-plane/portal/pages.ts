@@ -1,17 +1,19 @@
 import { dailyBarsSvg } from '../console/charts.ts';
 import { html, type SafeHtml, trusted } from '../console/html.ts';
-import { usageMeter } from '../console/pages.ts';
+import { leasesTable, standingTable } from '../console/pages.ts';
 import type { ApiKeyRow, DailyUsage } from '../console/tenant-detail.ts';
-import type { MonthUsage } from '../hot-store.ts';
+import type { LiveLease } from '../lease-store.ts';
+import type { tenantStanding } from '../routes/usage-view.ts';
 import type { TenantState } from '../tenant-cache.ts';
 
 export interface PortalView {
   readonly tenant: TenantState;
-  readonly period: string;
-  readonly usage: MonthUsage;
+  /** What GET /v1/usage answers the tenant. */
+  readonly standing: Awaited<ReturnType<typeof tenantStanding>>;
+  readonly leases: readonly LiveLease[];
+  readonly now: number;
   readonly daily: readonly DailyUsage[];
   readonly rateLimitHits: readonly { readonly day: string; readonly hits: number }[];
-  readonly activeTasks: number;
   readonly keys: readonly ApiKeyRow[];
 }
 
@@ -31,13 +33,9 @@ export function portalPage(view: PortalView): SafeHtml {
   const tier = view.tenant.tier;
   const hitsTotal = view.rateLimitHits.reduce((sum, d) => sum + d.hits, 0);
   return html`<section id="usage" data-live aria-label="usage this month">
-<table><caption>Usage in ${view.period} against your ${tier.name} quota</caption>
-<thead><tr><th scope="col">Meter</th><th scope="col">Used / quota</th></tr></thead><tbody>
-<tr><th scope="row">Agent-minutes</th><td>${usageMeter('agent-minutes', view.usage.agentMinutes, tier.agentMinutesPerMonth)}</td></tr>
-<tr><th scope="row">API calls</th><td>${usageMeter('API calls', view.usage.apiCalls, tier.apiCallsPerMonth)}</td></tr>
-<tr><th scope="row">Tasks running</th><td>${usageMeter('tasks running', view.activeTasks, tier.concurrentTasks)}</td></tr>
-<tr><th scope="row">Rate limit</th><td>${tier.rateLimit.requestsPerSecond} requests/s plus a burst of ${tier.rateLimit.burst}</td></tr>
-</tbody></table>
+${standingTable(view.standing.usage, `Usage in ${view.standing.usage.period} against your ${tier.name} quota; rate limit ${tier.rateLimit.requestsPerSecond} requests/s plus a burst of ${tier.rateLimit.burst}`)}
+<h2>Tasks running</h2>
+${leasesTable(view.leases, { now: view.now, concurrentTasks: tier.concurrentTasks, maxTaskMinutes: tier.maxTaskMinutes })}
 <h2>By day</h2>
 ${trusted(
   dailyBarsSvg(

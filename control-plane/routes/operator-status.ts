@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { clusterDeps } from '../../tenants/kubernetes/cluster.ts';
 import { DEFAULT_MANIFESTS_DIR } from '../../tenants/provisioner.ts';
 import { resumeTenant, type SuspensionOptions, suspendTenant } from '../../tenants/suspension.ts';
 import { actorOf } from '../auth-hooks.ts';
@@ -30,8 +31,7 @@ export function operatorStatusRoutes(app: FastifyInstance, ctx: ControlPlaneCont
           cells: ctx.cells,
           env: ctx.environment,
           // The same directory the provisioner writes, so suspension rewrites the tenant's own manifests.
-          manifestsDir: ctx.config.MANIFESTS_DIR ?? DEFAULT_MANIFESTS_DIR,
-          ...(ctx.config.KUBE_CONTEXT === undefined ? {} : { kubeContext: ctx.config.KUBE_CONTEXT }),
+          ...clusterDeps(ctx.config.KUBE_API, ctx.config.MANIFESTS_DIR, DEFAULT_MANIFESTS_DIR),
         },
         request.params.id,
         options,

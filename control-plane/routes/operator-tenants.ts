@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { clusterDeps } from '../../tenants/kubernetes/cluster.ts';
 import {
   changeTier,
   createTenant,
@@ -33,8 +34,7 @@ export function provisionerDeps(ctx: ControlPlaneContext): ProvisionerDeps {
     env: ctx.environment,
     aws: { enabled: ctx.config.AWS_PROVISIONING },
     logger: ctx.logger,
-    manifestsDir: ctx.config.MANIFESTS_DIR ?? DEFAULT_MANIFESTS_DIR,
-    ...(ctx.config.KUBE_CONTEXT === undefined ? {} : { kubeContext: ctx.config.KUBE_CONTEXT }),
+    ...clusterDeps(ctx.config.KUBE_API, ctx.config.MANIFESTS_DIR, DEFAULT_MANIFESTS_DIR),
   };
 }
 

@@ -6,7 +6,11 @@ import { HttpError } from '../errors.ts';
 import type { TenantState } from '../tenant-cache.ts';
 import { billingMonth } from '../tenant-cache.ts';
 
-async function standing(ctx: ControlPlaneContext, tenant: TenantState) {
+/**
+ * A tenant's month so far, as GET /v1/usage answers it: the portal and the console show the same
+ * object, so there is one computation of quota use and of the projection.
+ */
+export async function tenantStanding(ctx: ControlPlaneContext, tenant: TenantState) {
   const now = (ctx.clock ?? Date.now)();
   const month = billingMonth(now);
   const [reported, leased, activeTasks] = await Promise.all([
@@ -34,7 +38,7 @@ async function standing(ctx: ControlPlaneContext, tenant: TenantState) {
 
 /** The tenant's own month so far: usage against quota, metered cost against budget, the projection. */
 export function tenantUsageViewRoutes(app: FastifyInstance, ctx: ControlPlaneContext): void {
-  app.get('/v1/usage', async (request) => standing(ctx, request.tenant!));
+  app.get('/v1/usage', async (request) => tenantStanding(ctx, request.tenant!));
 }
 
 /** The same figures for an operator, about any tenant. */
@@ -43,6 +47,6 @@ export function operatorUsageViewRoutes(app: FastifyInstance, ctx: ControlPlaneC
     const id = parseTenantId(request.params.id);
     const tenant = await ctx.tenants.get(id);
     if (tenant === null) throw new HttpError(404, `tenant '${id}' does not exist`);
-    return standing(ctx, tenant);
+    return tenantStanding(ctx, tenant);
   });
 }

@@ -2,16 +2,11 @@ import { CreateEmailIdentityCommand, SESv2Client } from '@aws-sdk/client-sesv2';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadEnvironmentConfig } from '../../config/environments.ts';
+import { costReportSender } from '../../config/names.ts';
 import { type MotoServer, startMoto } from '../testing/moto.ts';
 import { createCatalogDatabase, type TestDatabase } from '../testing/pg.ts';
 import { type GuardInputs, GuardRunError, storeRunInputs } from './inputs.ts';
-import {
-  buildCostReport,
-  emailCostReport,
-  renderCostReportHtml,
-  renderCostReportText,
-  reportSender,
-} from './report.ts';
+import { buildCostReport, emailCostReport, renderCostReportHtml, renderCostReportText } from './report.ts';
 import { DEFAULT_POLICY } from './rules.ts';
 
 const env = loadEnvironmentConfig('dev');
@@ -89,6 +84,7 @@ describe('cost report', () => {
       tier: 'pro',
       tenants: 2,
       revenueUsd: 98,
+      revenueSource: 'list price',
       costUsd: 10.6,
       margin: (98 - 10.6) / 98,
     });
@@ -107,9 +103,42 @@ describe('cost report', () => {
     expect(html).not.toMatch(/(src|href)=/);
   });
 
+  test('uses the invoiced revenue Stripe has for a tenant, the list price for the others, and says which', async () => {
+    await pool.query(
+      `INSERT INTO control.tenants (id, tier, status, cell_id) VALUES ('big-spender', 'pro', 'active', 'cell-1')
+       ON CONFLICT DO NOTHING`,
+    );
+    await pool.query(
+      "INSERT INTO control.billing_revenue (tenant_id, period, amount_usd, invoices) VALUES ('big-spender', '2026-11', 61.5, 2)",
+    );
+    try {
+      const report = await buildCostReport(pool, env);
+      expect(report.tiers.find((t) => t.tier === 'pro')).toMatchObject({
+        revenueUsd: 61.5 + 49,
+        revenueSource: 'mixed',
+      });
+      expect(renderCostReportText(report)).toMatch(/pro\s+2\s+\$110\.50\s+mixed\s+\$10\.60/);
+    } finally {
+      await pool.query('DELETE FROM control.billing_revenue');
+    }
+  });
+
+  test('the projection per tenant, with its trend chart, in the text and HTML versions', async () => {
+    const report = await buildCostReport(pool, env);
+    // Run on the 24th at noon: $10.50 over 23.5 days (plus $0.001 of API calls) runs on to $13.41 by the month end.
+    const big = report.projections.find((p) => p.tenantId === 'big-spender')!;
+    expect(big.points).toHaveLength(24);
+    expect(big.points.at(-1)).toEqual({ day: '2026-11-24', spentUsd: 10.5, projectedUsd: 13.41 });
+    expect(renderCostReportText(report)).toMatch(/big-spender\s+\$10\.50\s+\$13\.41\s+\$7\.00\s+2026-11-24/);
+    const html = renderCostReportHtml(report);
+    expect(html.match(/aria-label="projected month-end cost of [a-z-]+ by day/g)).toHaveLength(
+      report.tenants.length,
+    );
+  });
+
   test('--email sends the HTML and text versions through SES v2', async () => {
     const ses = new SESv2Client({});
-    await ses.send(new CreateEmailIdentityCommand({ EmailIdentity: reportSender(env) }));
+    await ses.send(new CreateEmailIdentityCommand({ EmailIdentity: costReportSender(env) }));
     const report = await buildCostReport(pool, env);
     const id = await emailCostReport(ses, env, report);
     const data = (await (await fetch(`${moto.endpoint}/moto-api/data.json`)).json()) as {

@@ -1,12 +1,14 @@
 import { type SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import type pg from 'pg';
 import type { EnvironmentConfig } from '../../config/environments.ts';
+import { costReportSender } from '../../config/names.ts';
 import { BUDGET_LINES } from '../budget-lines.ts';
 import { formatTable } from '../format.ts';
 import { getTier, TIER_NAMES } from '../tiers.ts';
 import { CE_REQUEST_COST_USD } from './costs.ts';
 import { GuardRunError, loadRun } from './inputs.ts';
 import { type GuardPlan, planRun } from './plan.ts';
+import { type ProjectionTrend, projectionTrendSvg, projectionTrends } from './trend.ts';
 
 export interface TenantLine {
   readonly tenantId: string;
@@ -25,7 +27,10 @@ export interface TenantLine {
 export interface TierLine {
   readonly tier: string;
   readonly tenants: number;
+  /** Invoiced revenue where Stripe has it (billing reconcile records it), the tier's list price otherwise. */
   readonly revenueUsd: number;
+  /** Where the revenue comes from: every tenant invoiced, none, or some. */
+  readonly revenueSource: 'stripe' | 'list price' | 'mixed';
   /** Billed cost where Cost Explorer has it, metered cost otherwise. */
   readonly costUsd: number;
   /** (revenue - cost) / revenue; null for a tier without revenue. */
@@ -43,6 +48,8 @@ export interface CostReport {
   readonly tiers: TierLine[];
   /** The guard's own Cost Explorer use this period, every run and retry counted. */
   readonly guard: { readonly runs: number; readonly ceRequests: number; readonly ceCostUsd: number };
+  /** The month-end projection of the tenants the report lists, with its daily trend (trend.ts). */
+  readonly projections: ProjectionTrend[];
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
@@ -67,19 +74,33 @@ function tenantLines(
     .sort((a, b) => b.budgetUsed - a.budgetUsed || a.tenantId.localeCompare(b.tenantId));
 }
 
-function tierLines(tenants: readonly TenantLine[]): TierLine[] {
+function tierLines(tenants: readonly TenantLine[], invoiced: ReadonlyMap<string, number>): TierLine[] {
   return TIER_NAMES.map((name) => {
     const members = tenants.filter((t) => t.tier === name);
-    const revenueUsd = members.length * getTier(name).priceUsdMonthly;
+    const list = getTier(name).priceUsdMonthly;
+    const revenueUsd = round2(members.reduce((sum, t) => sum + (invoiced.get(t.tenantId) ?? list), 0));
+    const billed = members.filter((t) => invoiced.has(t.tenantId)).length;
+    const revenueSource =
+      billed > 0 && billed === members.length ? 'stripe' : billed === 0 ? 'list price' : 'mixed';
     const costUsd = round2(members.reduce((sum, t) => sum + (t.billedUsd ?? t.meteredUsd), 0));
     return {
       tier: name,
       tenants: members.length,
       revenueUsd,
+      revenueSource,
       costUsd,
       margin: revenueUsd > 0 ? (revenueUsd - costUsd) / revenueUsd : null,
     };
   });
+}
+
+/** Invoiced revenue per tenant for the period, as billing reconcile recorded it from Stripe. */
+async function invoicedRevenue(pool: pg.Pool, period: string): Promise<Map<string, number>> {
+  const { rows } = await pool.query<{ tenant_id: string; usd: number }>(
+    'SELECT tenant_id, amount_usd::float8 AS usd FROM control.billing_revenue WHERE period = $1',
+    [period],
+  );
+  return new Map(rows.map((r) => [r.tenant_id, r.usd]));
 }
 
 /**
@@ -118,12 +139,13 @@ export async function buildCostReport(
     dataProblem: plan.dataProblem,
     untaggedUsd: plan.untaggedUsd,
     tenants,
-    tiers: tierLines(tenants),
+    tiers: tierLines(tenants, await invoicedRevenue(pool, inputs.period)),
     guard: {
       runs: guard.runs,
       ceRequests: guard.requests,
       ceCostUsd: round2(guard.requests * CE_REQUEST_COST_USD),
     },
+    projections: await projectionTrends(pool, new Date(inputs.now), tenants.slice(0, REPORT_TOP_TENANTS)),
   };
 }
 
@@ -133,7 +155,7 @@ const percent = (n: number | null) => (n === null ? '-' : `${(n * 100).toFixed(1
 /** Tenants drawn in the chart and listed in the e-mail: the ones closest to (or over) their budget. */
 export const REPORT_TOP_TENANTS = 25;
 
-const TIER_HEADER = ['tier', 'tenants', 'revenue', 'cost', 'margin'];
+const TIER_HEADER = ['tier', 'tenants', 'revenue', 'revenue from', 'cost', 'margin'];
 const TENANT_HEADER = [
   'tenant',
   'tier',
@@ -152,6 +174,7 @@ const tierCells = (t: TierLine) => [
   t.tier,
   String(t.tenants),
   money(t.revenueUsd),
+  t.revenueSource,
   money(t.costUsd),
   percent(t.margin),
 ];
@@ -168,6 +191,18 @@ const tenantCells = (t: TenantLine) => [
   t.status,
 ];
 
+const PROJECTION_HEADER = ['tenant', 'spent', 'projected', 'budget', 'budget reached'];
+const projectionCells = (p: ProjectionTrend) => {
+  const last = p.points.at(-1);
+  return [
+    p.tenantId,
+    money(last?.spentUsd ?? 0),
+    money(last?.projectedUsd ?? 0),
+    money(p.budgetUsd),
+    p.limitReachedOn ?? '-',
+  ];
+};
+
 export function renderCostReportText(report: CostReport): string {
   const shown = report.tenants.slice(0, REPORT_TOP_TENANTS);
   return [
@@ -179,6 +214,9 @@ export function renderCostReportText(report: CostReport): string {
     '',
     `Per tenant (${shown.length} of ${report.tenants.length}, most of budget used first)`,
     formatTable([TENANT_HEADER, ...shown.map(tenantCells)]),
+    '',
+    'Projected month end (metered, at the rate so far)',
+    formatTable([PROJECTION_HEADER, ...report.projections.map(projectionCells)]),
     '',
     `Untagged cost: ${money(report.untaggedUsd)}`,
     `Cost guard: ${report.guard.runs} run(s), ${report.guard.ceRequests} Cost Explorer request(s), ${money(report.guard.ceCostUsd)}`,
@@ -236,6 +274,10 @@ export function renderCostReportHtml(report: CostReport): string {
     `<tr>${cells.map((c) => `<${tag} style="padding:2px 8px;text-align:left">${escapeHtml(c)}</${tag}>`).join('')}</tr>`;
   const tierRows = report.tiers.map((t) => row(tierCells(t)));
   const tenantRows = shown.map((t) => row(tenantCells(t)));
+  const trendRow = (p: ProjectionTrend) =>
+    `<tr>${projectionCells(p)
+      .map((c) => `<td style="padding:2px 8px;text-align:left">${escapeHtml(c)}</td>`)
+      .join('')}<td>${projectionTrendSvg(p)}</td></tr>`;
   const title = `Cost report ${report.env} ${report.period}`;
   return [
     '<!doctype html>',
@@ -252,15 +294,12 @@ export function renderCostReportHtml(report: CostReport): string {
     `<table>${row(TIER_HEADER, 'th')}${tierRows.join('')}</table>`,
     `<h2>Per tenant (${shown.length} of ${report.tenants.length})</h2>`,
     `<table>${row(TENANT_HEADER, 'th')}${tenantRows.join('')}</table>`,
+    '<h2>Projected month end (metered, at the rate so far)</h2>',
+    `<table>${row([...PROJECTION_HEADER, 'trend'], 'th')}${report.projections.map(trendRow).join('')}</table>`,
     `<p>Untagged cost: ${money(report.untaggedUsd)}. Cost guard: ${report.guard.runs} run(s), ` +
       `${report.guard.ceRequests} Cost Explorer request(s), ${money(report.guard.ceCostUsd)}.</p>`,
     '</body></html>',
   ].join('\n');
-}
-
-/** The sender: a no-reply address on the environment's domain, which SES must have verified. */
-export function reportSender(env: EnvironmentConfig): string {
-  return `cost-report@${env.domain}`;
 }
 
 /** E-mails the report (HTML with the text version as the alternative) to the environment's alert address. */
@@ -271,7 +310,7 @@ export async function emailCostReport(
 ): Promise<string> {
   const { MessageId } = await ses.send(
     new SendEmailCommand({
-      FromEmailAddress: reportSender(env),
+      FromEmailAddress: costReportSender(env),
       Destination: { ToAddresses: [env.alertEmail] },
       Content: {
         Simple: {

@@ -2,10 +2,12 @@ import { isDeepStrictEqual } from 'node:util';
 import type { CostExplorerClient } from '@aws-sdk/client-cost-explorer';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type pg from 'pg';
-import pino from 'pino';
+import type pino from 'pino';
 import { alarmTopicArn, type EnvironmentConfig } from '../../config/environments.ts';
+import { createLogger } from '../../monitors/logger.ts';
 import { recordAudit } from '../audit.ts';
 import type { CellDirectory } from '../cells.ts';
+import type { TenantCluster } from '../kubernetes/cluster.ts';
 import {
   limitTenant,
   resumeTenant,
@@ -29,8 +31,8 @@ export interface CostGuardDeps {
   readonly env: EnvironmentConfig;
   /** Tenant manifests directory, re-rendered with pods/jobs 0 on limit. @default - none written */
   readonly manifestsDir?: string;
-  /** kubectl context for the manifests. @default - no cluster touched */
-  readonly kubeContext?: string;
+  /** The cluster whose quotas, annotations and Jobs change (tenants/kubernetes). @default - no cluster touched */
+  readonly kube?: TenantCluster;
   /** @default - a client with SDK retries off (the guard counts and bounds its own) */
   readonly ce?: CostExplorerClient;
   /** @default - a default SNS client */
@@ -69,7 +71,7 @@ export interface CostGuardResult {
 }
 
 function defaultLogger(): pino.Logger {
-  return pino({ name: 'cost-guard' }, pino.destination(2));
+  return createLogger({ name: 'cost-guard' }, 2);
 }
 
 const ACTIONS: Record<
