@@ -383,7 +383,8 @@ export class PlatformWorkloadsChart extends Chart {
 
   /**
    * The database limits watchdog (bin/db-watchdog.ts): one replica that cancels tenant statements past their tier's
-   * limits. It reads only DATABASE_URL and talks only to PostgreSQL; it needs no Kubernetes API token.
+   * limits in every cell of the env config (ENV), with the catalog from DATABASE_URL. It talks only to
+   * PostgreSQL; it needs no Kubernetes API token.
    */
   private dbWatchdog(props: PlatformWorkloadsProps): void {
     const sizes = props.sizes.dbWatchdog;
