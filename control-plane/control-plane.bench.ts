@@ -1,9 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -11,51 +6,14 @@ import { type BenchFigure, percentile } from '../bench/figure.ts';
 import { issueApiKey } from '../tenants/api-keys.ts';
 import { migrateCatalog } from '../tenants/catalog/migrate.ts';
 import { createTestDatabase, uniqueTenantId } from '../tenants/testing/pg.ts';
+import { type ChildService, freePort, startChildService } from './testing/child-service.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REDIS_URL = 'redis://127.0.0.1:6379';
 /** Enough enterprise tenants that 50 connections stay well under each tenant's rate limit. */
 const TENANTS = 40;
 const DURATION_SECONDS = Number(process.env.CONTROL_PLANE_BENCH_SECONDS ?? 10);
 const GOAL_RPS = 4_000;
 const GOAL_P95_MS = 15;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** The service in a child process, so it and autocannon share the cores as separate processes. */
-async function startService(script: string, env: Record<string, string>, url: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null)
-      throw new Error(`control plane exited with ${child.exitCode} during start-up`);
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return child;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  child.kill('SIGTERM');
-  throw new Error('control plane did not become ready within 30 s');
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  await exited;
-}
 
 interface Run {
   readonly requestsPerSecond: number;
@@ -171,15 +129,13 @@ async function load(url: string, keys: string[], connections: number, scenario: 
 
 /** The same usage load against the bare reference route, so a busy machine shows in both figures. */
 async function referenceFigure(keys: string[], keyPrefix: string): Promise<BenchFigure> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = await startService(
-    'control-plane/testing/reference-server.ts',
-    { PORT: String(port), REDIS_URL, REDIS_KEY_PREFIX: `${keyPrefix}ref:`, BENCH_KEYS: keys.join(',') },
-    url,
-  );
+  const reference = await startChildService({
+    script: 'control-plane/testing/reference-server.ts',
+    env: { REDIS_URL, REDIS_KEY_PREFIX: `${keyPrefix}ref:`, BENCH_KEYS: keys.join(',') },
+    port: await freePort(),
+  });
   try {
-    const run = await load(url, keys, 50, usageScenario);
+    const run = await load(reference.url, keys, 50, usageScenario);
     return {
       figure: `reference: bare Fastify route (key map, 1 rate-limit point, 2 Redis calls), 50 connections (p50 ${run.p50} ms, p95 ${run.p95} ms, p99 ${run.p99} ms)`,
       value: run.requestsPerSecond,
@@ -187,7 +143,7 @@ async function referenceFigure(keys: string[], keyPrefix: string): Promise<Bench
       detail: { ...run },
     };
   } finally {
-    await stop(child);
+    await reference.stop();
   }
 }
 
@@ -200,7 +156,7 @@ export default async function controlPlaneBench(): Promise<BenchFigure[]> {
   const db = await createTestDatabase('cpbench');
   const pool = new pg.Pool({ connectionString: db.url, max: 4 });
   const keyPrefix = `cpbench:${randomBytes(4).toString('hex')}:`;
-  let child: ChildProcess | undefined;
+  let service: ChildService | undefined;
   try {
     const client = await pool.connect();
     await migrateCatalog(client).finally(() => client.release());
@@ -215,21 +171,19 @@ export default async function controlPlaneBench(): Promise<BenchFigure[]> {
       tenantIds.push(id);
       keys.push((await issueApiKey(pool, id)).key);
     }
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    child = await startService(
-      'bin/control-plane.ts',
-      {
+    service = await startChildService({
+      script: 'bin/control-plane.ts',
+      env: {
         DATABASE_URL: db.url,
         REDIS_URL,
         REDIS_KEY_PREFIX: keyPrefix,
         JWT_SECRET: randomBytes(32).toString('hex'),
-        PORT: String(port),
         HOST: '127.0.0.1',
         LOG_LEVEL: 'warn',
       },
-      url,
-    );
+      port: await freePort(),
+    });
+    const { url } = service;
     // Warm the key and tenant caches and the JIT before measuring.
     await load(url, keys, 10, admissionScenario);
 
@@ -284,14 +238,24 @@ export default async function controlPlaneBench(): Promise<BenchFigure[]> {
       }
     }
 
-    // The service's own count of reports it accepted (autocannon misses replies still in flight at the end).
-    const metrics = await (await fetch(`${url}/metrics`)).text();
-    const accepted = Number(
-      /control_plane_usage_reports_total\{duplicate="false"\} (\d+)/.exec(metrics)?.[1] ?? -1,
-    );
+    // The service's own count of reports it accepted (autocannon misses replies still in flight at the end),
+    // read once the requests autocannon abandoned at the end have finished.
+    const acceptedNow = async () =>
+      Number(
+        /control_plane_usage_reports_total\{duplicate="false"\} (\d+)/.exec(
+          await (await fetch(`${url}/metrics`)).text(),
+        )?.[1] ?? -1,
+      );
+    let accepted = await acceptedNow();
+    for (let settled = false; !settled; ) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const again = await acceptedNow();
+      settled = again === accepted;
+      accepted = again;
+    }
     // Graceful stop flushes the last usage batch; every accepted report must then be in PostgreSQL once.
-    await stop(child);
-    child = undefined;
+    await service.stop();
+    service = undefined;
     const { rows } = await pool.query<{ calls: string }>(
       'SELECT coalesce(sum(api_calls), 0)::text AS calls FROM control.usage WHERE tenant_id = ANY($1)',
       [tenantIds],
@@ -306,7 +270,7 @@ export default async function controlPlaneBench(): Promise<BenchFigure[]> {
     });
     return figures;
   } finally {
-    if (child) await stop(child);
+    if (service) await service.stop();
     const redis = new Redis(REDIS_URL);
     let cursor = '0';
     do {

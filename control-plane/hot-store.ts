@@ -4,25 +4,9 @@ export interface MonthUsage {
   readonly apiCalls: number;
 }
 
-/** The tier limits an admission is checked against. */
-export interface AdmissionLimits {
-  readonly concurrentTasks: number;
-  readonly agentMinutesPerMonth: number;
-  readonly apiCallsPerMonth: number;
-}
-
-export type AdmitResult =
-  | { readonly allowed: true; readonly activeTasks: number }
-  | {
-      readonly allowed: false;
-      readonly reason: 'agent-minutes' | 'api-calls' | 'concurrency';
-      /** The figure that hit the limit (usage or active tasks). */
-      readonly value: number;
-    };
-
 /**
- * Shared hot state kept out of PostgreSQL: idempotency keys, this month's usage counters and
- * admission slots. Redis in production; memory when one process runs alone.
+ * Shared hot state kept out of PostgreSQL: idempotency keys and this month's usage counters (task
+ * leases are in lease-store.ts). Redis in production; memory when one process runs alone.
  */
 export interface HotStore {
   /** 'redis' or 'memory', for the start-up log and /readyz. */
@@ -40,11 +24,6 @@ export interface HotStore {
   /** Sets the month's counters from the catalog when the store holds none (after a cache restart). */
   seedMonthUsage(tenantId: string, month: string, usage: MonthUsage): Promise<void>;
   monthUsage(tenantId: string, month: string): Promise<MonthUsage>;
-  /** Atomically checks quota and concurrency and takes a slot; a task that already holds one is allowed again. */
-  admit(tenantId: string, month: string, taskId: string, limits: AdmissionLimits): Promise<AdmitResult>;
-  /** Frees the tenant's slot for the task; false when the tenant held none for it. */
-  release(tenantId: string, taskId: string): Promise<boolean>;
-  activeTasks(tenantId: string): Promise<number>;
   /** Throws when the store cannot be reached. */
   ping(): Promise<void>;
 }
@@ -59,12 +38,9 @@ export class MemoryHotStore implements HotStore {
   readonly kind = 'memory';
   private readonly idempotency = new Map<string, number>();
   private readonly usage = new Map<string, MemoryCounter>();
-  private readonly slots = new Map<string, Map<string, number>>();
   private recorded = 0;
 
-  constructor(
-    private readonly options: { readonly idempotencyTtlSeconds: number; readonly slotTtlSeconds: number },
-  ) {}
+  constructor(private readonly options: { readonly idempotencyTtlSeconds: number }) {}
 
   async recordUsage(tenantId: string, month: string, idempotencyKey: string | null, usage: MonthUsage) {
     const now = Date.now();
@@ -91,35 +67,6 @@ export class MemoryHotStore implements HotStore {
     return { agentMinutes: counter?.agentMinutes ?? 0, apiCalls: counter?.apiCalls ?? 0 };
   }
 
-  async admit(
-    tenantId: string,
-    month: string,
-    taskId: string,
-    limits: AdmissionLimits,
-  ): Promise<AdmitResult> {
-    const slots = this.prunedSlots(tenantId);
-    if (slots.has(taskId)) return { allowed: true, activeTasks: slots.size };
-    const usage = await this.monthUsage(tenantId, month);
-    if (usage.agentMinutes >= limits.agentMinutesPerMonth) {
-      return { allowed: false, reason: 'agent-minutes', value: usage.agentMinutes };
-    }
-    if (usage.apiCalls >= limits.apiCallsPerMonth) {
-      return { allowed: false, reason: 'api-calls', value: usage.apiCalls };
-    }
-    if (slots.size >= limits.concurrentTasks)
-      return { allowed: false, reason: 'concurrency', value: slots.size };
-    slots.set(taskId, Date.now());
-    return { allowed: true, activeTasks: slots.size };
-  }
-
-  async release(tenantId: string, taskId: string) {
-    return this.slots.get(tenantId)?.delete(taskId) ?? false;
-  }
-
-  async activeTasks(tenantId: string) {
-    return this.prunedSlots(tenantId).size;
-  }
-
   async ping() {}
 
   private forgetExpiredKeys(now: number): void {
@@ -134,16 +81,5 @@ export class MemoryHotStore implements HotStore {
       this.usage.set(key, counter);
     }
     return counter;
-  }
-
-  private prunedSlots(tenantId: string): Map<string, number> {
-    let slots = this.slots.get(tenantId);
-    if (!slots) {
-      slots = new Map();
-      this.slots.set(tenantId, slots);
-    }
-    const staleBefore = Date.now() - this.options.slotTtlSeconds * 1000;
-    for (const [taskId, at] of slots) if (at < staleBefore) slots.delete(taskId);
-    return slots;
   }
 }

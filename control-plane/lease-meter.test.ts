@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { billableUsageByHour, monthWindow } from '../tenants/metering/billable-usage.ts';
 import { createCatalogDatabase, type TestDatabase, uniqueTenantId } from '../tenants/testing/pg.ts';
 import { LeaseMeter } from './lease-meter.ts';
-import { type LeaseMeterSink, RedisLeaseStore } from './lease-store.ts';
+import { ENDED_HANDOVER_MS, type LeaseMeterSink, RedisLeaseStore } from './lease-store.ts';
 import { REDIS_TEST_URL } from './testing/fixture.ts';
 
 const TTL_MS = 90_000;
@@ -85,18 +85,22 @@ test('a lease beaten on two replicas across an hour boundary is in the catalog o
     now += 60_000;
     await (i % 2 === 0 ? a : b).store.heartbeat(id, MONTH, 'job');
   }
-  // Both replicas write the live lease; then B ends it, and both hand the ended lease over before either acknowledges.
+  // Both replicas write the live lease; then B ends it, and before B has written the end, A (once the
+  // handover window has passed) hands the same ended lease over too.
   await Promise.all([a.meter.flush(), b.meter.flush()]);
   now += 30_000;
   expect(await b.store.end(id, MONTH, 'job')).toBe(true);
+  const endedAt = now;
+  now += ENDED_HANDOVER_MS;
   await a.store.leasedMinutes(id, MONTH);
+  expect(a.meter.pendingCount).toBeGreaterThan(0);
   await Promise.all([a.meter.flush(), b.meter.flush()]);
   expect(await leasedByHour(id)).toEqual([
     ['2026-12-02T09:00:00.000Z', 5],
     ['2026-12-02T10:00:00.000Z', 1.5],
   ]);
-  expect(await a.store.leasedMinutes(id, MONTH)).toBeCloseTo((now - started) / 60_000, 6);
-  expect(await redis.hlen(`${prefix}lease:{${id}}:ended`)).toBe(0);
+  expect(await a.store.leasedMinutes(id, MONTH)).toBeCloseTo((endedAt - started) / 60_000, 6);
+  expect(await redis.zcard(`${prefix}lease:{${id}}:ended`)).toBe(0);
 });
 
 test('a lease ended by a process that died before writing it is written by the next call for the tenant', async () => {
@@ -106,13 +110,15 @@ test('a lease ended by a process that died before writing it is written by the n
   now += 72_000;
   expect(await dying.end(id, MONTH, 'crash')).toBe(true);
   expect(await leasedByHour(id)).toEqual([]);
-  // The survivor's first call for the tenant hands the ended lease over; written once, then forgotten.
+  // Once the ended lease has gone unwritten for the handover window, the survivor's first call for the
+  // tenant hands it over; written once, then forgotten.
+  now += ENDED_HANDOVER_MS;
   const survivor = replica();
   await survivor.store.grant(id, MONTH, 'next', limits);
   await survivor.meter.flush();
   await survivor.meter.flush();
   expect(await leasedByHour(id)).toEqual([['2026-12-02T10:00:00.000Z', 1.2]]);
-  expect(await redis.hlen(`${prefix}lease:{${id}}:ended`)).toBe(0);
+  expect(await redis.zcard(`${prefix}lease:{${id}}:ended`)).toBe(0);
   await survivor.store.end(id, MONTH, 'next');
 });
 
@@ -126,14 +132,16 @@ test('an ended lease stays in Redis while the catalog is down, and is written on
     now += 60_000;
     expect(await cut.store.end(id, MONTH, 'outage')).toBe(true);
     await cut.meter.flush();
-    expect(await redis.hlen(`${prefix}lease:{${id}}:ended`)).toBe(1);
+    expect(await redis.zcard(`${prefix}lease:{${id}}:ended`)).toBe(1);
   } finally {
     await down.end();
   }
+  // Its own process keeps retrying; any replica's sweep takes it once the handover window has passed.
+  now += ENDED_HANDOVER_MS;
   const healthy = replica();
   await healthy.meter.flush();
   expect(await leasedByHour(id)).toEqual([['2026-12-02T10:00:00.000Z', 1]]);
-  expect(await redis.hlen(`${prefix}lease:{${id}}:ended`)).toBe(0);
+  expect(await redis.zcard(`${prefix}lease:{${id}}:ended`)).toBe(0);
 });
 
 test('a lease that expires while its tenant makes no further call is counted to its expiry by the sweep', async () => {

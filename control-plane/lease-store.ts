@@ -97,18 +97,37 @@ export interface LeaseStoreOptions {
 
 const NO_METER: LeaseMeterSink = { ran() {}, ended() {} };
 
+/**
+ * An ended lease its own process has not written after this long is handed to whichever replica calls
+ * next for the tenant (or sweeps): its process most likely died. Well above the meter's flush interval.
+ */
+export const ENDED_HANDOVER_MS = 30_000;
+/** Most stale ended leases one call hands over, so no call's reply grows with a backlog. */
+const ENDED_HANDOVER_BATCH = 50;
+
 /** Leased-minute counters outlive their month long enough for the usage endpoints and the report. */
 const COUNTER_TTL_SECONDS = 40 * 86_400;
 
 // Every script first sweeps the tenant's expired leases, counting each up to its expiry. The lease
 // keys live as long as the counter, so a lease nobody heartbeats is still swept and counted.
 // KEYS: expiry sorted set (task -> expiresAt ms), lease hash (task -> "startedAt:countedAt"),
-// leased-minutes counter of the month, ended hash ("task|startedAt" -> endedAt ms, until the meter has
-// persisted it). Every script's first reply element is the ended hash.
+// leased-minutes counter of the month, ended set ("task|startedAt" scored by endedAt ms, until the meter
+// has persisted it). Every script's first reply element is the leases it ended itself plus, at most
+// ENDED_HANDOVER_BATCH of them, ended leases older than ENDED_HANDOVER_MS: those whose process died before
+// writing them.
 const SWEEP = `
+local handed = {}
 local function finish(task, started, at)
-  redis.call('HSET', KEYS[4], task .. '|' .. started, at)
+  local member = task .. '|' .. started
+  redis.call('ZADD', KEYS[4], at, member)
   redis.call('EXPIRE', KEYS[4], ARGV[#ARGV])
+  handed[#handed + 1] = member
+  handed[#handed + 1] = tostring(at)
+end
+local function handover(now)
+  local stale = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - ${ENDED_HANDOVER_MS}, 'WITHSCORES', 'LIMIT', 0, ${ENDED_HANDOVER_BATCH})
+  for i = 1, #stale do handed[#handed + 1] = stale[i] end
+  return handed
 end
 local function sweep(now)
   local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES')
@@ -148,9 +167,9 @@ sweep(now)
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing then
   local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
-  return {redis.call('HGETALL', KEYS[4]), 'granted', string.match(existing, '^(%d+):'), expires}
+  return {handover(now), 'granted', string.match(existing, '^(%d+):'), expires}
 end
-local ended = redis.call('HGETALL', KEYS[4])
+local ended = handover(now)
 local leased = tonumber(redis.call('GET', KEYS[3]) or '0')
 local minutes = math.max(leased, tonumber(ARGV[6]))
 if minutes >= tonumber(ARGV[5]) then return {ended, 'agent-minutes', tostring(minutes)} end
@@ -170,24 +189,24 @@ local now = tonumber(ARGV[2])
 sweep(now)
 local started = count(ARGV[1], now)
 local leased = redis.call('GET', KEYS[3]) or '0'
-if not started then return {redis.call('HGETALL', KEYS[4]), 'gone', leased} end
+if not started then return {handover(now), 'gone', leased} end
 local expires = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], started .. ':' .. ARGV[2])
 redis.call('ZADD', KEYS[1], expires, ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
 redis.call('EXPIRE', KEYS[2], ARGV[#ARGV])
-return {redis.call('HGETALL', KEYS[4]), 'live', started, tostring(expires), redis.call('GET', KEYS[3]) or '0'}`;
+return {handover(now), 'live', started, tostring(expires), redis.call('GET', KEYS[3]) or '0'}`;
 
 // ARGV: task, now, counter TTL.
 const END = `${SWEEP}
 local now = tonumber(ARGV[2])
 sweep(now)
 local started = count(ARGV[1], now)
-if not started then return {redis.call('HGETALL', KEYS[4]), 0} end
+if not started then return {handover(now), 0} end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 finish(ARGV[1], started, ARGV[2])
-return {redis.call('HGETALL', KEYS[4]), 1}`;
+return {handover(now), 1}`;
 
 // ARGV: now, counter TTL. Returns the counter plus the live leases' minutes since their last beat.
 const LEASED = `${SWEEP}
@@ -197,9 +216,9 @@ local total = tonumber(redis.call('GET', KEYS[3]) or '0')
 for _, data in ipairs(redis.call('HVALS', KEYS[2])) do
   total = total + math.max(0, now - tonumber(string.match(data, ':(%d+)$'))) / 60000
 end
-return {redis.call('HGETALL', KEYS[4]), tostring(total)}`;
+return {handover(now), tostring(total)}`;
 
-/** Every script answers the ended hash (flat field/value list) first, then its own reply. */
+/** Every script answers the ended leases to hand over (flat member/endedAt list) first, then its own reply. */
 type Reply<T extends unknown[]> = [string[], ...T];
 
 const oldestFirst = (a: LiveLease, b: LiveLease) =>
@@ -363,7 +382,7 @@ export class RedisLeaseStore implements LeaseStore {
     const leases = parseEnded(flat);
     const [, , , endedKey] = this.keys(tenantId, '');
     this.meter.ended(tenantId, leases, async () => {
-      await this.redis.hdel(endedKey, ...leases.map(endedField));
+      await this.redis.zrem(endedKey, ...leases.map(endedField));
     });
   }
 
@@ -386,6 +405,7 @@ export class MemoryLeaseStore implements LeaseStore {
   private readonly minutes = new Map<string, number>();
   /** Per tenant, ended leases the meter has not acknowledged, by "task|startedAt". */
   private readonly ended = new Map<string, Map<string, EndedLease>>();
+  private readonly endedNow: EndedLease[] = [];
   private readonly clock: () => number;
   private readonly meter: LeaseMeterSink;
 
@@ -498,12 +518,21 @@ export class MemoryLeaseStore implements LeaseStore {
       this.ended.set(tenantId, pending);
     }
     pending.set(endedField(lease), lease);
+    this.endedNow.push(lease);
   }
 
+  /** This call's ended leases plus stale ones, as the Redis scripts hand them over. */
   private handOver(tenantId: string): void {
+    // The methods run without awaiting, so what finish() collected belongs to this call.
+    const own = this.endedNow.splice(0);
     const pending = this.ended.get(tenantId);
     if (!pending || pending.size === 0) return;
-    const leases = [...pending.values()];
+    const staleBefore = this.clock() - ENDED_HANDOVER_MS;
+    const stale = [...pending.values()]
+      .filter((l) => l.endedAt <= staleBefore)
+      .slice(0, ENDED_HANDOVER_BATCH);
+    const leases = [...own, ...stale.filter((l) => !own.includes(l))];
+    if (leases.length === 0) return;
     this.meter.ended(tenantId, leases, async () => {
       for (const lease of leases) pending.delete(endedField(lease));
       if (pending.size === 0 && this.ended.get(tenantId) === pending) this.ended.delete(tenantId);

@@ -1,6 +1,6 @@
 import { type Redis, ReplyError } from 'ioredis';
 import { StoreUnavailableError } from './errors.ts';
-import type { AdmissionLimits, AdmitResult, HotStore, MonthUsage } from './hot-store.ts';
+import type { HotStore, MonthUsage } from './hot-store.ts';
 
 /** A reply error is a bug in a script or a key; anything else means Redis could not be reached. */
 function unavailable(error: unknown): never {
@@ -29,31 +29,12 @@ redis.call('HSET', KEYS[1], 'agentMinutes', ARGV[1], 'apiCalls', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1`;
 
-// KEYS: slots sorted set (task id -> admitted at, ms), usage hash.
-// ARGV: task id, now ms, stale-before ms, concurrent tasks, agent minutes, api calls, slot TTL seconds.
-const ADMIT = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  return {'allow', tostring(redis.call('ZCARD', KEYS[1]))}
-end
-local usage = redis.call('HMGET', KEYS[2], 'agentMinutes', 'apiCalls')
-local minutes = tonumber(usage[1]) or 0
-local calls = tonumber(usage[2]) or 0
-if minutes >= tonumber(ARGV[5]) then return {'agent-minutes', tostring(minutes)} end
-if calls >= tonumber(ARGV[6]) then return {'api-calls', tostring(calls)} end
-local active = redis.call('ZCARD', KEYS[1])
-if active >= tonumber(ARGV[4]) then return {'concurrency', tostring(active)} end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[7])
-return {'allow', tostring(active + 1)}`;
-
 interface ScriptedRedis extends Redis {
   cpRecordUsage(idemKey: string, usageKey: string, ...args: (string | number)[]): Promise<number>;
   cpSeedUsage(usageKey: string, ...args: (string | number)[]): Promise<number>;
-  cpAdmit(slotsKey: string, usageKey: string, ...args: (string | number)[]): Promise<[string, string]>;
 }
 
-/** HotStore on Redis: every operation is one round trip, and the check-and-take of a slot is one Lua script. */
+/** HotStore on Redis: every operation is one round trip. */
 export class RedisHotStore implements HotStore {
   readonly kind = 'redis';
   private readonly redis: ScriptedRedis;
@@ -64,12 +45,10 @@ export class RedisHotStore implements HotStore {
       /** Prefix of every key, e.g. `cp:`. */
       readonly keyPrefix: string;
       readonly idempotencyTtlSeconds: number;
-      readonly slotTtlSeconds: number;
     },
   ) {
     redis.defineCommand('cpRecordUsage', { numberOfKeys: 2, lua: RECORD_USAGE });
     redis.defineCommand('cpSeedUsage', { numberOfKeys: 1, lua: SEED_USAGE });
-    redis.defineCommand('cpAdmit', { numberOfKeys: 2, lua: ADMIT });
     this.redis = redis as ScriptedRedis;
   }
 
@@ -96,43 +75,6 @@ export class RedisHotStore implements HotStore {
     return { agentMinutes: Number(minutes ?? 0), apiCalls: Number(calls ?? 0) };
   }
 
-  async admit(
-    tenantId: string,
-    month: string,
-    taskId: string,
-    limits: AdmissionLimits,
-  ): Promise<AdmitResult> {
-    const now = Date.now();
-    const [outcome, value] = await this.redis
-      .cpAdmit(
-        this.slotsKey(tenantId),
-        this.usageKey(tenantId, month),
-        taskId,
-        now,
-        now - this.options.slotTtlSeconds * 1000,
-        limits.concurrentTasks,
-        limits.agentMinutesPerMonth,
-        limits.apiCallsPerMonth,
-        this.options.slotTtlSeconds,
-      )
-      .catch(unavailable);
-    if (outcome === 'allow') return { allowed: true, activeTasks: Number(value) };
-    return {
-      allowed: false,
-      reason: outcome as 'agent-minutes' | 'api-calls' | 'concurrency',
-      value: Number(value),
-    };
-  }
-
-  async release(tenantId: string, taskId: string) {
-    return (await this.redis.zrem(this.slotsKey(tenantId), taskId).catch(unavailable)) === 1;
-  }
-
-  async activeTasks(tenantId: string) {
-    const staleBefore = Date.now() - this.options.slotTtlSeconds * 1000;
-    return this.redis.zcount(this.slotsKey(tenantId), `(${staleBefore}`, '+inf').catch(unavailable);
-  }
-
   async ping() {
     await this.redis.ping().catch(unavailable);
   }
@@ -143,9 +85,5 @@ export class RedisHotStore implements HotStore {
 
   private usageKey(tenantId: string, month: string) {
     return this.key('usage', tenantId, month);
-  }
-
-  private slotsKey(tenantId: string) {
-    return this.key('slots', tenantId);
   }
 }

@@ -53,7 +53,7 @@ describe('caches and a change made while a load is in flight', () => {
   test('a tenant suspended while its state is loading is not cached as active', async () => {
     const t = await fx.tenant('pro');
     const held = heldPool();
-    const store = new MemoryHotStore({ idempotencyTtlSeconds: 60, slotTtlSeconds: 60 });
+    const store = new MemoryHotStore({ idempotencyTtlSeconds: 60 });
     const tenants = new TenantStateCache(held.pool, store, 10_000, 0);
     const inFlight = tenants.get(t.id);
     await held.started;

@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import pino from 'pino';
 import { z } from 'zod';
+import { newRunId } from './lib/ids.ts';
 import { abortedReports, reportPaths } from './lib/report.ts';
+import { retireSuiteTenants } from './suite-tenants.ts';
 import { SUITE_NAMES, type SuiteName } from './suites.ts';
 
 /** Bad input or missing configuration; one line naming the value. */
@@ -136,6 +138,8 @@ export interface RunOptions {
   readonly stderr?: NodeJS.WritableStream;
   /** Where the verdict of an aborted run goes. @default - process.stdout */
   readonly stdout?: NodeJS.WritableStream;
+  /** Names this run's tenants (`lg-<runId>-<role>`), passed to k6 as RUN_ID. @default - a new run id */
+  readonly runId?: string;
 }
 
 /**
@@ -153,6 +157,20 @@ export async function runLoadGate(request: GateRequest, options: RunOptions = {}
   const token = await operatorToken(env);
   await mkdir(valid.reportsDir, { recursive: true });
   const log = pino({ name: 'load-gate' }, pino.destination(2));
+  const runId = options.runId ?? newRunId();
+  // k6 tears its tenants down itself; these two sweeps are the fallback for a run that k6 could not finish
+  // (SIGKILL, OOM, a node lost): this run's tenants afterwards, stale ones of earlier runs beforehand.
+  const retire = async (which: { runId?: string }) => {
+    if (env.KEEP_TENANTS === '1') return;
+    try {
+      const retired = await retireSuiteTenants({ baseUrl: valid.baseUrl, operatorToken: token, ...which });
+      if (retired.length > 0)
+        log.warn({ retired }, 'suspended load-gate tenants left active by a run without teardown');
+    } catch (error) {
+      log.warn({ err: error }, 'could not check for left-over load-gate tenants');
+    }
+  };
+  await retire({});
   log.info({ suite: valid.suite, baseUrl: valid.baseUrl, k6, reportsDir: valid.reportsDir }, 'running k6');
   // k6 runs in its own process group and gets exactly one signal, from the gate: a second signal makes k6
   // abort without summary or teardown (leaving the suite's tenant active), and a CI runner's SIGTERM to
@@ -174,7 +192,8 @@ export async function runLoadGate(request: GateRequest, options: RunOptions = {}
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);
   const child = spawn(k6, k6Arguments(valid), {
-    env: { ...env, OPERATOR_TOKEN: token },
+    // k6 passes its environment to the script as __ENV.
+    env: { ...env, OPERATOR_TOKEN: token, RUN_ID: runId },
     stdio: 'inherit',
     detached: true,
   });
@@ -191,6 +210,7 @@ export async function runLoadGate(request: GateRequest, options: RunOptions = {}
   if (forwarded !== undefined || (code !== 0 && code !== K6_EXIT_THRESHOLDS_CROSSED)) {
     await markReportsAborted(valid, code, options.stdout ?? process.stdout);
   }
+  await retire({ runId });
   log.info({ suite: valid.suite, exitCode: code, passed: code === 0 }, 'k6 finished');
   return code;
 }

@@ -1,9 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { loadEnvironmentConfig } from '../config/environments.ts';
-import { costReportSender } from '../config/names.ts';
-import { reportSender } from '../tenants/cost-guard/report.ts';
 import { sdkCallsFrom } from './testing/sdk-calls.ts';
 import { actionsFor, WORKLOAD_ACTIONS, type Workload } from './workload-actions.ts';
 
@@ -29,11 +26,6 @@ describe.each(WORKLOADS)('%s', (workload) => {
       if (permission.actions.length === 0) expect(permission.notGranted?.length, call).toBeGreaterThan(20);
     }
   });
-});
-
-test('the cost guard role may send from exactly the address the cost report uses', () => {
-  const config = loadEnvironmentConfig('prod');
-  expect(costReportSender(config)).toBe(reportSender(config));
 });
 
 describe('the SDK call scan', () => {

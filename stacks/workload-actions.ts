@@ -24,7 +24,8 @@ const same = (service: string, operation: string) => ({ actions: [`${service}:${
 const TENANT_BUDGET_CALLS = {
   'client-budgets:DescribeBudget': VIEW_BUDGET,
   'client-budgets:DescribeNotificationsForBudget': VIEW_BUDGET,
-  'client-budgets:CreateBudget': MODIFY_BUDGET,
+  // Created with the tenant's tags (ResourceTags), which needs the tagging action as well.
+  'client-budgets:CreateBudget': { actions: ['budgets:ModifyBudget', 'budgets:TagResource'] },
   'client-budgets:UpdateBudget': MODIFY_BUDGET,
   'client-budgets:CreateNotification': MODIFY_BUDGET,
 } as const;

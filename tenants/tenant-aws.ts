@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-budgets';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { alarmTopicArn, type EnvironmentConfig } from '../config/environments.ts';
-import { secretNames } from '../config/names.ts';
+import { platformTags, secretNames } from '../config/names.ts';
 import { BUDGET_LINE_PERCENTS } from './budget-lines.ts';
 import type { Tier } from './tiers.ts';
 
@@ -40,6 +40,20 @@ export function tenantBudgetName(env: EnvironmentConfig, tenantId: string): stri
 /** Cost filter on the `tenant` cost-allocation tag, in the Budgets API's `user:<key>$<value>` form. */
 export function tenantCostFilter(tenantId: string): Record<string, string[]> {
   return { TagKeyValue: [`user:tenant$${tenantId}`] };
+}
+
+/**
+ * Tags on every AWS resource created for one tenant: the platform's tags plus `tenant=<id>`, the
+ * cost-allocation tag Cost Explorer groups by (tenants/cost-guard/README.md).
+ */
+export function tenantResourceTags(
+  env: EnvironmentConfig,
+  tenantId: string,
+): { Key: string; Value: string }[] {
+  return [...Object.entries(platformTags(env)), ['tenant', tenantId]].map(([Key, Value]) => ({
+    Key: Key!,
+    Value: Value!,
+  }));
 }
 
 export interface AwsClients {
@@ -178,6 +192,7 @@ export async function ensureTenantBudget(
           new CreateBudgetCommand({
             AccountId: env.account,
             Budget: budget,
+            ResourceTags: tenantResourceTags(env, tenantId),
             NotificationsWithSubscribers: BUDGET_THRESHOLDS_PERCENT.map((t) => notification(env, t)),
           }),
         );

@@ -8,7 +8,16 @@ export function newRunId(now: number = Date.now(), random: () => number = Math.r
   return `${time}${tail}`;
 }
 
+/** Every load-gate tenant id starts with this; the gate retires left-over ones by it. */
+export const SUITE_TENANT_PREFIX = 'lg-';
+
 /** The tenant id for one role in one run, e.g. `lg-mf3k2xa9q1-hot`. */
 export function tenantIdFor(runId: string, role: string): string {
-  return `lg-${runId}-${role}`;
+  return `${SUITE_TENANT_PREFIX}${runId}-${role}`;
+}
+
+/** The run id the gate chose (passed as RUN_ID), or a new one when a suite runs under k6 alone. */
+export function runIdFrom(env: Record<string, string | undefined>): string {
+  const given = env.RUN_ID;
+  return given !== undefined && /^[a-z0-9]{1,12}$/.test(given) ? given : newRunId();
 }

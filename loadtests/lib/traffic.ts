@@ -5,7 +5,7 @@ import exec from 'k6/execution';
 import http from 'k6/http';
 import { SUITES, type SuiteName } from '../suites.ts';
 import { asTenant, baseUrl, createTenants, jsonField, retireTenants, send, type TestTenant } from './api.ts';
-import { newRunId } from './ids.ts';
+import { runIdFrom } from './ids.ts';
 
 export interface TrafficData {
   readonly runId: string;
@@ -15,7 +15,7 @@ export interface TrafficData {
 /** Setup for a traffic suite: the suite's number of fresh tenants of its tier. */
 export function setupTraffic(suite: SuiteName): TrafficData {
   const definition = SUITES[suite];
-  const runId = newRunId();
+  const runId = runIdFrom(__ENV);
   const roles = Array.from({ length: definition.tenants }, (_, i) => `t${i + 1}`);
   return { runId, tenants: createTenants(runId, roles, definition.tier) };
 }

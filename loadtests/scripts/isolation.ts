@@ -17,7 +17,7 @@ import {
   send,
   type TestTenant,
 } from '../lib/api.ts';
-import { newRunId } from '../lib/ids.ts';
+import { runIdFrom } from '../lib/ids.ts';
 import { summaryHandler } from '../lib/summary.ts';
 import { SUITES, suiteOptions } from '../suites.ts';
 
@@ -44,7 +44,7 @@ interface IsolationData {
 }
 
 export function setup(): IsolationData {
-  const [a, b] = createTenants(newRunId(), ['a', 'b'], SUITES.isolation.tier);
+  const [a, b] = createTenants(runIdFrom(__ENV), ['a', 'b'], SUITES.isolation.tier);
   const token = requireEnv('OPERATOR_TOKEN');
   const issued = send(
     'POST',

@@ -19,7 +19,7 @@ import {
   retireTenants,
   type TestTenant,
 } from '../lib/api.ts';
-import { newRunId } from '../lib/ids.ts';
+import { runIdFrom } from '../lib/ids.ts';
 import { summaryHandler } from '../lib/summary.ts';
 import { RATELIMIT_ROUNDS, SUITES, suiteOptions } from '../suites.ts';
 
@@ -42,7 +42,7 @@ interface RateLimitData {
 
 export function setup(): RateLimitData {
   const roles = [...Array.from({ length: RATELIMIT_ROUNDS }, (_, i) => `hot${i + 1}`), 'calm'];
-  const tenants = createTenants(newRunId(), roles, __ENV.RATELIMIT_TIER || SUITES.ratelimit.tier);
+  const tenants = createTenants(runIdFrom(__ENV), roles, __ENV.RATELIMIT_TIER || SUITES.ratelimit.tier);
   const limits = tenants.map(readRateLimit);
   const limit = limits[0]!;
   if (limits.some((l) => l.requestsPerSecond !== limit.requestsPerSecond || l.burst !== limit.burst)) {

@@ -2,16 +2,11 @@ import { CreateEmailIdentityCommand, SESv2Client } from '@aws-sdk/client-sesv2';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadEnvironmentConfig } from '../../config/environments.ts';
+import { costReportSender } from '../../config/names.ts';
 import { type MotoServer, startMoto } from '../testing/moto.ts';
 import { createCatalogDatabase, type TestDatabase } from '../testing/pg.ts';
 import { type GuardInputs, GuardRunError, storeRunInputs } from './inputs.ts';
-import {
-  buildCostReport,
-  emailCostReport,
-  renderCostReportHtml,
-  renderCostReportText,
-  reportSender,
-} from './report.ts';
+import { buildCostReport, emailCostReport, renderCostReportHtml, renderCostReportText } from './report.ts';
 import { DEFAULT_POLICY } from './rules.ts';
 
 const env = loadEnvironmentConfig('dev');
@@ -143,7 +138,7 @@ describe('cost report', () => {
 
   test('--email sends the HTML and text versions through SES v2', async () => {
     const ses = new SESv2Client({});
-    await ses.send(new CreateEmailIdentityCommand({ EmailIdentity: reportSender(env) }));
+    await ses.send(new CreateEmailIdentityCommand({ EmailIdentity: costReportSender(env) }));
     const report = await buildCostReport(pool, env);
     const id = await emailCostReport(ses, env, report);
     const data = (await (await fetch(`${moto.endpoint}/moto-api/data.json`)).json()) as {

@@ -1,6 +1,7 @@
 import { type SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import type pg from 'pg';
 import type { EnvironmentConfig } from '../../config/environments.ts';
+import { costReportSender } from '../../config/names.ts';
 import { BUDGET_LINES } from '../budget-lines.ts';
 import { formatTable } from '../format.ts';
 import { getTier, TIER_NAMES } from '../tiers.ts';
@@ -301,11 +302,6 @@ export function renderCostReportHtml(report: CostReport): string {
   ].join('\n');
 }
 
-/** The sender: a no-reply address on the environment's domain, which SES must have verified. */
-export function reportSender(env: EnvironmentConfig): string {
-  return `cost-report@${env.domain}`;
-}
-
 /** E-mails the report (HTML with the text version as the alternative) to the environment's alert address. */
 export async function emailCostReport(
   ses: SESv2Client,
@@ -314,7 +310,7 @@ export async function emailCostReport(
 ): Promise<string> {
   const { MessageId } = await ses.send(
     new SendEmailCommand({
-      FromEmailAddress: reportSender(env),
+      FromEmailAddress: costReportSender(env),
       Destination: { ToAddresses: [env.alertEmail] },
       Content: {
         Simple: {
