@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createStripeClient } from './config.ts';
 import { type ExportDeps, exportUsage } from './export.ts';
 import { bucketIdentifier } from './identifiers.ts';
 import {
@@ -223,6 +224,21 @@ describe('billing export', () => {
     const rerun = await exportUsage(deps(), { since: NOV });
     expect(rerun.ok).toBe(true);
     expect(stripeHours(customers[A]!, 'agent_minutes')).toHaveLength(HOURS);
+  });
+
+  it('stops the whole run when Stripe refuses the key, instead of failing every tenant', async () => {
+    const url = new URL(f.server.url);
+    const wrongKey = createStripeClient({
+      apiKey: 'sk_test_revoked',
+      api: { host: url.hostname, port: Number(url.port), protocol: 'http' },
+      reconcileTolerance: 0,
+    });
+    await expect(exportUsage(deps({ stripe: wrongKey }), { since: NOV })).rejects.toThrow(
+      'Invalid API Key provided',
+    );
+    expect(f.server.events).toHaveLength(0);
+    const { rows } = await f.pool.query('SELECT status FROM control.billing_export_runs');
+    expect(rows).toEqual([{ status: 'failed' }]);
   });
 
   it('reports and skips an unknown tenant and a tenant without a Stripe customer', async () => {

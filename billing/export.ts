@@ -278,7 +278,8 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
   const dryRun = options.dryRun ?? false;
   if (!dryRun && deps.stripe === null)
     throw new BillingConfigError('STRIPE_API_KEY is not set: billing needs the Stripe secret key');
-  const now = (deps.now ?? (() => new Date()))();
+  const clock = deps.now ?? (() => new Date());
+  const now = clock();
   const range = exportRange(now, options.since);
   const oldest = new Date(now.getTime() - STRIPE_PAST_LIMIT_MS);
   const progress: ExportProgress = {
@@ -323,10 +324,10 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
       );
       runId = Number(rows[0]!.id);
     }
+    let failure: { error: unknown } | null = null;
     const count = (done: readonly Planned[]) => {
       for (const b of done) progress[KIND_COUNTER[b.kind]] += 1;
     };
-    const clock = deps.now ?? (() => new Date());
     const stream = deps.stripe
       ? new MeterEventStream(deps.stripe, deps.retry ?? DEFAULT_RETRY, () => clock().getTime())
       : null;
@@ -361,7 +362,7 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
           count(plan.planned);
           return;
         }
-        for (let i = 0; i < plan.planned.length; i += STREAM_BATCH_LIMIT) {
+        for (let i = 0; i < plan.planned.length && failure === null; i += STREAM_BATCH_LIMIT) {
           const batch = plan.planned.slice(i, i + STREAM_BATCH_LIMIT);
           try {
             await sendBatch(
@@ -378,7 +379,13 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
               },
             );
           } catch (error) {
-            if (!(error instanceof Stripe.errors.StripeError)) throw error;
+            // A refused key refuses every tenant: stop the run rather than repeat it per tenant.
+            if (
+              !(error instanceof Stripe.errors.StripeError) ||
+              error.statusCode === 401 ||
+              error.statusCode === 403
+            )
+              throw error;
             problems.push({
               tenantId,
               kind: 'stripe',
@@ -393,16 +400,27 @@ export async function exportUsage(deps: ExportDeps, options: ExportOptions = {})
       }
     };
     const queue = [...tenants];
+    // The first failure stops every worker before its next batch; the run waits for all of them, so no
+    // query runs on the session after it is released.
     const worker = async () => {
-      for (let tenantId = queue.shift(); tenantId !== undefined; tenantId = queue.shift()) {
-        await exportOne(tenantId);
+      for (
+        let tenantId = queue.shift();
+        tenantId !== undefined && failure === null;
+        tenantId = queue.shift()
+      ) {
+        try {
+          await exportOne(tenantId);
+        } catch (error) {
+          failure ??= { error };
+          return;
+        }
         progress.tenantsDone += 1;
         deps.observer?.onProgress?.(progress);
       }
     };
-    try {
-      await Promise.all(Array.from({ length: Math.max(1, deps.concurrency ?? 4) }, worker));
-    } catch (error) {
+    await Promise.all(Array.from({ length: Math.max(1, deps.concurrency ?? 4) }, worker));
+    if (failure !== null) {
+      const { error } = failure;
       if (runId !== null) {
         await deps.pool
           .query(

@@ -27,9 +27,11 @@ export function formatReconcile(result: ReconcileResult): string {
     `billing reconcile ${result.month} (${result.from} .. ${result.to}, tolerance ${result.tolerance}): ` +
     `${result.compared} tenant-meter total(s) compared, ${result.differences.length} difference(s), ` +
     `${result.overTolerance} past tolerance${result.notified ? ', alarm topic notified' : ''}`;
-  if (result.differences.length === 0) return head;
+  const problems = result.problems.map((p) => `  stripe: ${p}`);
+  if (result.differences.length === 0) return [head, ...problems].join('\n');
   return [
     head,
+    ...problems,
     formatTable([
       ['tenant', 'meter', 'ours', 'stripe', 'difference', 'past tolerance'],
       ...result.differences.map((d) => [

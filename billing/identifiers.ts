@@ -9,7 +9,7 @@ export function hourLabel(hour: Date): string {
  * The meter event identifier of one bucket revision: `ap-<env>:<tenant>:<meter>:<hour>:r<revision>`, for
  * example `ap-prod:acme:agent_minutes:2026-11-03T14Z:r0`. The same bucket and revision always give the same
  * identifier, so a resend is dropped by Stripe's uniqueness rule; a correction is the next revision. The
- * environment keeps two environments sharing one test account apart. At most 83 characters (Stripe: 100).
+ * environment keeps two environments sharing one test account apart. At most 76 characters (Stripe: 100).
  */
 export function bucketIdentifier(
   env: string,

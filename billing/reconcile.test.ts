@@ -139,6 +139,25 @@ describe('billing reconcile', () => {
     expect((messages[0]!.message.differences as unknown[]).length).toBe(2);
   });
 
+  it('lists a tenant whose summary Stripe refuses, compares the others, and counts it past the tolerance', async () => {
+    f.server.inject({
+      match: /event_summaries/,
+      customer: customers[B]!,
+      fault: {
+        status: 404,
+        type: 'invalid_request_error',
+        code: 'resource_missing',
+        message: 'No such customer',
+      },
+    });
+    const result = await reconcile();
+    expect(result.problems).toEqual([
+      `tenant '${B}' agent_minutes: Stripe 404 StripeInvalidRequestError/resource_missing: No such customer`,
+    ]);
+    expect(result).toMatchObject({ compared: 4, differences: [], overTolerance: 1, notified: true });
+    expect(formatReconcile(result)).toContain(`  stripe: tenant '${B}' agent_minutes: Stripe 404`);
+  });
+
   it('records the invoiced revenue of the month for the cost report', async () => {
     f.server.addInvoice(customers[A]!, Date.parse('2026-11-01T01:00:00Z') / 1000, 4900);
     f.server.addInvoice(customers[A]!, Date.parse('2026-11-20T01:00:00Z') / 1000, 1250);

@@ -1,13 +1,13 @@
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import type pg from 'pg';
-import type Stripe from 'stripe';
+import StripeSdk, { type Stripe } from 'stripe';
 import { z } from 'zod';
 import { alarmTopicArn, type EnvironmentConfig } from '../config/environments.ts';
 import { BillingConfigError, BillingStateError } from './errors.ts';
 import { exportRange } from './export.ts';
 import { METERS, type MeterKey } from './meters.ts';
 import { formatQuantity, parseQuantity } from './quantity.ts';
-import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.ts';
+import { DEFAULT_RETRY, describeStripeError, type RetryPolicy, withRetry } from './retry.ts';
 import { activeMeters } from './setup.ts';
 import type { UsageSource } from './usage-source.ts';
 
@@ -43,6 +43,8 @@ export interface ReconcileResult {
   readonly compared: number;
   /** Every non-zero difference, and every tenant with usage and no Stripe customer. */
   readonly differences: Difference[];
+  /** Totals Stripe would not give (a 4xx for that customer), one line each; each counts past the tolerance. */
+  readonly problems: string[];
   readonly overTolerance: number;
   readonly notified: boolean;
   /** Invoiced revenue found for the month, USD, by tenant (what the cost report shows as billed). */
@@ -124,6 +126,7 @@ export async function reconcileMonth(
   const tenants = [...new Set([...totals.keys(), ...customers.keys()])].sort();
   const differences: Difference[] = [];
   const revenue: Record<string, number> = {};
+  const problems: string[] = [];
   let compared = 0;
   for (const tenantId of tenants) {
     const ours = totals.get(tenantId) ?? { agentMinutes: '0', apiCalls: '0' };
@@ -144,15 +147,24 @@ export async function reconcileMonth(
         continue;
       }
       compared += 1;
-      const page = await withRetry(
-        () =>
-          deps.stripe.billing.meters.listEventSummaries(meters.get(meter.eventName)!, {
-            customer,
-            start_time: range.from.getTime() / 1000,
-            end_time: range.to.getTime() / 1000,
-          }),
-        retry,
-      );
+      let page: Stripe.ApiList<Stripe.Billing.MeterEventSummary>;
+      try {
+        page = await withRetry(
+          () =>
+            deps.stripe.billing.meters.listEventSummaries(meters.get(meter.eventName)!, {
+              customer,
+              start_time: range.from.getTime() / 1000,
+              end_time: range.to.getTime() / 1000,
+            }),
+          retry,
+        );
+      } catch (error) {
+        // A customer Stripe refuses is a difference to look at; a refused key stops the run.
+        const status = error instanceof StripeSdk.errors.StripeError ? (error.statusCode ?? 0) : 0;
+        if (status < 400 || status >= 500 || status === 401 || status === 403) throw error;
+        problems.push(`tenant '${tenantId}' ${meter.key}: ${describeStripeError(error)}`);
+        continue;
+      }
       const stripeMilli = page.data.reduce((sum, s) => sum + toMilli(s.aggregated_value), 0n);
       const diff = stripeMilli - oursMilli;
       if (diff === 0n) continue;
@@ -180,7 +192,7 @@ export async function reconcileMonth(
       }
     }
   }
-  const overTolerance = differences.filter((d) => d.overTolerance).length;
+  const overTolerance = differences.filter((d) => d.overTolerance).length + problems.length;
   let notified = false;
   if (overTolerance > 0 && deps.sns) {
     await deps.sns.send(
@@ -197,6 +209,7 @@ export async function reconcileMonth(
           month,
           tolerance: options.tolerance,
           differences: differences.filter((d) => d.overTolerance).slice(0, 50),
+          problems: problems.slice(0, 50),
         }),
       }),
     );
@@ -215,6 +228,7 @@ export async function reconcileMonth(
     tenants: tenants.length,
     compared,
     differences,
+    problems,
     overTolerance,
     notified,
     revenue,

@@ -1,5 +1,6 @@
 import Stripe from 'stripe';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { bucketIdentifier, MAX_REVISION, revisionTimestamp } from './identifiers.ts';
 import { formatQuantity, parseQuantity } from './quantity.ts';
 import { backoffMs, DEFAULT_RETRY, withRetry } from './retry.ts';
 import { TEST_RETRY } from './testing/fixture.ts';
@@ -73,7 +74,17 @@ describe("the SDK's own retries, which billing turns off", () => {
   });
 });
 
-describe('backoff and quantities', () => {
+describe('backoff, quantities and identifiers', () => {
+  it("derives the same identifier from tenant, meter, hour and revision, within Stripe's 100 characters", () => {
+    const hour = new Date('2026-11-03T14:00:00Z');
+    expect(bucketIdentifier('prod', 'acme', 'agent_minutes', hour, 0)).toBe(
+      'ap-prod:acme:agent_minutes:2026-11-03T14Z:r0',
+    );
+    const longest = bucketIdentifier('staging', 'a'.repeat(30), 'agent_minutes', hour, MAX_REVISION);
+    expect(longest).toHaveLength(76);
+    expect(revisionTimestamp(hour, 2).toISOString()).toBe('2026-11-03T14:00:02.000Z');
+  });
+
   it('waits a random time up to the doubling cap (full jitter)', () => {
     expect(backoffMs(DEFAULT_RETRY, 0, () => 1)).toBe(500);
     expect(backoffMs(DEFAULT_RETRY, 3, () => 1)).toBe(4000);

@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
@@ -15,6 +17,7 @@ import {
 import { createMetrics } from '../control-plane/metrics.ts';
 import { UsageBatcher } from '../control-plane/usage-batcher.ts';
 import { recordLeaseRuns } from '../tenants/metering/lease-minutes.ts';
+import { dropRoles, uniqueTenantId } from '../tenants/testing/pg.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TENANTS = Array.from({ length: 12 }, (_, i) => `bill-cli-${String(i).padStart(2, '0')}`);
@@ -34,8 +37,8 @@ interface Run {
   }>;
 }
 
-function billing(args: string[], env: Record<string, string | undefined> = {}): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/billing.ts', ...args], {
+function billing(args: string[], env: Record<string, string | undefined> = {}, bin = 'bin/billing.ts'): Run {
+  const child = spawn(process.execPath, ['--import', 'tsx', bin, ...args], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -117,8 +120,12 @@ beforeAll(async () => {
   );
   for (const id of TENANTS.slice(TENANTS.length / 2)) await insertHours(f.pool, id, first, HOURS);
 });
+const onboarded: string[] = [];
+const manifestsDir = mkdtempSync(path.join(tmpdir(), 'billing-cli-manifests-'));
 afterAll(async () => {
   await f?.close();
+  await dropRoles(onboarded);
+  rmSync(manifestsDir, { recursive: true, force: true });
 });
 
 describe('npm run billing', () => {
@@ -196,5 +203,37 @@ describe('npm run billing', () => {
     expect(code).toBe(1);
     expect(stdout).toContain('1 difference(s), 1 past tolerance');
     expect(stdout).toMatch(new RegExp(`${TENANTS[3]}\\s+api_calls\\s+\\d+\\s+\\d+\\s+-500\\s+yes`));
+  });
+
+  it('npm run tenant -- create --stripe-customer links that customer, and refuses a malformed id in one line', async () => {
+    const id = uniqueTenantId('bill-onb');
+    onboarded.push(id);
+    const customer = await f.stripe.customers.create({ name: 'Initech' });
+    const tenant = (args: string[]) =>
+      billing(
+        ['--no-aws', '--manifests-dir', manifestsDir, '--json', 'create', id, '--tier', 'starter', ...args],
+        { LOG_LEVEL: 'silent' },
+        'bin/tenant.ts',
+      ).done;
+    const bad = await tenant(['--stripe-customer', 'initech']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toBe(
+      "error: '--stripe-customer' (initech) must be a Stripe customer id (cus_…)",
+    );
+    const good = await tenant(['--stripe-customer', customer.id]);
+    expect(good.stderr).toBe('');
+    expect(good.code).toBe(0);
+    expect(JSON.parse(good.stdout).steps.find((s: { step: string }) => s.step === 'billing')).toMatchObject({
+      action: 'applied',
+      changes: [
+        `link Stripe customer ${customer.id}`,
+        'subscribe to tier starter (monthly fee, agent minutes, API calls)',
+      ],
+    });
+    const { rows } = await f.pool.query(
+      'SELECT stripe_customer_id FROM control.billing_customers WHERE tenant_id = $1',
+      [id],
+    );
+    expect(rows).toEqual([{ stripe_customer_id: customer.id }]);
   });
 });

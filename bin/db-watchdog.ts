@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import pg from 'pg';
-import pino from 'pino';
 import { z } from 'zod';
+import { createLogger } from '../monitors/logger.ts';
 import { enforceDatabaseLimits, watchDatabaseLimits } from '../tenants/db-limits-watchdog.ts';
 
 const postgresUrl = (flag: string, env: string, what: string) =>
@@ -48,7 +48,7 @@ const program = new Command('db-watchdog')
       return;
     }
     const o = parsed.data;
-    const log = pino({ name: 'db-watchdog' });
+    const log = createLogger({ name: 'db-watchdog' });
     const catalog = new pg.Pool({ connectionString: o.catalogUrl, max: 1 });
     const cell = new pg.Pool({ connectionString: o.cellUrl, max: 1 });
     for (const pool of [catalog, cell])

@@ -1,10 +1,10 @@
 import { createInterface } from 'node:readline/promises';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import pino from 'pino';
 import { billingDepsFor } from '../billing/customers.ts';
 import { billingFailure } from '../billing/errors.ts';
 import { loadEnvironmentConfig } from '../config/environments.ts';
+import { createLogger } from '../monitors/logger.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
 import { expectedFailure, formatCreateResult, formatTenant, formatTenantList } from '../tenants/format.ts';
@@ -56,7 +56,7 @@ async function withDeps<T>(
       env,
       aws: { enabled: awsEnabled(options.aws) },
       ...clusterDeps(options.kubeApi, options.manifestsDir, DEFAULT_MANIFESTS_DIR),
-      logger: pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2)),
+      logger: createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }, 2),
     });
   } finally {
     await db.close();

@@ -6,6 +6,9 @@ export const REQUIRED_TAGS = ['env', 'app', 'cost-center'] as const;
 /** The `app` tag value and the prefix of every physical name. */
 export const APP_NAME = 'agent-platform';
 
+/** Secret of the BetterStack heartbeat URLs in the platform namespace, one key per CronJob (`monitors secret`). */
+export const HEARTBEATS_SECRET = 'platform-heartbeats';
+
 /** Tag values for one environment, applied to the whole app in createPlatform. */
 export function platformTags(config: EnvironmentConfig): Record<(typeof REQUIRED_TAGS)[number], string> {
   return { env: config.name, app: APP_NAME, 'cost-center': config.costCenter };
@@ -26,6 +29,8 @@ export function secretNames(config: EnvironmentConfig) {
     cacheAuth: `${base}/cache/auth`,
     /** Tenant database secrets are `<tenantsPrefix><id>/database` (see COMMON.md). */
     tenantsPrefix: `${base}/tenants/`,
+    /** BetterStack Uptime API token of `npm run monitors` when BETTERSTACK_API_TOKEN is unset. */
+    betterStackApiToken: `${base}/betterstack/api-token`,
   };
 }
 

@@ -40,6 +40,20 @@ export const workloadsConfigSchema = z
 
 export type WorkloadsConfig = z.infer<typeof workloadsConfigSchema>;
 
+/** Cost Explorer refreshes about three times a day; four runs catch each refresh without paying for idle ones. */
+export const COST_GUARD_SCHEDULE = '17 */6 * * *';
+
+/** Hourly, past the 5-minute settle time of the hour just closed (billing/export.ts). */
+export const BILLING_EXPORT_SCHEDULE = '11 * * * *';
+/** Daily, once the export has sent the last hour of the previous UTC day. */
+export const BILLING_RECONCILE_SCHEDULE = '41 3 * * *';
+
+/**
+ * How late a platform CronJob run may start and how long it may run. A successful run therefore pings its
+ * heartbeat at most their sum after its scheduled time, which is the heartbeat's grace (monitors/declared.ts).
+ */
+export const CRON_JOB_DEADLINES = { startingDeadlineSeconds: 1800, activeDeadlineSeconds: 3600 } as const;
+
 const controlPlane = (minReplicas: number, maxReplicas: number) => ({
   minReplicas,
   maxReplicas,

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import { loadWorkloadsConfig } from '../config/workloads.ts';
 import { loadControlPlaneConfig } from '../control-plane/config.ts';
+import { SCHEDULED_JOBS } from '../control-plane/console/health.ts';
 import { validateManifests } from './manifest-validation.ts';
 import {
   CONTROL_PLANE_NAME,
@@ -202,6 +203,20 @@ describe('platform workloads chart', () => {
       expect(selfHostedNames).not.toContain(name);
     },
   );
+
+  test("every CronJob of the chart records its runs under its own name, and the console's Health page lists it", () => {
+    const crons = (renderPlatformWorkloads(eks('staging')) as Manifest[]).filter((m) => m.kind === 'CronJob');
+    for (const cron of crons) {
+      const command = cron.spec.jobTemplate.spec.template.spec.containers[0].command as string[];
+      expect(command.slice(0, 4)).toEqual([
+        'node',
+        'dist/bin/with-heartbeat.js',
+        '--job',
+        cron.metadata.name,
+      ]);
+    }
+    expect(crons.map((c) => c.metadata.name).sort()).toEqual([...SCHEDULED_JOBS].sort());
+  });
 
   test('the drill CronJob exists only where the config schedules it (staging)', () => {
     expect(manifests.some((m) => m.metadata.name === 'dr-drill')).toBe(false);

@@ -18,8 +18,14 @@ import {
 } from 'cdk8s-plus-28/lib/imports/k8s.js';
 import type { Construct } from 'constructs';
 import type { EnvironmentName } from '../config/environments.ts';
-import { WORKLOAD_IDENTITIES } from '../config/names.ts';
-import type { WorkloadsConfig } from '../config/workloads.ts';
+import { HEARTBEATS_SECRET, WORKLOAD_IDENTITIES } from '../config/names.ts';
+import {
+  BILLING_EXPORT_SCHEDULE,
+  BILLING_RECONCILE_SCHEDULE,
+  COST_GUARD_SCHEDULE,
+  CRON_JOB_DEADLINES,
+  type WorkloadsConfig,
+} from '../config/workloads.ts';
 import { addPlatformRbac } from './platform-rbac.ts';
 import { addTaskDeadlinePolicy } from './task-deadline-policy.ts';
 
@@ -66,14 +72,6 @@ export const CONTROL_PLANE_NAME = 'control-plane';
 export const CONTROL_PLANE_PORT = 8080;
 /** Secret the operator creates: DATABASE_URL, REDIS_URL, JWT_SECRET (or JWT_PUBLIC_KEY / JWT_JWKS_URL). */
 export const PLATFORM_ENV_SECRET = 'platform-env';
-/** Optional Secret of BetterStack heartbeat URLs, one key per CronJob (`monitors apply` prints them). */
-export const HEARTBEATS_SECRET = 'platform-heartbeats';
-/** Cost Explorer refreshes about three times a day; four runs catch each refresh without paying for idle ones. */
-export const COST_GUARD_SCHEDULE = '17 */6 * * *';
-/** Hourly, past the 5-minute settle time of the hour just closed (billing/export.ts). */
-export const BILLING_EXPORT_SCHEDULE = '11 * * * *';
-/** Daily, once the export has sent the last hour of the previous UTC day. */
-export const BILLING_RECONCILE_SCHEDULE = '41 3 * * *';
 /** Billing CronJobs and their BetterStack heartbeat keys in HEARTBEATS_SECRET. */
 export const BILLING_CRONJOBS = ['billing-export', 'billing-reconcile'] as const;
 /** The database limits watchdog's Deployment and service account. */
@@ -276,13 +274,13 @@ export class PlatformWorkloadsChart extends Chart {
           schedule,
           timeZone: 'Etc/UTC',
           concurrencyPolicy: 'Forbid',
-          startingDeadlineSeconds: 1800,
+          startingDeadlineSeconds: CRON_JOB_DEADLINES.startingDeadlineSeconds,
           successfulJobsHistoryLimit: 3,
           failedJobsHistoryLimit: 5,
           jobTemplate: {
             spec: {
               backoffLimit: 0,
-              activeDeadlineSeconds: 3600,
+              activeDeadlineSeconds: CRON_JOB_DEADLINES.activeDeadlineSeconds,
               template: {
                 metadata: { labels: labelsOf(name) },
                 spec: podSpec(

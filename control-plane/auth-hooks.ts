@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { hashApiKey, parseApiKeyPrefix } from '../tenants/api-keys.ts';
 import type { ControlPlaneContext } from './context.ts';
 import { HttpError } from './errors.ts';
+import { otherTenantRefusal } from './host-tenancy.ts';
 import { canWrite } from './operator-auth.ts';
 
 function bearer(request: FastifyRequest): string | null {
@@ -35,7 +36,8 @@ async function failAuthentication(
 }
 
 /**
- * onRequest hook of tenant routes: API key -> tenant (cached), then the tier's rate limit.
+ * onRequest hook of tenant routes: API key -> tenant (cached), refused on another tenant's host, then the
+ * tier's rate limit.
  * A cached key never touches PostgreSQL; only a credential that fails is counted by the failed-auth limit.
  */
 export function tenantAuthHook(ctx: ControlPlaneContext) {
@@ -47,6 +49,12 @@ export function tenantAuthHook(ctx: ControlPlaneContext) {
     const hash = hashApiKey(key);
     const owner = ctx.keys.peek(hash) ?? (await ctx.keys.verify(hash, key));
     if (owner === null) return failAuthentication(ctx, request, 'invalid or revoked API key', key);
+    // Before the rate limit, so requests on the wrong host do not spend the key owner's allowance.
+    const host = request.hostTenancy;
+    if (host?.kind === 'tenant' && host.tenantId !== owner.tenantId) {
+      ctx.metrics.hostTenantRefusals.inc({ surface: 'api' });
+      throw otherTenantRefusal(host);
+    }
     const tenant = await ctx.tenants.get(owner.tenantId);
     if (tenant === null) return failAuthentication(ctx, request, 'invalid or revoked API key', key);
     const decision = await ctx.limiter.consume(tenant.id, tenant.tier);

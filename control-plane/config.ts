@@ -18,6 +18,19 @@ const configSchema = z
     ENV: z.enum(ENVIRONMENT_NAMES).default('dev'),
     PORT: int(0).max(65_535).default(8080),
     HOST: z.string().min(1).default('0.0.0.0'),
+    /**
+     * Public domain: tenants are `{tenant}.app.<domain>`, operators `api.<domain>`, and any other host is refused.
+     * @default - no host rules (local and dev runs): any host, and the API key alone names the tenant
+     */
+    PUBLIC_DOMAIN: optionalText.pipe(
+      z
+        .string()
+        .regex(
+          /^(?=.{4,200}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$/,
+          'must be a lowercase DNS name such as agents.example.com',
+        )
+        .optional(),
+    ),
     /** @default - the embedded PostgreSQL (tenants/embedded-database.ts) */
     DATABASE_URL: optionalText.pipe(z.url().optional()),
     DB_POOL_MAX: int(1).default(10),
@@ -132,6 +145,16 @@ const configSchema = z
           code: 'custom',
           path: ['OIDC_ISSUER_URL'],
           message: 'must be https:// (OIDC_ALLOW_HTTP=true for a local test provider)',
+        });
+      }
+    }
+    if (c.PUBLIC_DOMAIN !== undefined && c.CONSOLE_PUBLIC_URL !== undefined) {
+      // The console's host serves operators; on a tenant's host it would open operator routes to that host.
+      if (new URL(c.CONSOLE_PUBLIC_URL).hostname.endsWith(`.app.${c.PUBLIC_DOMAIN}`)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['CONSOLE_PUBLIC_URL'],
+          message: `must not be a tenant host (*.app.${c.PUBLIC_DOMAIN})`,
         });
       }
     }

@@ -5,6 +5,7 @@ import type { EnvironmentConfig } from '../config/environments.ts';
 import type { CellDirectory } from '../tenants/cells.ts';
 import type { CacheInvalidation } from './cache-invalidation.ts';
 import type { ControlPlaneConfig } from './config.ts';
+import type { HostRules, RequestHost } from './host-tenancy.ts';
 import type { HotStore } from './hot-store.ts';
 import type { LeaseMeter } from './lease-meter.ts';
 import type { LeaseStore } from './lease-store.ts';
@@ -47,6 +48,8 @@ export interface ControlPlaneContext extends ControlPlaneDeps {
   /** Drops revoked keys and changed tenants from the caches of every replica. */
   readonly invalidation: CacheInvalidation;
   readonly outages: OutageLog;
+  /** Which Host names a tenant, which serves operators (PUBLIC_DOMAIN). */
+  readonly hostRules: HostRules;
 }
 
 declare module 'fastify' {
@@ -55,6 +58,12 @@ declare module 'fastify' {
     tenant: TenantState | null;
     /** Set by the operator auth hook on /v1/tenants routes. */
     operator: Operator | null;
+    /** What the Host header says (host-tenancy.ts); set by the first onRequest hook, null before it. */
+    hostTenancy: RequestHost | null;
+  }
+  interface FastifyContextConfig {
+    /** Served on any Host, or none: probes and metrics, which kubelet and Prometheus reach by pod IP. */
+    anyHost?: boolean;
   }
   interface FastifyInstance {
     /** Writes buffered usage reports and leased minutes to PostgreSQL now. */

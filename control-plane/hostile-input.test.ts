@@ -88,6 +88,54 @@ describe('every route against hostile path parameters', () => {
   });
 });
 
+describe('every route against hostile Host headers', () => {
+  const DOMAIN = 'dev.agents.example.com';
+  const HOSTILE_HOSTS = [
+    `acme.app.${DOMAIN}@evil.example`,
+    'evil.example',
+    `app.${DOMAIN}`,
+    `www.app.${DOMAIN}`,
+    `xn--80ak6aa92e.app.${DOMAIN}`,
+    `${'a'.repeat(64)}.app.${DOMAIN}`,
+    `pg_catalog.app.${DOMAIN}`,
+    `a.b.app.${DOMAIN}`,
+    `%61cme.app.${DOMAIN}`,
+    `acme.app.${DOMAIN}.evil.example`,
+    `api.${DOMAIN}.evil.example`,
+    '[::1]:8080',
+    "' OR 1=1 --",
+    'x'.repeat(5_000),
+  ];
+  // kubelet and Prometheus reach these by pod IP: they answer on any host.
+  const ANY_HOST = new Set(['/healthz', '/readyz', '/metrics']);
+
+  test('with PUBLIC_DOMAIN set, every other route refuses them with 421 in the { error } shape', async () => {
+    const strict = await fx.server({ PUBLIC_DOMAIN: DOMAIN });
+    const routes = registeredRoutes(strict).filter((r) => !ANY_HOST.has(r.url));
+    expect(routes.length).toBeGreaterThanOrEqual(20);
+    const failures: string[] = [];
+    for (const route of routes) {
+      const credential = route.url.startsWith('/v1/tenants') ? adminToken : tenantKey;
+      for (const host of HOSTILE_HOSTS) {
+        const res = await strict.inject({
+          method: route.method as 'GET',
+          url: route.url.replace(/:[A-Za-z]+/g, 'acme'),
+          headers: { host, ...bearer(credential) },
+          ...(route.method === 'GET' || route.method === 'DELETE' ? {} : { payload: {} }),
+        });
+        const body = res.json() as Record<string, unknown>;
+        const shaped = Object.keys(body).length === 1 && typeof body.error === 'string';
+        if (!shaped || res.statusCode !== 421) {
+          failures.push(
+            `${route.method} ${route.url} host ${host.slice(0, 40)} -> ${res.statusCode} ${res.body.slice(0, 120)}`,
+          );
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+});
+
 describe('operator tokens and headers', () => {
   const sign = (claims: Record<string, unknown>, iat: number, exp: number) =>
     new SignJWT({ role: 'admin', ...claims })

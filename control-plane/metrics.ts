@@ -6,6 +6,7 @@ export interface Metrics {
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   readonly rateLimitRejections: Counter<'limiter'>;
+  readonly hostTenantRefusals: Counter<'surface'>;
   readonly admissionDecisions: Counter<'decision' | 'reason'>;
   readonly leaseStops: Counter<'reason'>;
   readonly usageReports: Counter<'duplicate'>;
@@ -37,6 +38,12 @@ export function createMetrics(): Metrics {
       name: 'control_plane_rate_limit_rejections_total',
       help: 'Requests refused with 429: limiter is tenant (tier rate) or auth-failures (per IP)',
       labelNames: ['limiter'],
+      registers,
+    }),
+    hostTenantRefusals: new Counter({
+      name: 'control_plane_host_tenant_refusals_total',
+      help: "Valid API keys refused with 403 on another tenant's host ({tenant}.app.<domain>), by surface (api, portal)",
+      labelNames: ['surface'],
       registers,
     }),
     admissionDecisions: new Counter({

@@ -23,6 +23,7 @@ import {
   STORE_RETRY_AFTER_SECONDS,
   StoreUnavailableError,
 } from './errors.ts';
+import { hostHook, hostRulesOf, operatorHostHook } from './host-tenancy.ts';
 import { type HotStore, MemoryHotStore } from './hot-store.ts';
 import { LeaseMeter } from './lease-meter.ts';
 import { type LeaseStore, MemoryLeaseStore, RedisLeaseStore } from './lease-store.ts';
@@ -142,6 +143,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
       metrics,
     }),
     verifyOperator: await createOperatorVerifier(config),
+    hostRules: hostRulesOf(config),
   };
 
   const app = Fastify({
@@ -151,6 +153,8 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: trustProxyOption(config.TRUST_PROXY),
     clientErrorHandler,
+    // A request without Host reaches the host hook, which answers it in the `{ error }` shape (probes excepted).
+    http: { requireHostHeader: false },
     // The router's own refusals (malformed percent-encoding, overlong parameter) in the `{ error }` shape.
     frameworkErrors: (error, _request, reply) => {
       void (reply as FastifyReply).code(error.statusCode ?? 400).send({ error: error.message });
@@ -160,6 +164,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('tenant', null);
   app.decorateRequest('operator', null);
+  app.decorateRequest('hostTenancy', null);
   app.decorate('flushUsage', async () => {
     await ctx.usage.flush();
     await ctx.leaseMeter.flush();
@@ -183,6 +188,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     request.log.debug({ route, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
     done();
   });
+  app.addHook('onRequest', hostHook(ctx.hostRules));
   app.addHook('onRequest', validatePathParams);
   app.addHook('onRequest', requireUtf8);
   app.addHook('onClose', async () => {
@@ -223,6 +229,7 @@ export async function buildServer(deps: ControlPlaneDeps): Promise<FastifyInstan
     tenantUsageViewRoutes(scope, ctx);
   });
   await app.register(async (scope) => {
+    scope.addHook('onRequest', operatorHostHook(ctx.hostRules));
     scope.addHook('onRequest', operatorAuthHook(ctx));
     operatorTenantRoutes(scope, ctx);
     operatorKeyRoutes(scope, ctx);

@@ -1,8 +1,9 @@
 import * as Sentry from '@sentry/node';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { loadEnvironmentConfig } from '../config/environments.ts';
+import { createLogger } from '../monitors/logger.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import type { ControlPlaneConfig } from './config.ts';
 import { buildServer } from './server.ts';
@@ -36,7 +37,10 @@ async function connectRedis(url: string, logger: Logger): Promise<Redis> {
 
 /** Opens PostgreSQL (or the embedded one) and Redis, builds the service and listens on HOST:PORT. */
 export async function startControlPlane(config: ControlPlaneConfig): Promise<RunningControlPlane> {
-  const logger = pino({ level: config.LOG_LEVEL, base: { service: 'control-plane', env: config.ENV } });
+  const logger = createLogger({
+    level: config.LOG_LEVEL,
+    base: { service: 'control-plane', env: config.ENV },
+  });
   if (config.SENTRY_DSN !== undefined) Sentry.init({ dsn: config.SENTRY_DSN, environment: config.ENV });
   const environment = loadEnvironmentConfig(config.ENV);
   const db = await openDatabase({

@@ -39,7 +39,7 @@ export interface StripeFault {
 /** A planned failure: the next `times` requests whose method and path match get this answer. */
 export interface Injection {
   readonly match: RegExp;
-  /** Only requests whose body mentions this customer (a stream batch of that tenant). @default - any */
+  /** Only requests whose body or query names this customer (a stream batch of that tenant). @default - any */
   readonly customer?: string;
   readonly fault: StripeFault;
   times: number;
@@ -243,7 +243,10 @@ export class StripeContractServer {
     this.stats.byRoute.set(routeKey, (this.stats.byRoute.get(routeKey) ?? 0) + 1);
     try {
       const injected = this.injections.find(
-        (i) => i.times > 0 && i.match.test(route) && (i.customer === undefined || raw.includes(i.customer)),
+        (i) =>
+          i.times > 0 &&
+          i.match.test(route) &&
+          (i.customer === undefined || raw.includes(i.customer) || url.search.includes(i.customer)),
       );
       if (injected) {
         injected.times -= 1;

@@ -109,7 +109,7 @@ export interface ScheduledRun {
 }
 
 /** The platform chart's CronJobs (constructs/platform-workloads.ts); shown even before their first run. */
-export const SCHEDULED_JOBS = ['cost-guard', 'dr-drill'] as const;
+export const SCHEDULED_JOBS = ['cost-guard', 'billing-export', 'billing-reconcile', 'dr-drill'] as const;
 
 const PROBE_TIMEOUT_MS = 1_000;
 

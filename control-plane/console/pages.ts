@@ -37,14 +37,14 @@ const seconds = (ms: number) => {
 };
 
 /**
- * The month so far from GET /v1/usage's figures: quota use (the larger of reported and leased
+ * The month so far from GET /v1/usage's figures: quota use (the largest of reported, leased and billable
  * agent-minutes), metered cost against budget and the projected month end.
  */
 export function standingTable(standing: UsageStanding, caption: string): SafeHtml {
   const { agentMinutes, apiCalls, cost } = standing;
   return html`<table><caption>${caption}</caption>
 <thead><tr><th scope="col">Meter</th><th scope="col">Used / quota</th></tr></thead><tbody>
-<tr><th scope="row">Agent-minutes</th><td>${usageMeter('agent-minutes', agentMinutes.used, agentMinutes.quota)} (reported ${count(agentMinutes.reported)}, leased ${count(agentMinutes.leased)}: the larger counts)</td></tr>
+<tr><th scope="row">Agent-minutes</th><td>${usageMeter('agent-minutes', agentMinutes.used, agentMinutes.quota)} (reported ${count(agentMinutes.reported)}, leased ${count(agentMinutes.leased)}, billable by hour ${count(agentMinutes.billed)}: the largest counts)</td></tr>
 <tr><th scope="row">API calls</th><td>${usageMeter('API calls', apiCalls.used, apiCalls.quota)}</td></tr>
 <tr><th scope="row">Metered cost / budget</th><td>${costMeter('metered cost', cost.meteredUsd, cost.budgetUsd)}</td></tr>
 <tr><th scope="row">Projected month end</th><td>${money(cost.projectedMonthEndUsd)} (${percent(cost.projectedRatio)} of budget)${cost.limitReachedOn === null ? '' : html`; <span class="bad">budget reached on ${cost.limitReachedOn} at this rate</span>`}</td></tr>
@@ -118,7 +118,7 @@ ${header('agent-minutes', 'Agent-minutes vs quota')}${header('api-calls', 'API c
 <td>${usageMeter(`${r.id} agent-minutes`, r.standing.agentMinutes.used, r.standing.agentMinutes.quota)}</td>
 <td>${usageMeter(`${r.id} API calls`, r.standing.apiCalls.used, r.standing.apiCalls.quota)}</td>
 <td>${costMeter(`${r.id} cost`, r.standing.cost.meteredUsd, r.standing.cost.budgetUsd)}${r.billedUsd === null ? '' : html`<br>billed ${money(r.billedUsd)}`}</td>
-<td>${money(r.standing.cost.projectedMonthEndUsd)}${r.standing.cost.limitReachedOn === null ? '' : html`<br><span class="bad">budget reached ${r.standing.cost.limitReachedOn}</span>`}</td><td>${r.guardState}</td></tr>`,
+<td>${money(r.standing.cost.projectedMonthEndUsd)}${r.standing.cost.limitReachedOn === null ? '' : html`<br><span class="bad">reaches the budget on ${r.standing.cost.limitReachedOn}</span>`}</td><td>${r.guardState}</td></tr>`,
   )}</tbody></table>
 <nav aria-label="pages" class="inline">
 ${query.page > 1 ? html`<a href="${queryString(query, { page: 1 })}">First</a> <a rel="prev" href="${queryString(query, { page: query.page - 1 })}">Previous</a>` : ''}

@@ -4,6 +4,7 @@ import { databaseInstanceId } from '../../config/names.ts';
 import { parseTenantId } from '../../tenants/tenant-id.ts';
 import type { ControlPlaneContext } from '../context.ts';
 import { HttpError, parseInput } from '../errors.ts';
+import { operatorHostHook } from '../host-tenancy.ts';
 import { canWrite } from '../operator-auth.ts';
 import { operatorKeyRoutes } from '../routes/operator-keys.ts';
 import { operatorStatusRoutes } from '../routes/operator-status.ts';
@@ -57,6 +58,7 @@ export async function consoleRoutes(app: FastifyInstance, ctx: ControlPlaneConte
   const https = config.CONSOLE_PUBLIC_URL?.startsWith('https://') ?? true;
 
   await app.register(async (scope) => {
+    scope.addHook('onRequest', operatorHostHook(ctx.hostRules));
     await registerBrowserSecurity(scope, { https });
     registerAssets(scope, ASSETS);
 

@@ -7,6 +7,7 @@ import { type SessionStore, sessionCookie, type TenantSession } from '../console
 import { apiKeysOf, dailyUsage } from '../console/tenant-detail.ts';
 import type { ControlPlaneContext } from '../context.ts';
 import { HttpError, parseInput } from '../errors.ts';
+import { keyFitsHost, otherTenantRefusal, requestHost } from '../host-tenancy.ts';
 import { tenantStanding } from '../routes/usage-view.ts';
 import { portalPage, portalSignInPage } from './pages.ts';
 import type { RateLimitHits } from './rate-limit-hits.ts';
@@ -15,19 +16,10 @@ export const PORTAL_COOKIE = '__Host-portal';
 const ASSETS = '/portal/assets';
 const signInBody = z.strictObject({ key: z.string().min(1).max(200) });
 
-/** The tenant a host names on the platform (`{tenant}.app.<domain>`); null for any other host. */
-export function tenantOfHost(hostname: string, domain: string): string | null {
-  const suffix = `.app.${domain}`;
-  const host = hostname.toLowerCase().replace(/:\d+$/, '');
-  if (!host.endsWith(suffix)) return null;
-  const label = host.slice(0, -suffix.length);
-  return label.includes('.') || label === '' ? null : label;
-}
-
 /**
  * The customer portal: an API key is exchanged for a short session (the key never reaches browser
  * storage), and every figure shown is read for the session's tenant only. On a tenant's own host the
- * host and the key must name the same tenant.
+ * host and the key must name the same tenant (host-tenancy.ts, the same rule as the API).
  */
 export async function portalRoutes(
   app: FastifyInstance,
@@ -37,7 +29,7 @@ export async function portalRoutes(
 ) {
   const { config } = ctx;
   const https = config.CONSOLE_PUBLIC_URL?.startsWith('https://') ?? true;
-  const hostTenant = (request: FastifyRequest) => tenantOfHost(request.hostname, ctx.environment.domain);
+  const hostOf = (request: FastifyRequest) => requestHost(request, ctx.hostRules);
 
   await app.register(async (scope) => {
     await registerBrowserSecurity(scope, { https });
@@ -64,8 +56,7 @@ export async function portalRoutes(
     const sessionOf = async (request: FastifyRequest) => {
       const session = await sessions.get(request.cookies[PORTAL_COOKIE], 'tenant');
       if (session === null) return null;
-      const host = hostTenant(request);
-      return host === null || host === session.tenantId ? session : null;
+      return keyFitsHost(hostOf(request), session.tenantId) ? session : null;
     };
 
     scope.get('/portal', async (_request, reply) => reply.redirect('/portal/'));
@@ -119,9 +110,10 @@ export async function portalRoutes(
         }
         throw new HttpError(401, 'invalid or revoked API key');
       }
-      const host = hostTenant(request);
-      if (host !== null && host !== owner.tenantId) {
-        throw new HttpError(403, `this key belongs to another tenant than ${host}`);
+      const host = hostOf(request);
+      if (host.kind === 'tenant' && host.tenantId !== owner.tenantId) {
+        ctx.metrics.hostTenantRefusals.inc({ surface: 'portal' });
+        throw otherTenantRefusal(host);
       }
       const ttl = config.PORTAL_SESSION_TTL_SECONDS;
       const id = await sessions.create({

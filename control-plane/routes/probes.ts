@@ -23,11 +23,14 @@ async function check(probe: () => Promise<unknown>): Promise<string> {
   }
 }
 
+// kubelet and Prometheus address a pod by its IP, so these answer whatever the Host header says.
+const anyHost = { config: { anyHost: true } };
+
 /** Liveness, readiness (PostgreSQL and the hot store reachable) and Prometheus metrics. */
 export function probeRoutes(app: FastifyInstance, ctx: ControlPlaneContext): void {
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', anyHost, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', anyHost, async (_request, reply) => {
     const [postgres, store] = await Promise.all([
       check(() => ctx.pool.query('SELECT 1')),
       check(() => ctx.store.ping()),
@@ -37,7 +40,7 @@ export function probeRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
     return reply.code(503).send({ error: 'not ready', checks });
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', anyHost, async (_request, reply) => {
     reply.type(ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });

@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline/promises';
 import { Command, Option } from 'commander';
-import { pino } from 'pino';
+import { createLogger } from '../../monitors/logger.ts';
 import { DATABASE_TOPOLOGIES, DRILL_NAMES, type DrillName } from './constants.ts';
 import { DrillError } from './errors.ts';
 import type { RawDrillOptions } from './options.ts';
@@ -88,7 +88,7 @@ async function runDrillCommand(name: DrillName, raw: RawDrillOptions, io: CliIo)
     ]);
   const { formatSummary, writeReportFiles } = reporting;
   const options = resolveDrillOptions(raw);
-  const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2));
+  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }, 2);
   const progress = options.json ? io.err : io.out;
   const report = await runDrill(name, options, {
     rds: createRdsClient(),

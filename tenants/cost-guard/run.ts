@@ -2,8 +2,9 @@ import { isDeepStrictEqual } from 'node:util';
 import type { CostExplorerClient } from '@aws-sdk/client-cost-explorer';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type pg from 'pg';
-import pino from 'pino';
+import type pino from 'pino';
 import { alarmTopicArn, type EnvironmentConfig } from '../../config/environments.ts';
+import { createLogger } from '../../monitors/logger.ts';
 import { recordAudit } from '../audit.ts';
 import type { CellDirectory } from '../cells.ts';
 import type { TenantCluster } from '../kubernetes/cluster.ts';
@@ -70,7 +71,7 @@ export interface CostGuardResult {
 }
 
 function defaultLogger(): pino.Logger {
-  return pino({ name: 'cost-guard' }, pino.destination(2));
+  return createLogger({ name: 'cost-guard' }, 2);
 }
 
 const ACTIONS: Record<

@@ -17,12 +17,20 @@ beforeAll(async () => {
       [id],
     );
   }
-  // trend-a: 100 minutes on the 1st, nothing on the 2nd, 300 on the 3rd; November and the run's own day
-  // must not be read from the daily rows.
+  // trend-a: 100 minutes reported on the 1st, nothing on the 2nd, on the 3rd 50 reported and 300 leased in
+  // the same hour (the larger bills); November and the run's own day must not be read from the catalog.
   await pool.query(
-    `INSERT INTO control.usage (tenant_id, day, agent_minutes, api_calls) VALUES
-       ('trend-a', '2026-11-30', 5000, 0), ('trend-a', '2026-12-01', 100, 1000),
-       ('trend-a', '2026-12-03', 300, 0), ('trend-a', '2026-12-04', 9999, 0)`,
+    `INSERT INTO control.usage_hourly (tenant_id, hour, agent_minutes, api_calls) VALUES
+       ('trend-a', '2026-11-30T10:00:00Z', 5000, 0), ('trend-a', '2026-12-01T10:00:00Z', 100, 1000),
+       ('trend-a', '2026-12-03T10:00:00Z', 50, 0), ('trend-a', '2026-12-04T01:00:00Z', 9999, 0)`,
+  );
+  await pool.query(
+    `INSERT INTO control.lease_minutes (tenant_id, hour, task_id, lease_started_at, minutes) VALUES
+       ('trend-a', '2026-12-03T10:00:00Z', 'job-1', '2026-12-03T09:00:00Z', 60),
+       ('trend-a', '2026-12-03T10:00:00Z', 'job-2', '2026-12-03T09:00:00Z', 60),
+       ('trend-a', '2026-12-03T10:00:00Z', 'job-3', '2026-12-03T09:00:00Z', 60),
+       ('trend-a', '2026-12-03T10:00:00Z', 'job-4', '2026-12-03T09:00:00Z', 60),
+       ('trend-a', '2026-12-03T10:00:00Z', 'job-5', '2026-12-03T09:00:00Z', 60)`,
   );
 });
 
@@ -32,7 +40,7 @@ afterAll(async () => {
 });
 
 describe('projection trend', () => {
-  test('one point per day from the daily usage, the last one the run figure, each projected by projection.ts', async () => {
+  test('one point per day from the billable hours, the last one the run figure, each projected by projection.ts', async () => {
     const [a, b] = await projectionTrends(pool, RUN_AT, [
       { tenantId: 'trend-a', meteredUsd: 7.5, budgetUsd: 20 },
       { tenantId: 'trend-b', meteredUsd: 0, budgetUsd: 20 },
@@ -57,6 +65,13 @@ describe('projection trend', () => {
     expect(a!.limitReachedOn).toBe('2026-12-09');
     expect(b!.points.map((p) => p.projectedUsd)).toEqual([0, 0, 0, 0]);
     expect(b!.limitReachedOn).toBeNull();
+  });
+
+  test("on the month's first day the run's own figure is the only point", async () => {
+    const [a] = await projectionTrends(pool, new Date('2026-12-01T05:00:00Z'), [
+      { tenantId: 'trend-a', meteredUsd: 1, budgetUsd: 20 },
+    ]);
+    expect(a!.points).toEqual([{ day: '2026-12-01', spentUsd: 1, projectedUsd: 1 }]);
   });
 
   const trend = (projected: number[]): ProjectionTrend => ({

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { billableUsageByHour } from '../metering/billable-usage.ts';
 import { meteredCostUsd } from '../tiers.ts';
 import { limitReachedOn, monthProgress, projectMonthEndUsd } from './projection.ts';
 
@@ -25,8 +26,8 @@ const round2 = (n: number) => Math.round(n * 100) / 100;
 
 /**
  * How each tenant's month-end projection moved over the period: for every day before the run, the
- * metered cost to the end of that day (from the catalog's daily usage) projected to the month end; the
- * last point is the run's own metered figure at the run's time, so the chart ends where the table does.
+ * metered cost to the end of that day (the catalog's billable hours, tenants/metering) projected to the
+ * month end; the last point is the run's own figure at the run's time, so the chart ends where the table does.
  */
 export async function projectionTrends(
   pool: pg.Pool,
@@ -35,20 +36,21 @@ export async function projectionTrends(
 ): Promise<ProjectionTrend[]> {
   const { start } = monthProgress(runAt);
   const runDay = runAt.toISOString().slice(0, 10);
-  const { rows } = await pool.query<{
-    tenant_id: string;
-    day: string;
-    agent_minutes: number;
-    api_calls: number;
-  }>(
-    `SELECT tenant_id, to_char(day, 'YYYY-MM-DD') AS day, agent_minutes::float8 AS agent_minutes,
-            api_calls::float8 AS api_calls
-       FROM control.usage WHERE tenant_id = ANY($1) AND day >= $2::date AND day < $3::date`,
-    [tenants.map((t) => t.tenantId), start.toISOString().slice(0, 10), runDay],
-  );
+  // Billable hours (the larger of reported and leased per hour), the figure the guard itself judges.
+  const hours =
+    Date.parse(`${runDay}T00:00:00Z`) > start.getTime()
+      ? await billableUsageByHour(pool, {
+          from: start,
+          to: new Date(`${runDay}T00:00:00Z`),
+          tenantIds: tenants.map((t) => t.tenantId),
+        })
+      : [];
   const daily = new Map<string, { agentMinutes: number; apiCalls: number }>();
-  for (const r of rows)
-    daily.set(`${r.tenant_id} ${r.day}`, { agentMinutes: r.agent_minutes, apiCalls: r.api_calls });
+  for (const h of hours) {
+    const key = `${h.tenantId} ${h.hour.slice(0, 10)}`;
+    const day = daily.get(key) ?? { agentMinutes: 0, apiCalls: 0 };
+    daily.set(key, { agentMinutes: day.agentMinutes + h.agentMinutes, apiCalls: day.apiCalls + h.apiCalls });
+  }
   const days: string[] = [];
   for (let t = start.getTime(); t < Date.parse(`${runDay}T00:00:00Z`); t += DAY_MS) {
     days.push(new Date(t).toISOString().slice(0, 10));
