@@ -145,7 +145,12 @@ describe('leases', () => {
     });
     expect(reported.statusCode).toBe(202);
     await Promise.all([replicaA.flushUsage(), replicaB.flushUsage()]);
-    const window = { from: new Date(started - 3_600_000), to: new Date(now + 3_600_000), tenantIds: [t.id] };
+    // Leases follow the test's clock, usage reports the real one: the window covers both.
+    const window = {
+      from: new Date(Math.min(started, Date.now()) - 3_600_000),
+      to: new Date(Math.max(now, Date.now()) + 3_600_000),
+      tenantIds: [t.id],
+    };
     const totals = (await billableUsageByTenant(fx.pool, window)).get(t.id);
     expect(totals?.leasedAgentMinutes).toBeCloseTo((1.5 * HEARTBEAT_MS) / 60_000, 3);
     expect(totals?.reportedAgentMinutes).toBe(1);
