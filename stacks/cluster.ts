@@ -322,7 +322,7 @@ export class ClusterStack extends PlatformStack {
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ReconcileTenantBudgets',
-        actions: listed(workload, 'budgets:ViewBudget', 'budgets:ModifyBudget'),
+        actions: listed(workload, 'budgets:ViewBudget', 'budgets:ModifyBudget', 'budgets:TagResource'),
         resources: [this.tenantBudgetsArn(config)],
       }),
     );
