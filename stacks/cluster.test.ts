@@ -170,7 +170,11 @@ describe.each(ENVIRONMENT_NAMES)('cluster stack in %s', (env) => {
     '%s reconciles only the tenant budgets of the environment',
     (role) => {
       const budgets = statementsOf(cluster(), role).find((s) => actions(s).includes('budgets:ModifyBudget'))!;
-      expect(actions(budgets).sort()).toEqual(['budgets:ModifyBudget', 'budgets:ViewBudget']);
+      expect(actions(budgets).sort()).toEqual([
+        'budgets:ModifyBudget',
+        'budgets:TagResource',
+        'budgets:ViewBudget',
+      ]);
       expect(JSON.stringify(budgets.Resource)).toContain(`:budget/agent-platform-${env}-tenant-*`);
     },
   );
