@@ -230,12 +230,21 @@ describe('running Jobs', () => {
     for (let i = 0; i < 3; i += 1) {
       await post(`${api.server.url}/apis/batch/v1/namespaces/kube-pages/jobs`, job(`j${i}`));
     }
-    const res = await fetch(`${api.server.url}/apis/batch/v1/namespaces/kube-pages/jobs?limit=2`, {
-      headers: { authorization: `Bearer ${api.token}` },
-    });
-    const page = (await res.json()) as { items: unknown[]; metadata: { continue?: string } };
-    expect(page.items).toHaveLength(2);
-    expect(page.metadata.continue).toBeTruthy();
+    const listPage = async (query: string) => {
+      const res = await fetch(`${api.server.url}/apis/batch/v1/namespaces/kube-pages/jobs?${query}`, {
+        headers: { authorization: `Bearer ${api.token}` },
+      });
+      return (await res.json()) as {
+        items: { metadata: { name: string } }[];
+        metadata: { continue?: string };
+      };
+    };
+    const first = await listPage('limit=2');
+    expect(first.items.map((j) => j.metadata.name)).toEqual(['j0', 'j1']);
+    // The server really pages: its continue token leads to the rest, and the last page carries none.
+    const rest = await listPage(`limit=2&continue=${encodeURIComponent(first.metadata.continue ?? '')}`);
+    expect(rest.items.map((j) => j.metadata.name)).toEqual(['j2']);
+    expect(rest.metadata.continue).toBeUndefined();
     expect(await api.cluster.runningJobs('kube-pages')).toEqual(['j0', 'j1', 'j2']);
   });
 });
