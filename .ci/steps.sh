@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI steps shared by .ci/run (this machine) and .github/workflows/ci.yml (GitHub runners).
-# Usage: .ci/steps.sh <step>...   steps: services tools install check test
+# Usage: .ci/steps.sh <step>...   steps: services tools install check
+# The tests are not a step: .ci/run and ci.yml both run the README's `npm test` themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,23 +56,10 @@ step_check() {
   npm run lint
 }
 
-# The README's test command, as written; vitest.config.ts makes it write the JSON and JUnit reports too.
-step_test() {
-  mkdir -p reports
-  local status=0
-  npm test || status=$?
-  # One plain closing line with the counts, whatever the runner printed above it.
-  node -e '
-    const r = require("./reports/vitest-results.json");
-    console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);
-  ' || true
-  return "$status"
-}
-
-[ "$#" -gt 0 ] || { echo 'usage: .ci/steps.sh <services|tools|install|check|test>...' >&2; exit 2; }
+[ "$#" -gt 0 ] || { echo 'usage: .ci/steps.sh <services|tools|install|check>...' >&2; exit 2; }
 for step in "$@"; do
   case "$step" in
-    services | tools | install | check | test) "step_$step" ;;
-    *) echo "unknown CI step '$step' (services, tools, install, check, test)" >&2; exit 2 ;;
+    services | tools | install | check) "step_$step" ;;
+    *) echo "unknown CI step '$step' (services, tools, install, check)" >&2; exit 2 ;;
   esac
 done

@@ -361,6 +361,9 @@ export function checkCommand(
       : [`npx may only run 'cdk ${KNOWN_CDK.join('|')}' (got '${rest.slice(1, 3).join(' ')}')`];
   }
   if (tool !== 'npm') return [];
+  // `npm test` is npm's own shorthand for `npm run test`, and the README's test command.
+  if (rest[1] === 'test' && rest.length === 2)
+    return scripts.test === undefined ? ["no npm script 'test'"] : [];
   if (rest[1] !== 'run' || rest[2] === undefined) return [`use 'npm run <script>' (got '${rest.join(' ')}')`];
   const script = scripts[rest[2]];
   if (script === undefined) return [`no npm script '${rest[2]}'`];

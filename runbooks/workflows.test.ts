@@ -176,12 +176,14 @@ describe('ci.yml runs what .ci/run runs', () => {
   const steps = ci.jobs.test!.steps.flatMap((s) => (s.run ? [s.run] : []));
   const run = readFileSync(join(root, '.ci/run'), 'utf8');
 
-  it('both go through .ci/steps.sh, with the same steps', () => {
+  it('both go through .ci/steps.sh, with the same steps, then run the README test command', () => {
     const ciSteps = steps.flatMap((s) => /^bash \.ci\/steps\.sh (.+)$/.exec(s)?.[1]?.split(' ') ?? []);
-    const runSteps = /steps\.sh" ([\w ]+)$/m.exec(run)?.[1]?.split(' ') ?? [];
+    const runSteps = /^bash \.ci\/steps\.sh ([\w ]+)$/m.exec(run)?.[1]?.split(' ') ?? [];
     // The runner's service containers stand in for the `services` step.
     expect(ciSteps).toEqual(runSteps.filter((s) => s !== 'services'));
-    expect(ciSteps).toEqual(['tools', 'install', 'check', 'test']);
+    expect(ciSteps).toEqual(['tools', 'install', 'check']);
+    expect(steps.at(-1)).toBe('npm test');
+    expect(run.trimEnd().split('\n').at(-1)).toBe('npm test');
   });
 
   it('uses PostgreSQL 15, Redis 7 and Node 20', () => {
