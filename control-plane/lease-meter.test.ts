@@ -4,7 +4,12 @@ import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { billableUsageByHour, monthWindow } from '../tenants/metering/billable-usage.ts';
-import { createCatalogDatabase, type TestDatabase, uniqueTenantId } from '../tenants/testing/pg.ts';
+import {
+  createCatalogDatabase,
+  insertCatalogTenants,
+  type TestDatabase,
+  uniqueTenantId,
+} from '../tenants/testing/pg.ts';
 import { LeaseMeter } from './lease-meter.ts';
 import { ENDED_HANDOVER_MS, type LeaseMeterSink, RedisLeaseStore } from './lease-store.ts';
 import { REDIS_TEST_URL } from './testing/fixture.ts';
@@ -42,10 +47,7 @@ afterAll(async () => {
 
 async function tenant(): Promise<string> {
   const id = uniqueTenantId('meter');
-  await pool.query(
-    `INSERT INTO control.tenants (id, tier, status, cell_id) VALUES ($1, 'pro', 'active', 'cell-1')`,
-    [id],
-  );
+  await insertCatalogTenants(pool, [id]);
   return id;
 }
 

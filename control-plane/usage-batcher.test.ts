@@ -2,7 +2,12 @@ import type pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { hourOf } from '../tenants/metering/hours.ts';
-import { createCatalogDatabase, type TestDatabase, uniqueTenantId } from '../tenants/testing/pg.ts';
+import {
+  createCatalogDatabase,
+  insertCatalogTenants,
+  type TestDatabase,
+  uniqueTenantId,
+} from '../tenants/testing/pg.ts';
 import { createMetrics } from './metrics.ts';
 import { UsageBatcher } from './usage-batcher.ts';
 
@@ -13,12 +18,7 @@ const poisoned = uniqueTenantId('poisoned');
 
 beforeAll(async () => {
   ({ db, pool } = await createCatalogDatabase('usage_batcher', 2));
-  for (const id of [good, poisoned]) {
-    await pool.query(
-      `INSERT INTO control.tenants (id, tier, status, cell_id) VALUES ($1, 'pro', 'active', 'cell-1')`,
-      [id],
-    );
-  }
+  await insertCatalogTenants(pool, [good, poisoned]);
 });
 
 afterAll(async () => {

@@ -3,7 +3,12 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createMetrics } from '../../control-plane/metrics.ts';
 import { UsageBatcher } from '../../control-plane/usage-batcher.ts';
-import { createCatalogDatabase, type TestDatabase, uniqueTenantId } from '../testing/pg.ts';
+import {
+  createCatalogDatabase,
+  insertCatalogTenants,
+  type TestDatabase,
+  uniqueTenantId,
+} from '../testing/pg.ts';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -12,12 +17,7 @@ const b = uniqueTenantId('rollup-b');
 
 beforeAll(async () => {
   ({ db, pool } = await createCatalogDatabase('usage_months', 4));
-  for (const id of [a, b]) {
-    await pool.query(
-      `INSERT INTO control.tenants (id, tier, status, cell_id) VALUES ($1, 'pro', 'active', 'cell-1')`,
-      [id],
-    );
-  }
+  await insertCatalogTenants(pool, [a, b]);
 });
 
 afterAll(async () => {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createCatalogDatabase, type TestDatabase } from '../testing/pg.ts';
+import { createCatalogDatabase, insertCatalogTenants, type TestDatabase } from '../testing/pg.ts';
 import { meteredCostUsd } from '../tiers.ts';
 import { projectMonthEndUsd } from './projection.ts';
 import { type ProjectionTrend, projectionTrendSvg, projectionTrends } from './trend.ts';
@@ -11,12 +11,7 @@ const RUN_AT = new Date('2026-12-04T06:00:00Z');
 
 beforeAll(async () => {
   ({ db, pool } = await createCatalogDatabase('cost_trend', 2));
-  for (const id of ['trend-a', 'trend-b']) {
-    await pool.query(
-      `INSERT INTO control.tenants (id, tier, status, cell_id) VALUES ($1, 'pro', 'active', 'cell-1')`,
-      [id],
-    );
-  }
+  await insertCatalogTenants(pool, ['trend-a', 'trend-b']);
   // trend-a: 100 minutes reported on the 1st, nothing on the 2nd, on the 3rd 50 reported and 300 leased in
   // the same hour (the larger bills); November and the run's own day must not be read from the catalog.
   await pool.query(

@@ -1,6 +1,11 @@
 import pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { createCatalogDatabase, type TestDatabase, uniqueTenantId } from '../testing/pg.ts';
+import {
+  createCatalogDatabase,
+  insertCatalogTenants,
+  type TestDatabase,
+  uniqueTenantId,
+} from '../testing/pg.ts';
 import { billableUsageByHour, billableUsageByTenant, monthWindow } from './billable-usage.ts';
 import { recordLeaseRuns } from './lease-minutes.ts';
 
@@ -13,12 +18,7 @@ const december = monthWindow('2026-12');
 
 beforeAll(async () => {
   ({ db, pool } = await createCatalogDatabase('metering', 6));
-  for (const id of [acme, globex]) {
-    await pool.query(
-      `INSERT INTO control.tenants (id, tier, status, cell_id) VALUES ($1, 'pro', 'active', 'cell-1')`,
-      [id],
-    );
-  }
+  await insertCatalogTenants(pool, [acme, globex]);
 });
 afterAll(async () => {
   await pool?.end();

@@ -137,3 +137,11 @@ export async function dropRoles(roles: readonly string[]): Promise<void> {
     await admin.end();
   }
 }
+
+/** Catalog rows only (no schema or role): active pro tenants in cell-1, for tests of metering and reports. */
+export async function insertCatalogTenants(pool: pg.Pool, ids: readonly string[]): Promise<void> {
+  await pool.query(
+    `INSERT INTO control.tenants (id, tier, status, cell_id) SELECT unnest($1::text[]), 'pro', 'active', 'cell-1'`,
+    [ids],
+  );
+}
