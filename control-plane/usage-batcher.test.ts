@@ -148,3 +148,22 @@ test('each report is counted in its UTC hour as well as its day, and a duplicate
     { hour: new Date('2026-12-01T10:00:00Z'), agent_minutes: '2.250', api_calls: '25' },
   ]);
 });
+
+test('reports recorded in one turn of the event loop share one write, the first one included', async () => {
+  const metrics = createMetrics();
+  const batcher = new UsageBatcher(pool, { maxReports: 1_000, logger: pino({ level: 'silent' }), metrics });
+  const tenantId = uniqueTenantId('coalesce');
+  await insertCatalogTenants(pool, [tenantId]);
+  const day = new Date().toISOString().slice(0, 10);
+  const hour = hourOf(Date.now());
+  // As a burst of requests arrives: one report each, all recorded before the first write could start.
+  const answers = await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      batcher.record({ tenantId, idempotencyKey: `c-${i}`, day, hour, agentMinutes: 0.5, apiCalls: 1 }),
+    ),
+  );
+  expect(answers).toEqual(Array(20).fill(true));
+  const written = await metrics.usageFlushReports.get();
+  expect(written.values.find((v) => v.metricName?.endsWith('_count'))?.value).toBe(1);
+  expect(await usageOf(tenantId)).toEqual([{ agent_minutes: '10.000', api_calls: '20' }]);
+});

@@ -70,9 +70,10 @@ function refusalOf(error: unknown): unknown {
 const keyOf = (tenantId: string, idempotencyKey: string) => `${tenantId}\u0000${idempotencyKey}`;
 
 /**
- * Writes usage reports to PostgreSQL in group commits: a write starts as soon as the previous one ends and
- * takes every report that arrived meanwhile (up to `maxReports`). `record` resolves only once the report
- * is committed, so an acknowledged report survives a crash, and a retry of an unanswered one counts once.
+ * Writes usage reports to PostgreSQL in group commits: a write starts as soon as the previous one ends (or,
+ * when idle, on the next turn of the event loop) and takes every report that arrived meanwhile (up to
+ * `maxReports`). `record` resolves only once the report is committed, so an acknowledged report survives a
+ * crash, and a retry of an unanswered one counts once.
  */
 export class UsageBatcher {
   private waiting: Waiting[] = [];
@@ -98,7 +99,10 @@ export class UsageBatcher {
   record(report: UsageReport): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       this.waiting.push({ report, resolve, reject });
-      if (this.writing === null) this.writing = this.drain();
+      // An idle writer starts on the next turn of the event loop, so the requests that arrived together
+      // share a write: starting at once wrote the first report alone and made the rest wait behind it.
+      if (this.writing === null)
+        this.writing = new Promise((turn) => setImmediate(turn)).then(() => this.drain());
     });
   }
 
