@@ -171,7 +171,11 @@ function toRecord(row: TenantRow): TenantRecord {
 }
 
 async function readTenant(db: pg.Pool | pg.ClientBase, id: string): Promise<TenantRecord | null> {
-  const { rows } = await db.query<TenantRow>(`${TENANT_SELECT} WHERE t.id = $1`, [id]);
+  const { rows } = await db.query<TenantRow>({
+    name: 'provisioner-read-tenant',
+    text: `${TENANT_SELECT} WHERE t.id = $1`,
+    values: [id],
+  });
   return rows[0] ? toRecord(rows[0]) : null;
 }
 
@@ -227,6 +231,8 @@ interface Ctx {
   readonly reason: string | undefined;
   readonly aws: AwsClients | null;
   tenant: TenantRecord | null;
+  /** The catalog step inserted the tenant in this run, so it has no keys yet. */
+  inserted?: boolean;
   budget?: BudgetState;
   database?: TenantDatabaseState;
   apiKey?: { key: string; prefix: string };
@@ -261,8 +267,9 @@ const catalogStep: Step<Ctx, StepName> = {
       ctx.tenant = await readTenant(client, ctx.id);
       return planned;
     }
-    const { rows } = await client.query<TenantRow>(
-      `WITH ins AS (
+    const { rows } = await client.query<TenantRow>({
+      name: 'provisioner-insert-tenant',
+      text: `WITH ins AS (
          INSERT INTO control.tenants (id, tier, cell_id, hostname)
          SELECT $1, $2, $6, $3
          ON CONFLICT (id) DO NOTHING
@@ -272,7 +279,7 @@ const catalogStep: Step<Ctx, StepName> = {
          SELECT id, $4, 'tenant.requested', 'provisioning', $5,
                 jsonb_build_object('tier', tier, 'cell', cell_id, 'hostname', hostname) FROM ins)
        SELECT * FROM ins`,
-      [
+      values: [
         ctx.id,
         ctx.tier.name,
         tenantHostname(ctx.deps.env, ctx.id),
@@ -280,10 +287,11 @@ const catalogStep: Step<Ctx, StepName> = {
         ctx.reason ?? 'create requested',
         ctx.cell.id,
       ],
-    );
+    });
     if (!rows[0])
       throw new TenantStateError(`tenant '${ctx.id}' was created by another run; run create again`);
     ctx.tenant = toRecord(rows[0]);
+    ctx.inserted = true;
     return [`insert tenant (cell ${ctx.tenant.cellId}, ${ctx.tenant.hostname})`];
   },
 };
@@ -363,11 +371,12 @@ const readinessStep: Step<Ctx, StepName> = {
 };
 
 async function hasActiveKey(ctx: Ctx): Promise<boolean> {
-  if (!ctx.tenant) return false;
-  const { rows } = await ctx.db.query(
-    'SELECT 1 FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL LIMIT 1',
-    [ctx.id],
-  );
+  if (!ctx.tenant || ctx.inserted) return false;
+  const { rows } = await ctx.db.query({
+    name: 'provisioner-has-active-key',
+    text: 'SELECT 1 FROM control.api_keys WHERE tenant_id = $1 AND revoked_at IS NULL LIMIT 1',
+    values: [ctx.id],
+  });
   return rows.length > 0;
 }
 
@@ -493,11 +502,12 @@ async function recordFailure(ctx: Ctx, failure: StepFailure<StepName>): Promise<
  * Refuses in one line, before anything is written, when every cell is full.
  */
 async function placeTenant(db: pg.Pool | pg.PoolClient, cells: CellDirectory, id: string): Promise<string> {
-  const { rows } = await db.query<{ id: string }>(
-    `SELECT id FROM control.cells WHERE id = ANY($1) AND tenant_count < capacity
-      ORDER BY tenant_count::numeric / capacity, id LIMIT 1`,
-    [cells.ids],
-  );
+  const { rows } = await db.query<{ id: string }>({
+    name: 'provisioner-place-tenant',
+    text: `SELECT id FROM control.cells WHERE id = ANY($1) AND tenant_count < capacity
+            ORDER BY tenant_count::numeric / capacity, id LIMIT 1`,
+    values: [cells.ids],
+  });
   if (!rows[0])
     throw new TenantStateError(
       `no cell has room for tenant '${id}': raise a cell's capacity or add a cell in the env config`,

@@ -135,8 +135,10 @@ export async function inspectTenantDatabase(
       tables: string[];
       cell_version: number | null;
     } & Record<ElevatedAttribute, boolean | null>
-  >(
-    `SELECT current_database() AS database, r.oid::int8 AS role_oid,
+  >({
+    // Named: the statement is parsed and planned once per connection, not once per tenant.
+    name: 'tenant-database-inspect',
+    text: `SELECT current_database() AS database, r.oid::int8 AS role_oid,
             (SELECT t.version FROM ${CELL_SCHEMA}.tenant_schemas t WHERE t.tenant_id = x.id) AS cell_version,
             r.rolcanlogin, r.rolconnlimit, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolbypassrls,
             r.rolreplication,
@@ -158,8 +160,8 @@ export async function inspectTenantDatabase(
        LEFT JOIN pg_roles r ON r.rolname = x.id
        LEFT JOIN pg_namespace n ON n.nspname = x.id`,
     // Looked up by name so the (relname, relnamespace) index serves it: no pg_class scan per tenant.
-    [tenantId, TENANT_TABLES, RDS_IAM_ROLE],
-  );
+    values: [tenantId, TENANT_TABLES, RDS_IAM_ROLE],
+  });
   const row = rows[0]!;
   const group = cellGroupRole(row.database);
   const ours = new Set([group, RDS_IAM_ROLE]);
@@ -336,13 +338,14 @@ export async function applyTenantDatabase(
 /** The catalog side of applyTenantDatabase: the role's oid and the schema version. */
 export function recordInCatalog(catalog: pg.ClientBase, tenantId: string) {
   return async ({ roleOid, version }: CellRecord) => {
-    await catalog.query(
-      `WITH role AS (
+    await catalog.query({
+      name: 'tenant-database-record-in-catalog',
+      text: `WITH role AS (
          INSERT INTO control.tenant_roles (tenant_id, role_oid) VALUES ($1, $2)
          ON CONFLICT (tenant_id) DO UPDATE SET role_oid = EXCLUDED.role_oid, created_at = now()
            WHERE control.tenant_roles.role_oid IS DISTINCT FROM EXCLUDED.role_oid)
        UPDATE control.tenants SET schema_version = GREATEST(schema_version, $3), updated_at = now() WHERE id = $1`,
-      [tenantId, roleOid, version],
-    );
+      values: [tenantId, roleOid, version],
+    });
   };
 }
