@@ -114,13 +114,17 @@ export class LeaseMeter implements LeaseMeterSink {
     const acknowledgements = new Set(
       [...batch.values()].flatMap((p) => (p.acknowledge ? [p.acknowledge] : [])),
     );
-    for (const acknowledge of acknowledgements) {
-      await acknowledge().catch((error: unknown) =>
-        this.options.logger.warn(
-          { err: error },
-          'ended leases written but not acknowledged; they are written again',
+    // All at once: Redis pipelines them into one round trip. One by one, a busy flush (thousands of ended
+    // leases) outlasted the flush interval and the pending leases piled up behind it.
+    await Promise.all(
+      [...acknowledgements].map((acknowledge) =>
+        acknowledge().catch((error: unknown) =>
+          this.options.logger.warn(
+            { err: error },
+            'ended leases written but not acknowledged; they are written again',
+          ),
         ),
-      );
-    }
+      ),
+    );
   }
 }
