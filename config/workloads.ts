@@ -54,6 +54,23 @@ export const BILLING_RECONCILE_SCHEDULE = '41 3 * * *';
  */
 export const CRON_JOB_DEADLINES = { startingDeadlineSeconds: 1800, activeDeadlineSeconds: 3600 } as const;
 
+/** Share of a Node.js container's memory limit given to V8's old space; the rest is new space, code and buffers. */
+export const NODE_HEAP_SHARE = 0.6;
+
+const MIB_PER_UNIT: Record<string, number> = { Mi: 1, Gi: 1024 };
+
+/**
+ * `--max-old-space-size` (MiB) for a Node.js container with this memory limit. Without it V8 sizes its heap from
+ * what it sees of the node and lets garbage pile up long before a full collection: in the 10-minute soak the
+ * control plane's RSS swung between 340 and 816 MB around a live heap of 108 MB, past its 512Mi limit.
+ */
+export function nodeHeapLimitMb(memoryLimit: string): number {
+  const match = /^(\d+(?:\.\d+)?)(Mi|Gi)$/.exec(memoryLimit);
+  if (!match)
+    throw new ConfigError(`memory limit '${memoryLimit}' must be in Mi or Gi to size the Node.js heap`);
+  return Math.floor(Number(match[1]) * MIB_PER_UNIT[match[2]!]! * NODE_HEAP_SHARE);
+}
+
 const controlPlane = (minReplicas: number, maxReplicas: number) => ({
   minReplicas,
   maxReplicas,

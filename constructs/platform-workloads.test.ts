@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
-import { loadWorkloadsConfig } from '../config/workloads.ts';
+import { loadWorkloadsConfig, nodeHeapLimitMb } from '../config/workloads.ts';
 import { loadControlPlaneConfig } from '../control-plane/config.ts';
 import { SCHEDULED_JOBS } from '../control-plane/console/health.ts';
 import { validateManifests } from './manifest-validation.ts';
@@ -94,6 +94,8 @@ describe('platform workloads chart', () => {
       limits: { cpu: sizes.cpu.limit, memory: sizes.memory.limit },
     });
     expect(pod.topologySpreadConstraints[0].topologyKey).toBe('topology.kubernetes.io/zone');
+    // The heap ceiling follows the memory limit, so V8 collects before the pod reaches it.
+    expect(container.env).toContainEqual({ name: 'NODE_OPTIONS', value: '--max-old-space-size=307' });
   });
 
   test.each(['dev', 'staging', 'prod'] as const)('HPA bounds of %s come from the config', (env) => {
@@ -276,6 +278,10 @@ describe('platform workloads chart', () => {
       expect(container.env.filter((e: Manifest) => e.valueFrom)).toEqual([
         { name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'platform-env', key: 'DATABASE_URL' } } },
       ]);
+      expect(container.env).toContainEqual({
+        name: 'NODE_OPTIONS',
+        value: `--max-old-space-size=${nodeHeapLimitMb(props.sizes.dbWatchdog.memory.limit)}`,
+      });
       expect(container.resources.limits).toEqual({
         cpu: props.sizes.dbWatchdog.cpu.limit,
         memory: props.sizes.dbWatchdog.memory.limit,

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { BenchFigure } from '../bench/figure.ts';
 import { lineChartSvg } from '../bench/line-chart.ts';
+import { loadWorkloadsConfig, nodeHeapLimitMb } from '../config/workloads.ts';
 import { issueApiKey } from '../tenants/api-keys.ts';
 import { migrateCatalog } from '../tenants/catalog/migrate.ts';
 import { createTestDatabase, uniqueTenantId } from '../tenants/testing/pg.ts';
@@ -23,6 +24,7 @@ const SECONDS = Number(process.env.SOAK_SECONDS ?? (process.env.SOAK_FULL === '1
 const SAMPLES = 10;
 const GOAL_GROWTH = 0.2;
 const MB = 1024 * 1024;
+const HEAP_LIMIT_MB = nodeHeapLimitMb(loadWorkloadsConfig('prod').controlPlane.memory.limit);
 
 type Context = { key?: string; taskId?: string };
 
@@ -116,7 +118,13 @@ export default async function soakBench(): Promise<BenchFigure[]> {
     const sampleMs = Math.round((SECONDS * 1000) / SAMPLES);
     service = await startChildService({
       script: 'bin/control-plane.ts',
-      nodeArgs: ['--expose-gc', '--import', './control-plane/testing/memory-probe.ts'],
+      // The heap ceiling the Deployment sets from its memory limit, so the soak measures the service as deployed.
+      nodeArgs: [
+        '--expose-gc',
+        `--max-old-space-size=${HEAP_LIMIT_MB}`,
+        '--import',
+        './control-plane/testing/memory-probe.ts',
+      ],
       env: {
         DATABASE_URL: db.url,
         REDIS_URL,
@@ -196,7 +204,7 @@ export default async function soakBench(): Promise<BenchFigure[]> {
         unit: '%',
         goal: `<= ${GOAL_GROWTH * 100}`,
         pass: samples.length === SAMPLES && growth <= GOAL_GROWTH,
-        detail: { perSample },
+        detail: { perSample, maxOldSpaceSizeMb: HEAP_LIMIT_MB },
       },
       {
         figure: `soak heap used after a full GC, sample 2 to ${samples.length} (${perSample.map((s) => s.heapUsedAfterGcMb).join(', ')} MB): growth`,
