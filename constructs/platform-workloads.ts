@@ -24,7 +24,7 @@ import {
   BILLING_RECONCILE_SCHEDULE,
   COST_GUARD_SCHEDULE,
   CRON_JOB_DEADLINES,
-  nodeHeapLimitMb,
+  nodeHeapOption,
   type WorkloadsConfig,
 } from '../config/workloads.ts';
 import { addPlatformRbac } from './platform-rbac.ts';
@@ -77,9 +77,6 @@ export const PLATFORM_ENV_SECRET = 'platform-env';
 export const BILLING_CRONJOBS = ['billing-export', 'billing-reconcile'] as const;
 /** The database limits watchdog's Deployment and service account. */
 export const DB_WATCHDOG_NAME = 'db-watchdog';
-
-/** A long-running Node.js container's heap ceiling, from its memory limit (see nodeHeapLimitMb). */
-const nodeOptions = (memoryLimit: string) => `--max-old-space-size=${nodeHeapLimitMb(memoryLimit)}`;
 
 const CLUSTER_SCOPED = new Set([
   'Namespace',
@@ -186,7 +183,7 @@ export class PlatformWorkloadsChart extends Chart {
                 env: [
                   ...commonEnv,
                   { name: 'PORT', value: String(CONTROL_PLANE_PORT) },
-                  { name: 'NODE_OPTIONS', value: nodeOptions(sizes.memory.limit) },
+                  { name: 'NODE_OPTIONS', value: nodeHeapOption(sizes.memory.limit) },
                   { name: 'TRUST_PROXY', value: props.trustProxy },
                   { name: 'PUBLIC_DOMAIN', value: props.domain },
                   { name: 'AWS_PROVISIONING', value: String(aws) },
@@ -414,7 +411,7 @@ export class PlatformWorkloadsChart extends Chart {
                   { name: 'ENV', value: props.env },
                   { name: 'HOME', value: '/tmp' },
                   { name: 'NODE_ENV', value: 'production' },
-                  { name: 'NODE_OPTIONS', value: nodeOptions(sizes.memory.limit) },
+                  { name: 'NODE_OPTIONS', value: nodeHeapOption(sizes.memory.limit) },
                   {
                     name: 'DATABASE_URL',
                     valueFrom: { secretKeyRef: { name: PLATFORM_ENV_SECRET, key: 'DATABASE_URL' } },

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { BenchFigure } from '../bench/figure.ts';
 import { lineChartSvg } from '../bench/line-chart.ts';
-import { loadWorkloadsConfig, nodeHeapLimitMb } from '../config/workloads.ts';
+import { loadWorkloadsConfig, nodeHeapLimitMb, nodeHeapOption } from '../config/workloads.ts';
 import { issueApiKey } from '../tenants/api-keys.ts';
 import { migrateCatalog } from '../tenants/catalog/migrate.ts';
 import { createTestDatabase, uniqueTenantId } from '../tenants/testing/pg.ts';
@@ -24,7 +24,7 @@ const SECONDS = Number(process.env.SOAK_SECONDS ?? (process.env.SOAK_FULL === '1
 const SAMPLES = 10;
 const GOAL_GROWTH = 0.2;
 const MB = 1024 * 1024;
-const HEAP_LIMIT_MB = nodeHeapLimitMb(loadWorkloadsConfig('prod').controlPlane.memory.limit);
+const MEMORY_LIMIT = loadWorkloadsConfig('prod').controlPlane.memory.limit;
 
 type Context = { key?: string; taskId?: string };
 
@@ -121,7 +121,7 @@ export default async function soakBench(): Promise<BenchFigure[]> {
       // The heap ceiling the Deployment sets from its memory limit, so the soak measures the service as deployed.
       nodeArgs: [
         '--expose-gc',
-        `--max-old-space-size=${HEAP_LIMIT_MB}`,
+        nodeHeapOption(MEMORY_LIMIT),
         '--import',
         './control-plane/testing/memory-probe.ts',
       ],
@@ -204,7 +204,7 @@ export default async function soakBench(): Promise<BenchFigure[]> {
         unit: '%',
         goal: `<= ${GOAL_GROWTH * 100}`,
         pass: samples.length === SAMPLES && growth <= GOAL_GROWTH,
-        detail: { perSample, maxOldSpaceSizeMb: HEAP_LIMIT_MB },
+        detail: { perSample, maxOldSpaceSizeMb: nodeHeapLimitMb(MEMORY_LIMIT) },
       },
       {
         figure: `soak heap used after a full GC, sample 2 to ${samples.length} (${perSample.map((s) => s.heapUsedAfterGcMb).join(', ')} MB): growth`,

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { hashApiKey } from './api-keys.ts';
 import { createTenants, formatBulkResult, parseTenantList, TenantListError } from './bulk-onboarding.ts';
@@ -106,7 +107,6 @@ describe('createTenants (PostgreSQL, two cells)', () => {
   });
 
   test('an unreachable catalog ends the run in one error instead of one failure per tenant', async () => {
-    const { default: pg } = await import('pg');
     const down = new pg.Pool({ connectionString: 'postgresql://postgres@127.0.0.1:1/none' });
     try {
       const entries = [0, 1, 2].map((i) => ({ id: `bulkdown${i}`, tier: 'free', where: `line ${i + 1}` }));

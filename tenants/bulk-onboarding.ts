@@ -1,5 +1,7 @@
 import { DatabaseUnavailableError } from './errors.ts';
 import { expectedFailure, formatTable } from './format.ts';
+import { type FleetProgress, forEachConcurrently } from './lifecycle/fleet.ts';
+import { stepLines } from './lifecycle/steps.ts';
 import { type CreateTenantResult, createTenant, type ProvisionerDeps } from './provisioner.ts';
 import { parseTenantId } from './tenant-id.ts';
 import { getTier } from './tiers.ts';
@@ -85,12 +87,6 @@ export function parseTenantList(text: string, source: string): TenantListEntry[]
   return entries;
 }
 
-export interface BulkProgress {
-  readonly done: number;
-  readonly failed: number;
-  readonly total: number;
-}
-
 export interface BulkTenantResult {
   readonly id: string;
   readonly tier: string;
@@ -125,9 +121,7 @@ function summarize(entry: TenantListEntry, result: CreateTenantResult): BulkTena
     status: result.tenant?.status ?? null,
     changed: result.changed,
     ...(result.apiKey ? { apiKey: result.apiKey } : {}),
-    ...(result.dryRun
-      ? { planned: result.steps.flatMap((s) => s.changes.map((c) => `${s.step}: ${c}`)) }
-      : {}),
+    ...(result.dryRun ? { planned: stepLines(result.steps) } : {}),
   };
 }
 
@@ -145,45 +139,37 @@ export async function createTenants(
     /** @default DEFAULT_BULK_CONCURRENCY */
     readonly concurrency?: number;
     readonly dryRun?: boolean;
-    readonly onProgress?: (progress: BulkProgress) => void;
+    readonly onProgress?: (progress: FleetProgress) => void;
   },
 ): Promise<BulkOnboardingResult> {
   const started = performance.now();
-  const concurrency = Math.max(1, Math.min(options.concurrency ?? DEFAULT_BULK_CONCURRENCY, entries.length));
   const dryRun = options.dryRun ?? false;
   const outcomes: (BulkTenantResult | BulkFailure)[] = new Array(entries.length);
-  let next = 0;
   let done = 0;
   let failed = 0;
-  let stop: unknown;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (stop === undefined && next < entries.length) {
-        const index = next++;
-        const entry = entries[index]!;
-        try {
-          const result = await createTenant(deps, {
-            id: entry.id,
-            tier: entry.tier,
-            actor: options.actor,
-            dryRun,
-          });
-          outcomes[index] = summarize(entry, result);
-        } catch (error) {
-          if (error instanceof DatabaseUnavailableError) {
-            stop ??= error;
-            return;
-          }
-          const message = expectedFailure(error) ?? (error instanceof Error ? error.message : String(error));
-          outcomes[index] = { id: entry.id, tier: entry.tier, error: message };
-          failed++;
-        }
-        done++;
-        options.onProgress?.({ done, failed, total: entries.length });
+  await forEachConcurrently(
+    entries,
+    options.concurrency ?? DEFAULT_BULK_CONCURRENCY,
+    async (entry, index) => {
+      try {
+        const result = await createTenant(deps, {
+          id: entry.id,
+          tier: entry.tier,
+          actor: options.actor,
+          dryRun,
+        });
+        outcomes[index] = summarize(entry, result);
+      } catch (error) {
+        // Thrown on: it stops the run.
+        if (error instanceof DatabaseUnavailableError) throw error;
+        const message = expectedFailure(error) ?? (error instanceof Error ? error.message : String(error));
+        outcomes[index] = { id: entry.id, tier: entry.tier, error: message };
+        failed++;
       }
-    }),
+      done++;
+      options.onProgress?.({ done, failed, total: entries.length });
+    },
   );
-  if (stop !== undefined) throw stop;
   return {
     dryRun,
     total: entries.length,

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { z } from 'zod';
 import { CELL_SCHEMA, type CellDirectory } from '../cells.ts';
+import { type FleetProgress, forEachConcurrently } from '../lifecycle/fleet.ts';
 import { inClientTransaction, TENANT_LOCK_CLASS, withConnection } from '../lifecycle/session.ts';
 import { tenantSchemaStatements } from '../tenant-schema.ts';
 import {
@@ -43,11 +44,7 @@ export interface MigrateOptions {
   readonly onProgress?: (progress: MigrationProgress) => void;
 }
 
-export interface MigrationProgress {
-  readonly done: number;
-  readonly failed: number;
-  readonly total: number;
-}
+export type MigrationProgress = FleetProgress;
 
 export interface MigrationFailure {
   readonly tenantId: string;
@@ -247,48 +244,35 @@ export async function migrateTenants(
   const failed: MigrationFailure[] = [];
   let migrated = 0;
   let skipped = 0;
-  let next = 0;
   const report = () =>
     options.onProgress?.({
       done: migrated + skipped + failed.length,
       failed: failed.length,
       total: queue.length,
     });
-  await Promise.all(
-    Array.from({ length: Math.min(parsed.concurrency, queue.length) }, async () => {
-      while (next < queue.length) {
-        const tenant = queue[next++]!;
-        try {
-          const outcome = await migrateOne(
-            deps.catalog,
-            cells,
-            tenant,
-            migrations,
-            target,
-            parsed.lockTimeoutMs,
-          );
-          if (outcome === 'migrated') migrated++;
-          else skipped++;
-        } catch (error) {
-          const failure = {
-            tenantId: tenant.id,
-            cellId: tenant.cell_id,
-            version: tenant.schema_version,
-            error: message(error),
-          };
-          failed.push(failure);
-          await deps.catalog.query(
-            `INSERT INTO control.tenant_migration_failures (tenant_id, from_version, to_version, error)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant_id) DO UPDATE SET from_version = EXCLUDED.from_version,
-               to_version = EXCLUDED.to_version, error = EXCLUDED.error, failed_at = now()`,
-            [failure.tenantId, failure.version, target, failure.error],
-          );
-        }
-        report();
-      }
-    }),
-  );
+  await forEachConcurrently(queue, parsed.concurrency, async (tenant) => {
+    try {
+      const outcome = await migrateOne(deps.catalog, cells, tenant, migrations, target, parsed.lockTimeoutMs);
+      if (outcome === 'migrated') migrated++;
+      else skipped++;
+    } catch (error) {
+      const failure = {
+        tenantId: tenant.id,
+        cellId: tenant.cell_id,
+        version: tenant.schema_version,
+        error: message(error),
+      };
+      failed.push(failure);
+      await deps.catalog.query(
+        `INSERT INTO control.tenant_migration_failures (tenant_id, from_version, to_version, error)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant_id) DO UPDATE SET from_version = EXCLUDED.from_version,
+           to_version = EXCLUDED.to_version, error = EXCLUDED.error, failed_at = now()`,
+        [failure.tenantId, failure.version, target, failure.error],
+      );
+    }
+    report();
+  });
   failed.sort((a, b) => a.tenantId.localeCompare(b.tenantId));
   return result(migrated, skipped, failed);
 }
