@@ -124,9 +124,10 @@ export default async function fleetBench(): Promise<BenchFigure[]> {
       manifestsDir: scratch,
       aws: { enabled: false },
     };
-    await createTenant(deps, { id: leaving, tier: 'pro', actor: 'bench' });
+    const created = await createTenant(deps, { id: leaving, tier: 'pro', actor: 'bench' });
+    // Placement picks the least-loaded cell, which depends on how the streams split the fleet.
     await cells
-      .cell('cell-1')
+      .cell(created.tenant!.cellId)
       .pool.query(
         `INSERT INTO ${pg.escapeIdentifier(leaving)}.agents (name, model) SELECT 'agent-' || i, 'm' FROM generate_series(1, 1000) i`,
       );
